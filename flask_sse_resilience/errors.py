@@ -1,0 +1,99 @@
+"""Exceptions raised by flask-sse-resilience.
+
+Every exception derives from :class:`SSEResilienceError`. The ones a view turns
+into an HTTP answer also derive from the matching werkzeug exception, so Flask
+renders them with the right status code; :func:`json_error` gives them the
+JSON body ``{"error": ..., "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from werkzeug.exceptions import (
+    BadRequest,
+    Conflict,
+    HTTPException,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
+
+
+class SSEResilienceError(Exception):
+    """Base class of every error this extension raises."""
+
+
+class ConfigurationError(SSEResilienceError, ValueError):
+    """A setting has a bad value; the message names the config key."""
+
+
+class InvalidEventError(SSEResilienceError, ValueError):
+    """An event's type or data cannot be sent; nothing was written."""
+
+
+class StreamNotActiveError(SSEResilienceError):
+    """The stream is unknown, expired, or already ended; nothing was written."""
+
+
+class ProducerConflictError(SSEResilienceError):
+    """Another producer has taken over this stream; this one may not write."""
+
+
+class HTTPError(SSEResilienceError, HTTPException):
+    """An error answered as JSON: ``{"error": code, "message": description}``."""
+
+    error_code = "error"
+
+    def get_body(self, environ: Any = None, scope: Any = None) -> str:
+        """Return the JSON body."""
+        return json.dumps({"error": self.error_code, "message": self.description})
+
+    def get_headers(
+        self, environ: Any = None, scope: Any = None
+    ) -> list[tuple[str, str]]:
+        """Return the headers of a JSON answer."""
+        return [("Content-Type", "application/json")]
+
+
+class InvalidStreamId(HTTPError, BadRequest):
+    """The stream id in the URL is not of the allowed form."""
+
+    error_code = "invalid_stream_id"
+    description = "Stream ids are 1-128 characters of A-Z, a-z, 0-9, '_' and '-'."
+
+
+class InvalidLastEventId(HTTPError, BadRequest):
+    """The ``Last-Event-ID`` header is not an event id of this stream."""
+
+    error_code = "invalid_last_event_id"
+    description = "Last-Event-ID must be an event id sent by this stream."
+
+
+class AuthenticationRequired(HTTPError, Unauthorized):
+    """The identity loader returned no user."""
+
+    error_code = "authentication_required"
+    description = "Sign in to follow streams."
+
+
+class StreamNotFound(HTTPError, NotFound):
+    """No such stream for this user (unknown, expired, or someone else's)."""
+
+    error_code = "stream_not_found"
+    description = "No such stream."
+
+
+class StreamIdTaken(HTTPError, Conflict):
+    """``open_stream`` was given a stream id that is already in use."""
+
+    error_code = "stream_id_taken"
+    description = "A stream with this id already exists."
+
+
+class RedisUnavailable(HTTPError, ServiceUnavailable):
+    """Redis could not be reached; the client should retry later."""
+
+    error_code = "redis_unavailable"
+    description = "The stream store is unavailable; retry shortly."

@@ -1,0 +1,263 @@
+"""The per-stream event log (a capped Redis Stream) and its writes.
+
+Writes go through Lua scripts so each is one atomic round trip:
+
+* :meth:`EventLog.claim` gives a producer the stream's write lease (a token in
+  the record) and the current sequence number. A later claim takes the lease
+  over; the earlier producer's next write fails loudly instead of interleaving.
+* :meth:`EventLog.append` logs one event and publishes it. The producer numbers
+  its events; a number already logged is acknowledged without writing, so a
+  command redis-py retries after a timeout never doubles an event.
+* :meth:`EventLog.finish` writes the terminal event together with the completion
+  record, the registry state, the removal from the active index and the expiry
+  of all the stream's keys: all of it or none of it.
+
+The log expires with its record. Once a stream ends, its record, log and
+completion all expire after the completion TTL, so the log lives exactly as long
+as the completion record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .errors import ProducerConflictError, StreamNotActiveError
+from .keys import Keys
+from .models import Event, StreamState
+from .redisutil import LUA_NOW, RedisClient, as_text, hash_to_text, script
+
+# KEYS: record, active. ARGV: id, token. Returns the current seq, -1 when the
+# stream has ended, -2 when it does not exist.
+_CLAIM = (
+    LUA_NOW
+    + """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -2 end
+if state ~= 'active' then return -1 end
+redis.call('HSET', KEYS[1], 'producer', ARGV[2], 'lastHeartbeat', now)
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+return tonumber(redis.call('HGET', KEYS[1], 'seq'))
+"""
+)
+
+# Shared checks. Status codes: 1 written, 0 already written (a retry),
+# -1 ended, -2 missing, -3 another producer holds the lease, -4 out of order,
+# -5 (guardian) no longer stale.
+_CHECK = """
+local rec = redis.call('HMGET', KEYS[1], 'state', 'producer', 'seq', 'lastEventId',
+  'userId', 'lastHeartbeat')
+if not rec[1] then return {-2} end
+local cur = tonumber(rec[3])
+local seq = tonumber(ARGV[2])
+if ARGV[1] ~= '' then
+  if rec[2] ~= ARGV[1] then return {-3} end
+  if seq <= cur then return {0, rec[4]} end
+  if rec[1] ~= 'active' then return {-1} end
+  if seq ~= cur + 1 then return {-4} end
+end
+"""
+
+_PUBLISH = """
+redis.call('PUBLISH', ARGV[6],
+  id .. '\\n' .. seq .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
+"""
+
+# KEYS: record, log. ARGV: token, seq, type, data, maxlen, channel.
+_APPEND = (
+    _CHECK
+    + """
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
+  'seq', seq, 'type', ARGV[3], 'data', ARGV[4])
+redis.call('HSET', KEYS[1], 'seq', seq, 'lastEventId', id)
+redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
+"""
+    + _PUBLISH
+    + "return {1, id}\n"
+)
+
+# KEYS: record, log, completion, active.
+# ARGV: token ('' for the guardian), seq, type, data, maxlen, channel,
+#       completion_ttl_ms, stale_ms, state, stream id.
+_FINISH = (
+    LUA_NOW
+    + _CHECK
+    + """
+if ARGV[1] == '' then
+  if rec[1] ~= 'active' then return {-1} end
+  if now - tonumber(rec[6]) <= tonumber(ARGV[8]) then return {-5} end
+  seq = cur + 1
+end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
+  'seq', seq, 'type', ARGV[3], 'data', ARGV[4])
+redis.call('HSET', KEYS[1], 'seq', seq, 'lastEventId', id, 'state', ARGV[9],
+  'endedAt', now)
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[3], 'streamId', ARGV[10], 'terminalEventType', ARGV[3],
+  'terminalEventData', ARGV[4], 'completedAt', now, 'eventId', id,
+  'userId', rec[5])
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[7]) end
+redis.call('ZREM', KEYS[4], ARGV[10])
+"""
+    + _PUBLISH
+    + "return {1, id}\n"
+)
+
+
+def _raise_for(status: int, stream_id: str) -> None:
+    if status == -3:
+        raise ProducerConflictError(
+            f"another producer has taken over stream {stream_id!r}"
+        )
+    if status == -4:
+        raise ProducerConflictError(
+            f"events for stream {stream_id!r} arrived out of order; "
+            "is more than one producer writing with the same lease?"
+        )
+    if status in (-1, -2, -5):
+        raise StreamNotActiveError(
+            f"stream {stream_id!r} "
+            + ("does not exist" if status == -2 else "is not active")
+        )
+
+
+def parse_entry(entry_id: Any, fields: Any) -> Event:
+    """Build an :class:`Event` from one ``XRANGE`` entry."""
+    values = hash_to_text(fields)
+    return Event(
+        id=as_text(entry_id),
+        seq=int(values["seq"]),
+        type=values["type"],
+        data_json=values["data"],
+    )
+
+
+def parse_message(payload: Any) -> Event:
+    """Build an :class:`Event` from a pub/sub announcement (see ``_PUBLISH``)."""
+    event_id, seq, event_type, data = as_text(payload).split("\n", 3)
+    return Event(id=event_id, seq=int(seq), type=event_type, data_json=data)
+
+
+class EventLog:
+    """Reads and writes the event logs of streams."""
+
+    def __init__(
+        self, redis: RedisClient, keys: Keys, *, max_events: int, completion_ttl: int
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.max_events = max_events
+        self.completion_ttl = completion_ttl
+        self._claim = script(redis, _CLAIM)
+        self._append = script(redis, _APPEND)
+        self._finish = script(redis, _FINISH)
+
+    def claim(self, stream_id: str, token: str) -> int:
+        """Take the write lease of an active stream; return its current seq.
+
+        Also refreshes the stream's heartbeat.
+
+        :raises StreamNotActiveError: if the stream is missing or has ended.
+        """
+        seq = int(
+            self._claim(
+                keys=[self.keys.stream(stream_id), self.keys.active],
+                args=[stream_id, token],
+            )
+        )
+        _raise_for(seq, stream_id)
+        return seq
+
+    def append(
+        self, stream_id: str, token: str, seq: int, event_type: str, data_json: str
+    ) -> str:
+        """Log event number ``seq`` and announce it; return its log id.
+
+        Appending a ``seq`` already logged writes nothing (idempotent retry).
+
+        :raises StreamNotActiveError: if the stream is missing or has ended.
+        :raises ProducerConflictError: if another producer holds the lease.
+        """
+        reply = self._append(
+            keys=[self.keys.stream(stream_id), self.keys.log(stream_id)],
+            args=[
+                token,
+                seq,
+                event_type,
+                data_json,
+                self.max_events,
+                self.keys.channel(stream_id),
+            ],
+        )
+        _raise_for(int(reply[0]), stream_id)
+        return as_text(reply[1]) if len(reply) > 1 else ""
+
+    def finish(
+        self,
+        stream_id: str,
+        *,
+        state: StreamState,
+        event_type: str,
+        data_json: str,
+        token: str = "",
+        seq: int = 0,
+        stale_ms: int = 0,
+    ) -> str:
+        """Write the terminal event and everything that goes with it, atomically.
+
+        With a producer ``token`` the usual lease and sequence checks apply and a
+        retried call is acknowledged without writing. Without one (the guardian),
+        the stream is ended only if it is still active and its heartbeat is older
+        than ``stale_ms``: a compare-and-set, so a stream that heartbeated or
+        finished meanwhile is left alone.
+
+        :returns: the terminal event's log id.
+        :raises StreamNotActiveError: if the stream is missing, has ended, or
+            (guardian) is no longer stale.
+        :raises ProducerConflictError: if another producer holds the lease.
+        """
+        reply = self._finish(
+            keys=[
+                self.keys.stream(stream_id),
+                self.keys.log(stream_id),
+                self.keys.completion(stream_id),
+                self.keys.active,
+            ],
+            args=[
+                token,
+                seq,
+                event_type,
+                data_json,
+                self.max_events,
+                self.keys.channel(stream_id),
+                self.completion_ttl * 1000,
+                stale_ms,
+                state.value,
+                stream_id,
+            ],
+        )
+        _raise_for(int(reply[0]), stream_id)
+        return as_text(reply[1])
+
+    def read(self, stream_id: str, after: str | None, count: int = 500) -> list[Event]:
+        """Return up to ``count`` logged events after log id ``after`` (exclusive),
+        or from the start of the log when ``after`` is None."""
+        start = "-" if after is None else f"({after}"
+        entries = self.redis.xrange(self.keys.log(stream_id), start, "+", count=count)
+        return [parse_entry(entry_id, fields) for entry_id, fields in entries or ()]
+
+    def read_from(self, stream_id: str, start: str, count: int = 500) -> list[Event]:
+        """Return up to ``count`` logged events from log id ``start`` (inclusive)."""
+        entries = self.redis.xrange(self.keys.log(stream_id), start, "+", count=count)
+        return [parse_entry(entry_id, fields) for entry_id, fields in entries or ()]
+
+    def iter_after(
+        self, stream_id: str, after: str | None, batch: int = 500
+    ) -> Iterator[Event]:
+        """Yield every logged event after ``after``, reading in batches."""
+        while True:
+            events = self.read(stream_id, after, batch)
+            yield from events
+            if len(events) < batch:
+                return
+            after = events[-1].id

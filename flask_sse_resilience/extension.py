@@ -1,0 +1,188 @@
+"""The Flask extension object: configuration, wiring and the public API."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from flask import Flask, Response, current_app, has_app_context
+
+from .completion import CompletionStore
+from .eventlog import EventLog
+from .ids import is_valid_stream_id, new_stream_id
+from .models import CompletionData, StreamMetadata
+from .producer import Producer
+from .redisutil import RedisClient, make_client
+from .registry import StreamRegistry
+from .settings import check_option_names, load_settings
+from .state import IdentityLoader, State
+from .views import EXTENSION_KEY, make_blueprint, recover_response, stream_response
+
+
+class SSEResilience:
+    """Resilient Server-Sent Events for a Flask app.
+
+    ::
+
+        sse = SSEResilience(app, identity=lambda: session.get("user"))
+        # or, with an application factory:
+        sse = SSEResilience()
+        sse.init_app(app)
+
+    :param app: the app to set up now, or None to call :meth:`init_app` later.
+    :param redis: a ready ``redis.Redis`` (or ``RedisCluster``) to use instead
+        of building one from ``SSE_RESILIENCE_REDIS_URL``.
+    :param identity: a callable returning the current user's id, or None when
+        nobody is signed in (the request is then answered 401). Also settable
+        with :meth:`identity_loader`.
+    :param options: any setting by its lower-case name without the prefix,
+        e.g. ``heartbeat_interval=5``; beats the app config.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        redis: RedisClient | None = None,
+        identity: IdentityLoader | None = None,
+        **options: Any,
+    ) -> None:
+        check_option_names(options)
+        self._redis = redis
+        self._identity = identity
+        self._options = options
+        self._states: weakref.WeakKeyDictionary[Flask, State] = (
+            weakref.WeakKeyDictionary()
+        )
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Validate the config, connect the stores and register the blueprint.
+
+        :raises ConfigurationError: for a bad setting, naming its key.
+        :raises RuntimeError: if the app already has an SSEResilience.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                "this app already has an SSEResilience; create one per app and "
+                "call init_app once (use app factories for several apps)"
+            )
+        settings = load_settings(app.config, self._options)
+        client = self._redis or make_client(
+            settings.redis_url, max_connections=settings.redis_max_connections
+        )
+        state = State(settings, client, lambda: self._identity)
+        app.extensions[EXTENSION_KEY] = state
+        self._states[app] = state
+        app.register_blueprint(make_blueprint(settings.url_prefix))
+
+    def identity_loader(self, loader: IdentityLoader) -> IdentityLoader:
+        """Decorator: use ``loader`` to tell who the current user is.
+
+        It runs inside the request and returns the user id, or None when
+        nobody is signed in. Never derive it from a client-sent header.
+        """
+        self._identity = loader
+        return loader
+
+    def _state(self, app: Flask | None) -> State:
+        if app is not None:
+            found = self._states.get(app)
+        elif has_app_context():
+            found = self._states.get(current_app._get_current_object())  # type: ignore[attr-defined]
+        elif len(self._states) == 1:
+            found = next(iter(self._states.values()))
+        else:
+            found = None
+        if found is None:
+            raise RuntimeError(
+                "this app is not registered with this SSEResilience; did you "
+                "forget init_app? (outside an app context with several apps, "
+                "pass app=)"
+            )
+        return found
+
+    def open_stream(
+        self,
+        user_id: str,
+        stream_type: str = "generation",
+        metadata: dict[str, Any] | None = None,
+        stream_id: str | None = None,
+        *,
+        app: Flask | None = None,
+    ) -> str:
+        """Register a new active stream owned by ``user_id``; return its id.
+
+        Only the owner can follow or recover it. Without ``stream_id`` an
+        unguessable one is made.
+
+        :raises ValueError: for a malformed ``stream_id`` or empty ``user_id``.
+        :raises StreamIdTaken: if ``stream_id`` is in use.
+        """
+        if stream_id is None:
+            stream_id = new_stream_id()
+        elif not is_valid_stream_id(stream_id):
+            raise ValueError(
+                "stream_id must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-'"
+            )
+        if not user_id:
+            raise ValueError("user_id must be a non-empty string")
+        self._state(app).registry.register(
+            stream_id,
+            user_id=str(user_id),
+            stream_type=stream_type,
+            metadata=metadata,
+        )
+        return stream_id
+
+    def producer(self, stream_id: str, *, app: Flask | None = None) -> Producer:
+        """Return the context manager that writes ``stream_id``'s events.
+
+        Works in a request, a greenlet, or another process that reaches the
+        same Redis. See :class:`~flask_sse_resilience.producer.Producer`.
+        """
+        state = self._state(app)
+        return Producer(
+            stream_id,
+            log=state.log,
+            heartbeater=state.heartbeater,
+            max_event_bytes=state.settings.max_event_bytes,
+        )
+
+    def stream_response(self, stream_id: str) -> Response:
+        """The SSE response for ``stream_id``, for use in the app's own views.
+
+        Same checks, headers and errors as ``GET <prefix>/streams/<id>``.
+        """
+        return stream_response(self._state(None), stream_id)
+
+    def recover_response(self, stream_id: str) -> Response:
+        """The recover JSON for ``stream_id``, for use in the app's own views."""
+        return recover_response(self._state(None), stream_id)
+
+    def get_stream(
+        self, stream_id: str, *, app: Flask | None = None
+    ) -> StreamMetadata | None:
+        """Return the stream's registry record, or None."""
+        return self._state(app).registry.get(stream_id)
+
+    def get_completion(
+        self, stream_id: str, *, app: Flask | None = None
+    ) -> CompletionData | None:
+        """Return the stream's stored terminal event, or None."""
+        return self._state(app).completions.get_completion(stream_id)
+
+    def registry(self, app: Flask | None = None) -> StreamRegistry:
+        """The app's :class:`~flask_sse_resilience.registry.StreamRegistry`."""
+        return self._state(app).registry
+
+    def completions(self, app: Flask | None = None) -> CompletionStore:
+        """The app's :class:`~flask_sse_resilience.completion.CompletionStore`."""
+        return self._state(app).completions
+
+    def event_log(self, app: Flask | None = None) -> EventLog:
+        """The app's :class:`~flask_sse_resilience.eventlog.EventLog`."""
+        return self._state(app).log

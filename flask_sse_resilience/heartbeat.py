@@ -1,0 +1,71 @@
+"""Batched heartbeats: one pipeline per process per interval, whatever the count.
+
+Producers register the streams they are writing; a background thread (a
+greenlet under gevent) refreshes all of them in one round trip every heartbeat
+interval. A stream stays alive only while its producer does: a client that is
+merely connected does not keep a dead producer's stream alive.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+
+from .redisutil import UNAVAILABLE
+from .registry import StreamRegistry
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeater:
+    """Keeps the heartbeat of this process's live streams fresh."""
+
+    def __init__(self, registry: StreamRegistry, interval: float) -> None:
+        self.registry = registry
+        self.interval = interval
+        self.pid = os.getpid()
+        self._streams: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Pipelines sent so far; for tests and metrics.
+        self.beats = 0
+
+    def add(self, stream_id: str) -> None:
+        """Keep ``stream_id`` alive until a matching :meth:`discard`."""
+        with self._lock:
+            self._streams[stream_id] += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._stopped.clear()
+                self._thread = threading.Thread(
+                    target=self._run, name="sse-resilience-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def discard(self, stream_id: str) -> None:
+        """Undo one :meth:`add`."""
+        with self._lock:
+            self._streams[stream_id] -= 1
+            if self._streams[stream_id] <= 0:
+                del self._streams[stream_id]
+
+    def beat(self) -> None:
+        """Refresh every registered stream now, in one round trip."""
+        with self._lock:
+            stream_ids = list(self._streams)
+        if stream_ids:
+            self.registry.heartbeat(stream_ids)
+            self.beats += 1
+
+    def stop(self) -> None:
+        """Stop the background thread."""
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                self.beat()
+            except UNAVAILABLE as exc:
+                log.warning("heartbeat failed, will retry next interval: %s", exc)

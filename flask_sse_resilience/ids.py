@@ -1,0 +1,33 @@
+"""Stream ids and event ids: how they are made and what a valid one looks like."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+_STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_EVENT_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+
+
+def new_stream_id() -> str:
+    """Return a fresh, unguessable stream id (128 random bits, URL-safe)."""
+    return secrets.token_urlsafe(16)
+
+
+def is_valid_stream_id(value: object) -> bool:
+    """True if ``value`` is 1-128 characters of ``[A-Za-z0-9_-]``."""
+    return isinstance(value, str) and _STREAM_ID.fullmatch(value) is not None
+
+
+def parse_event_id(value: str) -> tuple[int, int] | None:
+    """Return a log id (``"<ms>-<n>"``) as a sortable pair, or None if malformed.
+
+    The limits keep the id within what Redis Streams accepts (64-bit parts).
+    """
+    match = _EVENT_ID.fullmatch(value)
+    if match is None:
+        return None
+    ms, n = int(match.group(1)), int(match.group(2))
+    if ms >= 2**64 or n >= 2**64:
+        return None
+    return ms, n

@@ -1,0 +1,42 @@
+"""Every Redis key and channel name the extension uses, built in one place.
+
+A stream's own keys carry its id as a Redis Cluster hash tag (``{<id>}``), so
+the scripts and transactions over one stream stay legal on a cluster. Stream ids
+are validated before any key is built (see :mod:`flask_sse_resilience.ids`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix (``SSE_RESILIENCE_KEY_PREFIX``)."""
+
+    prefix: str = "sse:"
+
+    @property
+    def active(self) -> str:
+        """Sorted set of active stream ids, scored by last heartbeat (ms)."""
+        return f"{self.prefix}streams:active"
+
+    def stream(self, stream_id: str) -> str:
+        """Hash holding one stream's registry record."""
+        return f"{self.prefix}stream:{{{stream_id}}}"
+
+    def log(self, stream_id: str) -> str:
+        """Redis Stream holding one stream's events."""
+        return f"{self.prefix}log:{{{stream_id}}}"
+
+    def completion(self, stream_id: str) -> str:
+        """Hash holding one stream's terminal event."""
+        return f"{self.prefix}completion:{{{stream_id}}}"
+
+    def channel(self, stream_id: str) -> str:
+        """Pub/sub channel announcing one stream's new events."""
+        return f"{self.prefix}events:{{{stream_id}}}"
+
+    def stream_id_from_channel(self, channel: str) -> str:
+        """Return the stream id a :meth:`channel` name was built from."""
+        return channel[len(self.prefix) + len("events:{") : -1]

@@ -1,0 +1,155 @@
+"""Value objects: stream state, registry records, completions and events."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from . import wire
+
+
+class StreamState(str, enum.Enum):
+    """Where a stream is in its life: ``active`` until one terminal state."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ORPHANED = "orphaned"
+
+    @property
+    def ended(self) -> bool:
+        """True for every state but ``active``."""
+        return self is not StreamState.ACTIVE
+
+
+#: Event types that end a stream; producers cannot send them with ``send``.
+TERMINAL_TYPES = frozenset({"completed", "failed", "orphaned"})
+
+
+def from_millis(value: str | int | None) -> datetime | None:
+    """Turn Redis milliseconds since the epoch into an aware UTC datetime."""
+    if value in (None, ""):
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+
+
+def to_iso(value: datetime | None) -> str | None:
+    """ISO 8601 text of a datetime, or None."""
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamMetadata:
+    """One stream's registry record, as stored in its Redis hash."""
+
+    stream_id: str
+    stream_type: str
+    user_id: str
+    started_at: datetime
+    last_heartbeat: datetime
+    state: StreamState
+    metadata: dict[str, Any]
+    #: Sequence number of the last event logged (0 before the first).
+    seq: int = 0
+    #: Log id of the last event logged, or None before the first.
+    last_event_id: str | None = None
+    #: SSE connections currently following the stream, across all workers.
+    connections: int = 0
+    ended_at: datetime | None = None
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[str, str]) -> StreamMetadata:
+        """Build a record from the decoded fields of its Redis hash."""
+        started = from_millis(raw["startedAt"])
+        heartbeat = from_millis(raw.get("lastHeartbeat")) or started
+        assert started is not None and heartbeat is not None
+        return cls(
+            stream_id=raw["streamId"],
+            stream_type=raw.get("streamType", ""),
+            user_id=raw["userId"],
+            started_at=started,
+            last_heartbeat=heartbeat,
+            state=StreamState(raw.get("state", "active")),
+            metadata=json.loads(raw.get("metadata") or "{}"),
+            seq=int(raw.get("seq") or 0),
+            last_event_id=raw.get("lastEventId") or None,
+            connections=max(0, int(raw.get("connections") or 0)),
+            ended_at=from_millis(raw.get("endedAt")),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletionData:
+    """A finished stream's terminal event, kept for clients that come late."""
+
+    stream_id: str
+    terminal_event_type: str
+    terminal_event_data: Any
+    completed_at: datetime
+    #: Log id of the terminal event, sent as its SSE ``id:``.
+    event_id: str | None = None
+    user_id: str | None = None
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[str, str]) -> CompletionData:
+        """Build a completion from the decoded fields of its Redis hash."""
+        completed = from_millis(raw["completedAt"])
+        assert completed is not None
+        return cls(
+            stream_id=raw["streamId"],
+            terminal_event_type=raw["terminalEventType"],
+            terminal_event_data=json.loads(raw.get("terminalEventData") or "null"),
+            completed_at=completed,
+            event_id=raw.get("eventId") or None,
+            user_id=raw.get("userId") or None,
+        )
+
+    def to_event(self) -> Event:
+        """The terminal event as it appears in the stream."""
+        return Event(
+            id=self.event_id,
+            seq=0,
+            type=self.terminal_event_type,
+            data_json=json.dumps(self.terminal_event_data),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One event of a stream: its log id, sequence number, type and JSON data.
+
+    ``data_json`` is the data already serialized, so an event fanned out to many
+    connections is serialized once; :meth:`encode` caches the SSE frame too.
+    """
+
+    id: str | None
+    seq: int
+    type: str
+    data_json: str
+    _frame: list[bytes] = dataclasses.field(
+        default_factory=list, repr=False, compare=False
+    )
+
+    @property
+    def data(self) -> Any:
+        """The event data, parsed from JSON."""
+        return json.loads(self.data_json)
+
+    @property
+    def terminal(self) -> bool:
+        """True if this event ends its stream."""
+        return self.type in TERMINAL_TYPES
+
+    def envelope(self) -> str:
+        """The JSON text ``{"type": ..., "data": ...}`` sent as SSE ``data``."""
+        return '{"type":' + json.dumps(self.type) + ',"data":' + self.data_json + "}"
+
+    def encode(self) -> bytes:
+        """The SSE frame for this event (``id:`` and one ``data:`` line)."""
+        if not self._frame:
+            self._frame.append(wire.encode(self.envelope(), event_id=self.id))
+        return self._frame[0]

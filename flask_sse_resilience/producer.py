@@ -1,0 +1,165 @@
+"""The producer: the one writer of a stream's events.
+
+::
+
+    with sse.producer(stream_id) as out:
+        out.send("token", {"text": "Hel"})
+        out.complete({"text": "Hello"})
+
+Entering takes the stream's write lease and starts its heartbeat; leaving stops
+the heartbeat. An exception inside the block ends the stream as ``failed`` and
+propagates; leaving the block normally without a terminal event completes the
+stream with ``null`` data, like a generator that returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from types import TracebackType
+from typing import Any
+
+from . import wire
+from .errors import InvalidEventError, StreamNotActiveError
+from .eventlog import EventLog
+from .heartbeat import Heartbeater
+from .models import TERMINAL_TYPES, StreamState
+from .redisutil import UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+_EVENT_TYPE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+#: Types the extension itself sends; producers cannot use them with ``send``.
+RESERVED_TYPES = TERMINAL_TYPES | {"connected", "reset"}
+
+
+def serialize(data: Any, max_bytes: int) -> str:
+    """Return ``data`` as JSON text, or raise :class:`InvalidEventError`."""
+    try:
+        text = wire.dumps(data)
+    except (TypeError, ValueError) as exc:
+        raise InvalidEventError(f"event data is not JSON-serializable: {exc}") from exc
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise InvalidEventError(
+            f"event data is {size} bytes, over the limit of {max_bytes} "
+            "(SSE_RESILIENCE_MAX_EVENT_BYTES)"
+        )
+    return text
+
+
+class Producer:
+    """Writes one stream's events; use it as a context manager.
+
+    Get one from :meth:`SSEResilience.producer
+    <flask_sse_resilience.SSEResilience.producer>`.
+    """
+
+    def __init__(
+        self,
+        stream_id: str,
+        *,
+        log: EventLog,
+        heartbeater: Heartbeater,
+        max_event_bytes: int,
+    ) -> None:
+        self.stream_id = stream_id
+        self._log = log
+        self._heartbeater = heartbeater
+        self._max_event_bytes = max_event_bytes
+        self._token = secrets.token_hex(12)
+        self._seq: int | None = None
+        #: The stream's final state once this producer ended it, else None.
+        self.final_state: StreamState | None = None
+
+    def __enter__(self) -> Producer:
+        self._seq = self._log.claim(self.stream_id, self._token)
+        self._heartbeater.add(self.stream_id)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._heartbeater.discard(self.stream_id)
+        if self.final_state is not None or self._seq is None:
+            return
+        try:
+            if exc_type is None:
+                self.complete(None)
+            elif issubclass(exc_type, Exception):
+                self.fail({"reason": "error", "error": exc_type.__name__})
+            # GeneratorExit, KeyboardInterrupt...: the process is going away;
+            # the guardian ends the stream once its heartbeat goes stale.
+        except (StreamNotActiveError, *UNAVAILABLE):  # type: ignore[misc]
+            if exc_type is None:
+                raise
+            log.warning(
+                "could not mark stream %s failed", self.stream_id, exc_info=True
+            )
+
+    def send(self, event_type: str, data: Any = None) -> str:
+        """Log and deliver one event; return its id (the SSE ``id:``).
+
+        :param event_type: 1-64 characters, no control characters, and not one
+            of the reserved types (``connected``, ``reset``, ``completed``,
+            ``failed``, ``orphaned``).
+        :param data: any JSON-serializable value, at most
+            ``SSE_RESILIENCE_MAX_EVENT_BYTES`` once serialized.
+        :raises InvalidEventError: for a bad type or data; nothing is written.
+        :raises StreamNotActiveError: if the stream has ended or expired.
+        :raises ProducerConflictError: if another producer took the stream over.
+
+        If Redis fails mid-call the error propagates and the event may or may
+        not be logged; calling ``send`` again with the same event is safe, it is
+        never logged twice.
+        """
+        if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
+            raise InvalidEventError(
+                f"event type must be 1-64 characters without control characters, "
+                f"got {event_type!r}"
+            )
+        if event_type in RESERVED_TYPES:
+            raise InvalidEventError(
+                f"event type {event_type!r} is reserved; use complete() or fail()"
+            )
+        text = serialize(data, self._max_event_bytes)
+        seq = self._next_seq()
+        event_id = self._log.append(self.stream_id, self._token, seq, event_type, text)
+        self._seq = seq
+        return event_id
+
+    def complete(self, data: Any = None) -> str:
+        """End the stream as ``completed`` with ``data``; return the event id."""
+        return self._finish(StreamState.COMPLETED, data)
+
+    def fail(self, data: Any = None) -> str:
+        """End the stream as ``failed`` with ``data``; return the event id."""
+        return self._finish(StreamState.FAILED, data)
+
+    def _next_seq(self) -> int:
+        if self._seq is None:
+            raise RuntimeError("use the producer as a context manager: with ...")
+        if self.final_state is not None:
+            raise StreamNotActiveError(
+                f"stream {self.stream_id!r} already ended as {self.final_state.value}"
+            )
+        return self._seq + 1
+
+    def _finish(self, state: StreamState, data: Any) -> str:
+        text = serialize(data, self._max_event_bytes)
+        seq = self._next_seq()
+        event_id = self._log.finish(
+            self.stream_id,
+            state=state,
+            event_type=state.value,
+            data_json=text,
+            token=self._token,
+            seq=seq,
+        )
+        self._seq = seq
+        self.final_state = state
+        return event_id

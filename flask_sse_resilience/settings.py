@@ -1,0 +1,168 @@
+"""Configuration keys, their defaults, and validation.
+
+Every key lives in ``app.config`` under the ``SSE_RESILIENCE_`` prefix. A keyword
+argument given to :class:`~flask_sse_resilience.SSEResilience` beats the app
+config, which beats the default. Values are validated once, at ``init_app``, so a
+bad value is reported at startup with the key's name rather than on the first
+request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import ConfigurationError
+
+PREFIX = "SSE_RESILIENCE_"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one app.
+
+    Field names are the config keys without the ``SSE_RESILIENCE_`` prefix, in
+    lower case. All durations are in seconds.
+    """
+
+    #: Redis URL used when no client is passed as ``redis=``.
+    redis_url: str = "redis://localhost:6379/0"
+    #: Prefix of every Redis key and channel the extension writes.
+    key_prefix: str = "sse:"
+    #: URL prefix of the blueprint.
+    url_prefix: str = "/sse"
+    #: Seconds between producer heartbeats and between keep-alive comments.
+    heartbeat_interval: float = 15.0
+    #: Seconds without a heartbeat after which an active stream is stale.
+    stale_threshold: float = 30.0
+    #: Seconds an open stream (record and log) lives at most.
+    stream_ttl: int = 3600
+    #: Seconds a finished stream's terminal event, record and log are kept.
+    completion_ttl: int = 300
+    #: Seconds between guardian sweeps.
+    guardian_interval: float = 30.0
+    #: Whether this app schedules the guardian.
+    guardian_enabled: bool = True
+    #: Approximate cap on events kept in one stream's log (``XADD MAXLEN ~``).
+    max_events: int = 10_000
+    #: Largest serialized event data a producer may send, in bytes.
+    max_event_bytes: int = 65_536
+    #: Size of the bounded, blocking Redis connection pool per process.
+    redis_max_connections: int = 10
+    #: Events buffered per SSE connection before it falls back to the log.
+    connection_queue_size: int = 1_000
+
+
+def _number(key: str, value: Any, *, integer: bool) -> float:
+    if isinstance(value, bool):
+        raise ConfigurationError(f"{key} must be a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = int(value) if integer else float(value)
+        except ValueError:
+            kind = "an integer" if integer else "a number"
+            raise ConfigurationError(f"{key} must be {kind}, got {value!r}") from None
+    if integer and not isinstance(value, int):
+        raise ConfigurationError(f"{key} must be an integer, got {value!r}")
+    if not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{key} must be a number, got {value!r}")
+    if value <= 0:
+        raise ConfigurationError(f"{key} must be greater than 0, got {value!r}")
+    return value
+
+
+def _positive_int(key: str, value: Any) -> int:
+    return int(_number(key, value, integer=True))
+
+
+def _positive_float(key: str, value: Any) -> float:
+    return float(_number(key, value, integer=False))
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ConfigurationError(f"{key} must be a boolean, got {value!r}")
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _url_prefix(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if not text.startswith("/"):
+        raise ConfigurationError(f"{key} must start with '/', got {value!r}")
+    return text.rstrip("/") or "/"
+
+
+_PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "redis_url": _text,
+    "key_prefix": _text,
+    "url_prefix": _url_prefix,
+    "heartbeat_interval": _positive_float,
+    "stale_threshold": _positive_float,
+    "stream_ttl": _positive_int,
+    "completion_ttl": _positive_int,
+    "guardian_interval": _positive_float,
+    "guardian_enabled": _boolean,
+    "max_events": _positive_int,
+    "max_event_bytes": _positive_int,
+    "redis_max_connections": _positive_int,
+    "connection_queue_size": _positive_int,
+}
+
+#: Every config key the extension reads, mapped to its default.
+DEFAULTS: dict[str, Any] = {
+    PREFIX + field.name.upper(): field.default for field in dataclasses.fields(Settings)
+}
+
+
+def config_key(name: str) -> str:
+    """Return the ``app.config`` key for a settings field name."""
+    return PREFIX + name.upper()
+
+
+def check_option_names(options: Mapping[str, Any]) -> None:
+    """Raise :class:`TypeError` for a constructor option that is not a setting."""
+    unknown = sorted(set(options) - set(_PARSERS))
+    if unknown:
+        raise TypeError(
+            f"unknown SSEResilience option(s): {', '.join(unknown)}; "
+            f"valid options are {', '.join(sorted(_PARSERS))}"
+        )
+
+
+def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Settings:
+    """Build validated :class:`Settings` from app config and constructor options.
+
+    A constructor option beats the config key, which beats the default. Raises
+    :class:`~flask_sse_resilience.errors.ConfigurationError` naming the key of
+    the first bad value, including the cross-field rule that the stale
+    threshold must be longer than the heartbeat interval.
+    """
+    values: dict[str, Any] = {}
+    for name, parse in _PARSERS.items():
+        key = config_key(name)
+        if name in overrides:
+            values[name] = parse(f"{key} (option {name!r})", overrides[name])
+        elif key in config:
+            values[name] = parse(key, config[key])
+    settings = Settings(**values)
+    if settings.stale_threshold <= settings.heartbeat_interval:
+        raise ConfigurationError(
+            f"{config_key('stale_threshold')} ({settings.stale_threshold:g} s) must "
+            f"be greater than {config_key('heartbeat_interval')} "
+            f"({settings.heartbeat_interval:g} s), or every stream looks stale"
+        )
+    return settings

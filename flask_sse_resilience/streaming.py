@@ -1,0 +1,177 @@
+"""One SSE connection: replay from the log, then follow live events.
+
+The generator built here is what a stream response iterates. It receives only
+plain values (no request proxies), so it runs fine after the view returned.
+
+Delivery is exactly once. Every event carries its stream's sequence number:
+a live event whose number is not the next one expected is either a duplicate
+(skipped) or reveals a gap, which is filled from the log by the last delivered
+id. If the log no longer holds what the client needs (it is capped), the client
+gets an explicit ``reset`` event and then the log from its start, never a
+silent gap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterator
+
+from . import wire
+from .broker import Broker
+from .eventlog import EventLog
+from .ids import parse_event_id
+from .models import CompletionData, Event, StreamMetadata, StreamState
+from .redisutil import UNAVAILABLE
+from .registry import StreamRegistry
+
+log = logging.getLogger(__name__)
+
+
+def connected_frame(stream_id: str) -> bytes:
+    """The first frame of every stream response (no ``id:`` field)."""
+    return wire.encode(json.dumps({"type": "connected", "streamId": stream_id}))
+
+
+def ended_event(record: StreamMetadata, completion: CompletionData | None) -> Event:
+    """The terminal event of an ended stream, from the completion store if kept."""
+    if completion is not None:
+        return completion.to_event()
+    # Ended without a terminal event (update_state by hand): say so anyway.
+    data = json.dumps({"reason": record.state.value})
+    return Event(
+        id=record.last_event_id, seq=0, type=record.state.value, data_json=data
+    )
+
+
+def _position(event_id: str | None) -> tuple[int, int]:
+    return parse_event_id(event_id or "") or (0, 0)
+
+
+@dataclasses.dataclass
+class EventStream:
+    """Serves one stream to one client; iterate :meth:`frames`."""
+
+    stream_id: str
+    record: StreamMetadata
+    completion: CompletionData | None
+    last_event_id: str | None
+    log: EventLog
+    registry: StreamRegistry
+    broker: Broker | None
+    keepalive: float
+    #: Log id and sequence number of the last event this client has.
+    _last_id: str | None = None
+    _last_seq: int = 0
+
+    def frames(self) -> Iterator[bytes]:
+        """Yield the response body; ends after the terminal event."""
+        yield connected_frame(self.stream_id)
+        try:
+            if self.record.state is not StreamState.ACTIVE:
+                yield from self._ended()
+            else:
+                yield from self._follow()
+        except UNAVAILABLE as exc:
+            # End the response; the client reconnects with Last-Event-ID and is
+            # answered 503 until Redis is back, then resumes where it was.
+            log.warning("Redis unavailable, ending stream %s: %s", self.stream_id, exc)
+
+    def _ended(self) -> Iterator[bytes]:
+        if self.last_event_id is None:
+            yield ended_event(self.record, self.completion).encode()
+            return
+        for event in self._replay():
+            yield event.encode()
+            if event.terminal:
+                return
+        # The log held no terminal event (ended by hand): close with one.
+        yield ended_event(self.record, self.completion).encode()
+
+    def _follow(self) -> Iterator[bytes]:
+        assert self.broker is not None
+        subscription = self.broker.subscribe(self.stream_id)
+        counted = False
+        try:
+            counted = self.registry.count_connection(self.stream_id, 1) is not None
+            for event in self._replay():
+                yield event.encode()
+                if event.terminal:
+                    return
+            while True:
+                item = subscription.get(timeout=self.keepalive)
+                if item is None:
+                    yield wire.KEEPALIVE
+                    continue
+                if isinstance(item, Event) and item.seq == self._last_seq + 1:
+                    pending: Iterator[Event] = iter((item,))
+                elif isinstance(item, Event) and item.seq <= self._last_seq:
+                    continue  # already delivered
+                else:
+                    pending = self._catch_up()  # RESYNC, or a gap before item
+                for event in self._deliver(pending):
+                    yield event.encode()
+                    if event.terminal:
+                        return
+        finally:
+            self.broker.unsubscribe(subscription)
+            if counted:
+                self._uncount()
+
+    def _uncount(self) -> None:
+        try:
+            self.registry.count_connection(self.stream_id, -1)
+        except UNAVAILABLE:
+            log.warning("could not release connection count of %s", self.stream_id)
+
+    def _replay(self) -> Iterator[Event]:
+        """The first events for this client: everything after Last-Event-ID."""
+        if self.last_event_id is not None:
+            found = self.log.read_from(self.stream_id, self.last_event_id, count=1)
+            if found and found[0].id == self.last_event_id:
+                self._last_id, self._last_seq = found[0].id, found[0].seq
+            else:
+                # The client's event is not in the log: trimmed, or an id this
+                # stream never sent. Start over, explicitly unless provably
+                # nothing was lost (an id before the very first event).
+                first = found[0] if found else None
+                before_start = (
+                    first is not None
+                    and first.seq == 1
+                    and _position(self.last_event_id) < _position(first.id)
+                )
+                if not before_start:
+                    yield from self._reset("unknown-last-event-id")
+                    return
+        else:
+            # A new client wants the whole log; a trimmed start is no gap to it.
+            head = self.log.read(self.stream_id, None, count=1)
+            if head:
+                self._last_seq = head[0].seq - 1
+        yield from self._deliver(self._catch_up())
+
+    def _catch_up(self) -> Iterator[Event]:
+        return self.log.iter_after(self.stream_id, self._last_id)
+
+    def _reset(self, reason: str) -> Iterator[Event]:
+        self._last_id, self._last_seq = None, 0
+        reset = json.dumps({"reason": reason})
+        yield Event(id=None, seq=0, type="reset", data_json=reset)
+        log_events = self._catch_up()
+        first = next(log_events, None)
+        if first is not None:
+            self._last_seq = first.seq - 1
+            yield from self._deliver(iter((first, *log_events)))
+
+    def _deliver(self, events: Iterator[Event]) -> Iterator[Event]:
+        """Yield the events the client lacks, in order, each exactly once."""
+        for event in events:
+            if event.seq <= self._last_seq:
+                continue
+            if event.seq > self._last_seq + 1:
+                # The log was trimmed past this client's position.
+                yield from self._reset("log-trimmed")
+                return
+            self._last_id, self._last_seq = event.id, event.seq
+            yield event

@@ -1,0 +1,204 @@
+"""HTTP: the stream and recover responses, and the blueprint that serves them.
+
+:func:`stream_response` and :func:`recover_response` do all the checking
+(stream id, identity, ownership, ``Last-Event-ID``) before the body starts, so
+every refusal is a JSON error with the right status, never a broken stream.
+Apps that want their own URLs call them through
+:meth:`SSEResilience.stream_response
+<flask_sse_resilience.SSEResilience.stream_response>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from .errors import (
+    AuthenticationRequired,
+    InvalidLastEventId,
+    InvalidStreamId,
+    RedisUnavailable,
+    StreamNotFound,
+)
+from .ids import is_valid_stream_id, parse_event_id
+from .models import CompletionData, StreamMetadata, StreamState, to_iso
+from .redisutil import UNAVAILABLE, hash_to_text
+from .state import State
+from .streaming import EventStream
+
+EXTENSION_KEY = "sse_resilience"
+
+#: Headers of every stream response, set before the body starts.
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+T = TypeVar("T")
+
+
+def get_state() -> State:
+    """The current app's state, with a helpful error if ``init_app`` is missing."""
+    state = current_app.extensions.get(EXTENSION_KEY)
+    if not isinstance(state, State):
+        raise RuntimeError(
+            "this app is not registered with SSEResilience; did you forget init_app?"
+        )
+    return state
+
+
+def _current_user(state: State) -> str:
+    loader = state.identity
+    if loader is None:
+        raise RuntimeError(
+            "no identity loader: pass identity= to SSEResilience or decorate a "
+            "function with @sse.identity_loader"
+        )
+    user = loader()
+    if user is None or user == "":
+        raise AuthenticationRequired()
+    return str(user)
+
+
+def _with_redis(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except UNAVAILABLE as exc:
+        raise RedisUnavailable() from exc
+
+
+def _load(
+    state: State, stream_id: str, user: str
+) -> tuple[StreamMetadata, CompletionData | None]:
+    """Read the record and completion in one round trip; 404 unless owned."""
+    pipe = state.redis.pipeline(transaction=False)
+    pipe.hgetall(state.keys.stream(stream_id))
+    pipe.hgetall(state.keys.completion(stream_id))
+    raw_record, raw_completion = (hash_to_text(raw) for raw in pipe.execute())
+    if not raw_record or raw_record.get("userId") != user:
+        raise StreamNotFound()
+    record = StreamMetadata.from_hash(raw_record)
+    completion = CompletionData.from_hash(raw_completion) if raw_completion else None
+    return record, completion
+
+
+def _check(stream_id: str) -> None:
+    if not is_valid_stream_id(stream_id):
+        raise InvalidStreamId()
+
+
+def _last_event_id() -> str | None:
+    value = request.headers.get("Last-Event-ID")
+    if value is None or value == "":
+        return None
+    if len(value) > 100 or parse_event_id(value) is None:
+        raise InvalidLastEventId()
+    return value
+
+
+def _is_ahead(last_event_id: str, newest: str | None) -> bool:
+    """True if the client claims an event this stream has not sent yet."""
+    if newest is None:
+        return True
+    return (parse_event_id(last_event_id) or (0, 0)) > (
+        parse_event_id(newest) or (0, 0)
+    )
+
+
+def stream_response(state: State, stream_id: str) -> Response:
+    """Return the SSE response for ``stream_id`` (see the module docstring).
+
+    :raises InvalidStreamId: 400, a malformed id (checked before any Redis call).
+    :raises InvalidLastEventId: 400, a malformed ``Last-Event-ID`` or one ahead
+        of everything this stream has sent.
+    An ended stream whose terminal event the client already has (its
+    ``Last-Event-ID``) is answered 204 No Content, which stops an EventSource.
+
+    :raises AuthenticationRequired: 401, the identity loader returned None.
+    :raises StreamNotFound: 404, unknown, expired or another user's stream.
+    :raises RedisUnavailable: 503, Redis cannot be reached.
+    """
+    _check(stream_id)
+    last_event_id = _last_event_id()
+    user = _current_user(state)
+    record, completion = _with_redis(lambda: _load(state, stream_id, user))
+    if last_event_id is not None:
+        if _is_ahead(last_event_id, record.last_event_id):
+            raise InvalidLastEventId()
+        if record.state.ended and last_event_id == record.last_event_id:
+            # The client has the terminal event already. 204 is the one answer
+            # that makes a browser's EventSource stop reconnecting for good.
+            return Response(status=204, headers={"Cache-Control": "no-cache"})
+    stream = EventStream(
+        stream_id=stream_id,
+        record=record,
+        completion=completion,
+        last_event_id=last_event_id,
+        log=state.log,
+        registry=state.registry,
+        broker=state.broker if record.state is StreamState.ACTIVE else None,
+        keepalive=state.settings.heartbeat_interval,
+    )
+    return Response(stream.frames(), headers=STREAM_HEADERS, direct_passthrough=True)
+
+
+def recover_response(state: State, stream_id: str) -> Response:
+    """Return the recover JSON for ``stream_id``.
+
+    ``{"status": ..., "streamId": ...}`` with ``status`` one of ``active``,
+    ``completed``, ``failed``, ``orphaned``; an ended stream adds
+    ``terminalEventType``, ``terminalEventData``, ``completedAt`` and
+    ``eventId``. An unknown, expired or foreign stream is a 404 whose body also
+    says ``"status": "unknown"``. Same errors as :func:`stream_response`.
+    """
+    _check(stream_id)
+    user = _current_user(state)
+    try:
+        record, completion = _with_redis(lambda: _load(state, stream_id, user))
+    except StreamNotFound as exc:
+        body = jsonify(status="unknown", error=exc.error_code, message=exc.description)
+        body.status_code = 404
+        return body
+    payload: dict[str, Any] = {"status": record.state.value, "streamId": stream_id}
+    if record.state is not StreamState.ACTIVE:
+        if completion is not None:
+            payload.update(
+                terminalEventType=completion.terminal_event_type,
+                terminalEventData=completion.terminal_event_data,
+                completedAt=to_iso(completion.completed_at),
+                eventId=completion.event_id,
+            )
+        else:
+            payload.update(
+                terminalEventType=record.state.value,
+                terminalEventData={"reason": record.state.value},
+                completedAt=to_iso(record.ended_at),
+                eventId=record.last_event_id,
+            )
+    response = jsonify(payload)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def make_blueprint(url_prefix: str) -> Blueprint:
+    """Build the blueprint serving the stream and recover endpoints."""
+    bp = Blueprint(
+        EXTENSION_KEY,
+        __name__,
+        url_prefix=None if url_prefix == "/" else url_prefix,
+        static_folder="static",
+        static_url_path="/static",
+    )
+
+    @bp.get("/streams/<stream_id>")
+    def stream(stream_id: str) -> Response:
+        return stream_response(get_state(), stream_id)
+
+    @bp.get("/streams/<stream_id>/recover")
+    def recover(stream_id: str) -> Response:
+        return recover_response(get_state(), stream_id)
+
+    return bp

@@ -1,0 +1,80 @@
+"""SSE framing: every byte the extension writes to a client is built here.
+
+Follows the WHATWG HTML "Server-sent events" section: ``data`` is split on every
+line ending the spec recognises (``\\r\\n``, ``\\r``, ``\\n``) into one ``data:``
+line each, so any text arrives as one event, byte for byte. ``event`` and ``id``
+cannot carry a line break (the spec would end the field there) nor NUL (the spec
+ignores an ``id`` holding one), so they are refused rather than mangled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_FORBIDDEN_IN_FIELD = re.compile(r"[\r\n\0]")
+
+#: The keep-alive comment sent while a stream is quiet.
+KEEPALIVE = b": heartbeat\n\n"
+
+
+def _field(name: str, value: str) -> str:
+    if _FORBIDDEN_IN_FIELD.search(value):
+        raise ValueError(f"SSE {name} must not contain CR, LF or NUL: {value!r}")
+    return f"{name}: {value}\n"
+
+
+def encode(
+    data: str,
+    *,
+    event: str | None = None,
+    event_id: str | None = None,
+    retry: int | None = None,
+) -> bytes:
+    """Return one SSE frame (UTF-8, ending in a blank line).
+
+    :param data: the event data; every line of it becomes a ``data:`` line.
+    :param event: the SSE event name, or None for the default ``message``.
+    :param event_id: the SSE ``id``, which browsers echo as ``Last-Event-ID``.
+    :param retry: the reconnection delay to advise, in milliseconds.
+    :raises ValueError: if ``event`` or ``event_id`` contains CR, LF or NUL, or
+        ``retry`` is negative.
+    """
+    parts: list[str] = []
+    if event is not None:
+        parts.append(_field("event", event))
+    if event_id is not None:
+        parts.append(_field("id", event_id))
+    if retry is not None:
+        if retry < 0:
+            raise ValueError(f"SSE retry must not be negative: {retry}")
+        parts.append(f"retry: {retry}\n")
+    parts.extend(f"data: {line}\n" for line in _LINE_BREAK.split(data))
+    parts.append("\n")
+    return "".join(parts).encode("utf-8")
+
+
+def comment(text: str = "") -> bytes:
+    """Return an SSE comment frame, ignored by clients; used as keep-alive."""
+    lines = _LINE_BREAK.split(text)
+    return ("".join(f": {line}\n" for line in lines) + "\n").encode("utf-8")
+
+
+def dumps(value: Any) -> str:
+    """Serialize event data to compact JSON that survives any transport.
+
+    Non-ASCII text stays as is; a string holding a lone surrogate (not valid
+    UTF-8) is written with ASCII escapes instead, so it still round-trips.
+    NaN and infinities are refused, since ``JSON.parse`` cannot read them.
+
+    :raises TypeError: if the value is not JSON-serializable.
+    :raises ValueError: for NaN, infinities or circular references.
+    """
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    return text
