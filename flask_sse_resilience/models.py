@@ -114,7 +114,7 @@ class CompletionData:
             id=self.event_id,
             seq=0,
             type=self.terminal_event_type,
-            data_json=json.dumps(self.terminal_event_data),
+            data_json=wire.dumps(self.terminal_event_data),
         )
 
 

@@ -18,8 +18,6 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from redis.client import Pipeline
-
 from .errors import StreamIdTaken
 from .keys import Keys
 from .models import StreamMetadata, StreamState
@@ -121,25 +119,19 @@ class StreamRegistry:
         if not created:
             raise StreamIdTaken()
 
-    def heartbeat(
-        self, stream_ids: Iterable[str], pipeline: Pipeline | None = None
-    ) -> list[bool]:
+    def heartbeat(self, stream_ids: Iterable[str]) -> list[bool]:
         """Refresh the heartbeat of every active stream given, in one round trip.
 
-        Returns, per id, whether the stream was still active. When a
-        ``pipeline`` is passed the calls are only queued on it and ``[]`` is
-        returned; the caller executes it.
+        Returns, per id, whether the stream was still active; an id whose
+        record is gone or ended is dropped from the active index instead.
         """
-        pipe = pipeline if pipeline is not None else self.redis.pipeline(False)
-        for stream_id in stream_ids:
-            self._heartbeat(
-                keys=[self.keys.stream(stream_id), self.keys.active],
-                args=[stream_id],
-                client=pipe,
-            )
-        if pipeline is not None:
+        calls = [
+            ([self.keys.stream(stream_id), self.keys.active], [stream_id])
+            for stream_id in stream_ids
+        ]
+        if not calls:
             return []
-        return [bool(alive) for alive in pipe.execute()]
+        return [bool(alive) for alive in self._heartbeat.run_batch(calls)]
 
     def unregister(self, stream_id: str) -> bool:
         """Delete a stream entirely (record, log, completion, index entry).

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def connected_frame(stream_id: str) -> bytes:
     """The first frame of every stream response (no ``id:`` field)."""
-    return wire.encode(json.dumps({"type": "connected", "streamId": stream_id}))
+    return wire.encode(wire.dumps({"type": "connected", "streamId": stream_id}))
 
 
 def ended_event(record: StreamMetadata, completion: CompletionData | None) -> Event:

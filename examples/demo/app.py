@@ -1,0 +1,166 @@
+"""The demo: sign in, start a fake "generation", watch it stream.
+
+Run it with ``make demo``, or ``gunicorn -c examples/demo/gunicorn.conf.py
+'examples.demo.app:create_app()'``. Configuration comes from the environment
+with the ``FLASK_`` prefix, e.g. ``FLASK_SSE_RESILIENCE_REDIS_URL`` and
+``FLASK_SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request, session, url_for
+from werkzeug.exceptions import HTTPException
+
+from flask_sse_resilience import SSEResilience, SSEResilienceError
+
+sse = SSEResilience()
+log = logging.getLogger(__name__)
+
+MAX_TOKENS = 10_000
+MAX_INTERVAL_MS = 60_000
+MAX_PROMPT = 10_000
+
+
+@sse.identity_loader
+def current_user() -> str | None:
+    """The demo's identity: a name kept in the signed session cookie."""
+    user = session.get("user")
+    return user if isinstance(user, str) else None
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the demo app; ``config`` overrides the environment."""
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SECRET_KEY="demo-only-secret-change-me",
+        MAX_CONTENT_LENGTH=64 * 1024,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.config.from_prefixed_env()
+    app.config.update(config or {})
+    sse.init_app(app)
+
+    @app.errorhandler(HTTPException)
+    def json_error(exc: HTTPException) -> Any:
+        if isinstance(exc, SSEResilienceError):
+            return exc  # already a JSON answer with its own error code
+        response = jsonify(
+            error=(exc.name or "error").lower().replace(" ", "_"),
+            message=exc.description,
+        )
+        response.status_code = exc.code or 500
+        return response
+
+    @app.after_request
+    def tag_worker(response: Any) -> Any:
+        # Demo only: lets tests see which worker answered.
+        response.headers["X-Demo-Worker"] = str(os.getpid())
+        return response
+
+    @app.get("/")
+    def index() -> str:
+        return render_template("index.html", user=current_user())
+
+    @app.post("/login")
+    def login() -> Any:
+        body = request.get_json(silent=True)
+        user = body.get("user") if isinstance(body, dict) else None
+        if not isinstance(user, str) or not 1 <= len(user) <= 64:
+            return _bad("user must be a string of 1-64 characters")
+        session["user"] = user
+        return jsonify(user=user)
+
+    @app.post("/logout")
+    def logout() -> Any:
+        session.clear()
+        return jsonify(user=None)
+
+    @app.post("/generations")
+    def start_generation() -> Any:
+        user = current_user()
+        if user is None:
+            return jsonify(error="authentication_required", message="Sign in."), 401
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return _bad("the body must be a JSON object")
+        try:
+            params = _generation_params(body)
+        except ValueError as exc:
+            return _bad(str(exc))
+        stream_id = sse.open_stream(
+            user, stream_type="generation", metadata={"tokens": params["tokens"]}
+        )
+        worker = threading.Thread(
+            target=_generate, args=(app, stream_id), kwargs=params, daemon=True
+        )
+        worker.start()
+        url = url_for("sse_resilience.stream", stream_id=stream_id)
+        return jsonify(streamId=stream_id, streamUrl=url), 201
+
+    return app
+
+
+def _bad(message: str) -> Any:
+    return jsonify(error="bad_request", message=message), 400
+
+
+def _int(body: dict[str, Any], name: str, low: int, high: int, default: Any) -> Any:
+    value = body.get(name, default)
+    if value is None and default is None:
+        return None
+    valid = isinstance(value, int) and not isinstance(value, bool)
+    if not valid or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}")
+    return value
+
+
+def _generation_params(body: dict[str, Any]) -> dict[str, Any]:
+    prompt = body.get("prompt", "")
+    if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT:
+        raise ValueError(f"prompt must be a string of at most {MAX_PROMPT} characters")
+    tokens = _int(body, "tokens", 1, MAX_TOKENS, 20)
+    return {
+        "prompt": prompt,
+        "tokens": tokens,
+        "interval_ms": _int(body, "interval_ms", 0, MAX_INTERVAL_MS, 100),
+        "fail_after": _int(body, "fail_after", 0, tokens, None),
+    }
+
+
+class GenerationFailed(RuntimeError):
+    """Raised on purpose by a generation asked to fail."""
+
+
+def _generate(
+    app: Flask,
+    stream_id: str,
+    *,
+    prompt: str,
+    tokens: int,
+    interval_ms: int,
+    fail_after: int | None,
+) -> None:
+    """Produce ``tokens`` token events, then complete (or fail on request)."""
+    words = prompt.split() or ["token"]
+    text: list[str] = []
+    try:
+        with sse.producer(stream_id, app=app) as out:
+            for index in range(tokens):
+                if fail_after is not None and index == fail_after:
+                    raise GenerationFailed(f"failed after {fail_after} tokens")
+                piece = f"{words[index % len(words)]}{index} "
+                out.send("token", {"index": index, "text": piece})
+                text.append(piece)
+                if interval_ms:
+                    time.sleep(interval_ms / 1000)
+            out.complete({"prompt": prompt, "text": "".join(text)})
+    except GenerationFailed:
+        log.info("generation %s failed on request", stream_id)
+    except Exception:
+        log.exception("generation %s crashed", stream_id)

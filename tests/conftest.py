@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask, request, session
+
+from flask_sse_resilience import SSEResilience
+
+from .redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One private redis-server for the whole session."""
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_factory() -> Iterator[Callable[[], RedisServer]]:
+    """Start throwaway servers a test may kill, pause or restart."""
+    servers: list[RedisServer] = []
+
+    def start() -> RedisServer:
+        servers.append(RedisServer().start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.cleanup()
+
+
+@pytest.fixture
+def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of the session server, flushed before and after the test."""
+    client = redis_server.client()
+    client.flushall()
+    yield client
+    client.flushall()
+    client.close()
+
+
+AppFactory = Callable[..., tuple[Flask, SSEResilience]]
+
+
+@pytest.fixture
+def make_app(r: redis.Redis, redis_server: RedisServer) -> Iterator[AppFactory]:
+    """Build ``(app, sse)`` from config; the user comes from the session."""
+    built: list[Flask] = []
+
+    def factory(config: dict[str, Any] | None = None, **options: Any) -> Any:
+        app = Flask(f"test_app_{len(built)}")
+        app.config.update(
+            SECRET_KEY="test",
+            TESTING=True,
+            SSE_RESILIENCE_REDIS_URL=redis_server.url,
+            SSE_RESILIENCE_HEARTBEAT_INTERVAL=0.3,
+            SSE_RESILIENCE_STALE_THRESHOLD=1,
+        )
+        app.config.update(config or {})
+        sse = SSEResilience(app, identity=lambda: session.get("user"), **options)
+
+        @app.post("/test-login")
+        def login() -> str:
+            session["user"] = request.get_json()["user"]
+            return "ok"
+
+        built.append(app)
+        return app, sse
+
+    yield factory
+    for app in built:
+        app.extensions["sse_resilience"].close()

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from flask_sse_resilience import ConfigurationError, SSEResilience
+from flask_sse_resilience.settings import DEFAULTS, Settings, load_settings
+
+
+def test_defaults_match_the_seed() -> None:
+    s = load_settings({}, {})
+    assert s == Settings()
+    assert (s.heartbeat_interval, s.stale_threshold) == (15, 30)
+    assert (s.stream_ttl, s.completion_ttl, s.guardian_interval) == (3600, 300, 30)
+    assert (s.url_prefix, s.key_prefix) == ("/sse", "sse:")
+    assert s.redis_url == "redis://localhost:6379/0"
+    assert s.guardian_enabled is True
+    assert DEFAULTS["SSE_RESILIENCE_MAX_EVENTS"] == 10_000
+
+
+def test_strings_from_the_environment_are_accepted() -> None:
+    s = load_settings(
+        {
+            "SSE_RESILIENCE_STREAM_TTL": "120",
+            "SSE_RESILIENCE_HEARTBEAT_INTERVAL": "2.5",
+            "SSE_RESILIENCE_GUARDIAN_ENABLED": "false",
+        },
+        {},
+    )
+    assert s.stream_ttl == 120 and s.heartbeat_interval == 2.5
+    assert s.guardian_enabled is False
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("SSE_RESILIENCE_STREAM_TTL", "soon"),
+        ("SSE_RESILIENCE_STREAM_TTL", 1.5),
+        ("SSE_RESILIENCE_MAX_EVENTS", 0),
+        ("SSE_RESILIENCE_HEARTBEAT_INTERVAL", -1),
+        ("SSE_RESILIENCE_GUARDIAN_ENABLED", "maybe"),
+        ("SSE_RESILIENCE_URL_PREFIX", "sse"),
+        ("SSE_RESILIENCE_KEY_PREFIX", ""),
+        ("SSE_RESILIENCE_COMPLETION_TTL", True),
+    ],
+)
+def test_bad_values_name_their_key(key: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=key):
+        load_settings({key: value}, {})
+
+
+def test_stale_threshold_must_exceed_heartbeat() -> None:
+    with pytest.raises(ConfigurationError, match="SSE_RESILIENCE_STALE_THRESHOLD"):
+        load_settings({"SSE_RESILIENCE_HEARTBEAT_INTERVAL": 30}, {})
+
+
+def test_constructor_option_beats_config_beats_default() -> None:
+    s = load_settings(
+        {"SSE_RESILIENCE_STREAM_TTL": 100, "SSE_RESILIENCE_COMPLETION_TTL": 50},
+        {"stream_ttl": 200},
+    )
+    assert s.stream_ttl == 200
+    assert s.completion_ttl == 50
+    assert s.max_events == 10_000
+
+
+def test_unknown_option_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="heartbeat_intervall"):
+        SSEResilience(heartbeat_intervall=3)
+
+
+def test_init_app_validates_at_startup() -> None:
+    app = Flask(__name__)
+    app.config["SSE_RESILIENCE_COMPLETION_TTL"] = "five minutes"
+    with pytest.raises(ConfigurationError, match="SSE_RESILIENCE_COMPLETION_TTL"):
+        SSEResilience(app)
