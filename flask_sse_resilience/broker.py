@@ -82,6 +82,7 @@ class Broker:
         self.pid = os.getpid()
         self._subs: dict[str, set[Subscription]] = {}
         self._lock = threading.Lock()
+        self._io_lock = threading.RLock()
         self._pubsub: Any = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -126,14 +127,15 @@ class Broker:
         self._close_pubsub()
 
     def _send(self, command: str, stream_id: str) -> None:
-        pubsub = self._pubsub
-        if pubsub is None:
-            return  # the listener subscribes to everything when it connects
-        try:
-            getattr(pubsub, command)(self.keys.channel(stream_id))
-        except UNAVAILABLE:
-            log.warning("pub/sub %s failed; the listener will reconnect", command)
-            self._close_pubsub()
+        with self._io_lock:
+            pubsub = self._pubsub
+            if pubsub is None:
+                return  # the listener subscribes to everything when it connects
+            try:
+                getattr(pubsub, command)(self.keys.channel(stream_id))
+            except UNAVAILABLE:
+                log.warning("pub/sub %s failed; the listener will reconnect", command)
+                self._close_pubsub()
 
     def _ensure_running(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -148,14 +150,20 @@ class Broker:
             self._thread.start()
 
     def _connect(self) -> Any:
-        # Publish the new connection before reading the channel list: a
-        # subscribe() racing with us then either is in the list or sends its
-        # own SUBSCRIBE on this connection. Never neither.
-        pubsub = self._pubsub = self.redis.pubsub()  # type: ignore[no-untyped-call]
-        with self._lock:
-            channels = [self.keys.channel(sid) for sid in self._subs]
-        if channels:
-            pubsub.subscribe(*channels)
+        # Under the I/O lock, so that a subscribe() racing with us either is in
+        # the channel list read here or sends its own SUBSCRIBE on the new
+        # connection, never neither; and only one greenlet opens the socket.
+        with self._io_lock:
+            pubsub = self.redis.pubsub()  # type: ignore[no-untyped-call]
+            with self._lock:
+                channels = [self.keys.channel(sid) for sid in self._subs]
+            try:
+                if channels:
+                    pubsub.subscribe(*channels)
+            except BaseException:
+                pubsub.close()
+                raise
+            self._pubsub = pubsub
         self.connects += 1
         return pubsub
 

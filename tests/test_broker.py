@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from flask_sse_resilience.broker import RESYNC, Broker
+from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.models import Event
+from flask_sse_resilience.redisutil import make_client
+
+from .redis_server import RedisServer
+
+KEYS = Keys("sse:")
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def announce(server: RedisServer, sid: str, seq: int) -> None:
+    server.client().publish(KEYS.channel(sid), f"{seq}-0\n{seq}\ntoken\n{seq}")
+
+
+def pubsub_clients(server: RedisServer) -> int:
+    return sum(1 for c in server.client().client_list() if c["sub"] != "0")
+
+
+@pytest.fixture
+def server(redis_factory: Callable[[], RedisServer]) -> RedisServer:
+    return redis_factory()
+
+
+def test_one_pubsub_connection_fans_out_to_every_follower(server: RedisServer) -> None:
+    broker = Broker(make_client(server.url, max_connections=4), KEYS, queue_size=10)
+    subs = [broker.subscribe(f"s{i % 3}") for i in range(30)]
+    try:
+        for sub in subs:
+            assert sub.get(timeout=5) is RESYNC  # subscription confirmed
+        time.sleep(0.2)
+        for sub in subs:  # a racing duplicate SUBSCRIBE only repeats the RESYNC
+            while sub.get(timeout=0) is RESYNC:
+                pass
+        assert pubsub_clients(server) == 1
+        announce(server, "s1", 1)
+        for sub in subs:
+            item = sub.get(timeout=2 if sub.stream_id == "s1" else 0.05)
+            if sub.stream_id == "s1":
+                assert isinstance(item, Event) and item.seq == 1
+            else:
+                assert item is None
+        for sub in subs:
+            broker.unsubscribe(sub)
+        assert broker.channels == 0
+        wait_for(lambda: server.client().pubsub_numsub("sse:events:{s1}")[0][1] == 0)
+    finally:
+        broker.stop()
+
+
+def test_followers_resync_after_redis_restarts(server: RedisServer) -> None:
+    broker = Broker(
+        make_client(server.url, max_connections=4), KEYS, queue_size=10, poll=0.2
+    )
+    sub = broker.subscribe("s")
+    try:
+        assert sub.get(timeout=5) is RESYNC
+        server.kill()
+        time.sleep(0.5)
+        server.start()
+        # Resubscribed on its own, and told to catch up from the log.
+        assert sub.get(timeout=10) is RESYNC
+        announce(server, "s", 7)
+        item = sub.get(timeout=2)
+        while item is RESYNC:  # duplicates of the confirmation are harmless
+            item = sub.get(timeout=2)
+        assert isinstance(item, Event) and item.seq == 7
+        assert broker.connects >= 2
+    finally:
+        broker.unsubscribe(sub)
+        broker.stop()
+
+
+def test_a_follower_that_falls_behind_is_told_to_resync(server: RedisServer) -> None:
+    broker = Broker(make_client(server.url, max_connections=4), KEYS, queue_size=3)
+    sub = broker.subscribe("s")
+    try:
+        assert sub.get(timeout=5) is RESYNC
+        for seq in range(1, 11):
+            announce(server, "s", seq)
+        time.sleep(0.3)
+        assert sub.get(timeout=1) is RESYNC  # queue dropped, not grown
+        assert sub.get(timeout=0.1) is None
+    finally:
+        broker.unsubscribe(sub)
+        broker.stop()

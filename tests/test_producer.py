@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import pytest
+import redis
+from flask import Flask
+
+from flask_sse_resilience import (
+    InvalidEventError,
+    SSEResilience,
+    StreamNotActiveError,
+    StreamState,
+)
+
+from .conftest import AppFactory
+
+
+@pytest.fixture
+def app_sse(make_app: AppFactory) -> tuple[Flask, SSEResilience]:
+    return make_app({"SSE_RESILIENCE_MAX_EVENT_BYTES": 1024})
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "match"),
+    [
+        ("a\nb", {}, "event type"),
+        ("a\rb", {}, "event type"),
+        ("a\0b", {}, "event type"),
+        ("x" * 65, {}, "event type"),
+        ("", {}, "event type"),
+        ("completed", {}, "reserved"),
+        ("connected", {}, "reserved"),
+        ("token", {1, 2}, "not JSON-serializable"),
+        ("token", float("nan"), "not JSON-serializable"),
+        ("token", "x" * 2000, "over the limit"),
+    ],
+)
+def test_bad_events_raise_and_write_nothing(
+    app_sse: tuple[Flask, SSEResilience],
+    r: redis.Redis,
+    event_type: str,
+    data: object,
+    match: str,
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app) as out:
+        with pytest.raises(InvalidEventError, match=match):
+            out.send(event_type, data)
+        assert r.xlen(f"sse:log:{{{sid}}}") == 0
+        out.send("token", "fine")  # the producer is still usable
+    assert [e.type for e in sse.event_log(app).read(sid, None)] == [
+        "token",
+        "completed",
+    ]
+
+
+def test_an_exception_fails_the_stream_and_propagates(
+    app_sse: tuple[Flask, SSEResilience],
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with pytest.raises(KeyError), sse.producer(sid, app=app) as out:
+        out.send("token", 1)
+        raise KeyError("boom")
+    completion = sse.get_completion(sid, app=app)
+    assert completion is not None
+    assert completion.terminal_event_type == "failed"
+    assert completion.terminal_event_data == {"reason": "error", "error": "KeyError"}
+    assert sse.get_stream(sid, app=app).state is StreamState.FAILED
+
+
+def test_leaving_the_block_completes_the_stream(
+    app_sse: tuple[Flask, SSEResilience],
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app) as out:
+        out.send("token", 1)
+    assert sse.get_stream(sid, app=app).state is StreamState.COMPLETED
+    assert sse.get_completion(sid, app=app).terminal_event_data is None
+    with pytest.raises(StreamNotActiveError), sse.producer(sid, app=app):
+        pass
+
+
+def test_explicit_fail_and_no_writes_after_the_end(
+    app_sse: tuple[Flask, SSEResilience],
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app) as out:
+        out.fail({"reason": "quota"})
+        with pytest.raises(StreamNotActiveError, match="already ended"):
+            out.send("token", 1)
+    assert sse.get_completion(sid, app=app).terminal_event_data == {"reason": "quota"}
+
+
+def test_heartbeats_are_batched_per_process(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    ids = [sse.open_stream("alice", app=app) for _ in range(3)]
+    for sid in ids:
+        r.hset(f"sse:stream:{{{sid}}}", "lastHeartbeat", 1)
+    producers = [sse.producer(sid, app=app) for sid in ids]
+    for p in producers:
+        p.__enter__()
+    heartbeater = app.extensions["sse_resilience"].heartbeater
+    for sid in ids:
+        r.hset(f"sse:stream:{{{sid}}}", "lastHeartbeat", 1)
+    beats = heartbeater.beats
+    heartbeater.beat()
+    assert heartbeater.beats == beats + 1  # one pipeline for all three
+    assert all(int(r.hget(f"sse:stream:{{{sid}}}", "lastHeartbeat")) > 1 for sid in ids)
+    for p in producers:
+        p.__exit__(None, None, None)
+    r.hset(f"sse:stream:{{{ids[0]}}}", "lastHeartbeat", 1)
+    heartbeater.beat()  # nothing left to keep alive
+    assert r.hget(f"sse:stream:{{{ids[0]}}}", "lastHeartbeat") == "1"
+
+
+def test_the_background_heartbeat_keeps_a_producing_stream_fresh(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    import time
+
+    app, sse = app_sse  # heartbeat interval 0.3 s
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app):
+        r.hset(f"sse:stream:{{{sid}}}", "lastHeartbeat", 1)
+        deadline = time.monotonic() + 3
+        while r.hget(f"sse:stream:{{{sid}}}", "lastHeartbeat") == "1":
+            assert time.monotonic() < deadline, "no heartbeat within 3 s"
+            time.sleep(0.05)
