@@ -8,11 +8,12 @@ from typing import Any
 from flask import Flask, Response, current_app, has_app_context
 
 from .completion import CompletionStore
+from .errors import RedisUnavailable
 from .eventlog import EventLog
 from .ids import is_valid_stream_id, new_stream_id
 from .models import CompletionData, StreamMetadata
 from .producer import Producer
-from .redisutil import RedisClient, make_client
+from .redisutil import UNAVAILABLE, RedisClient, make_client
 from .registry import StreamRegistry
 from .settings import check_option_names, load_settings
 from .state import IdentityLoader, State
@@ -120,7 +121,8 @@ class SSEResilience:
         unguessable one is made.
 
         :raises ValueError: for a malformed ``stream_id`` or empty ``user_id``.
-        :raises StreamIdTaken: if ``stream_id`` is in use.
+        :raises StreamIdTaken: if ``stream_id`` is in use (a 409 if unhandled).
+        :raises RedisUnavailable: if Redis cannot be reached (a 503 if unhandled).
         """
         if stream_id is None:
             stream_id = new_stream_id()
@@ -130,12 +132,16 @@ class SSEResilience:
             )
         if not user_id:
             raise ValueError("user_id must be a non-empty string")
-        self._state(app).registry.register(
-            stream_id,
-            user_id=str(user_id),
-            stream_type=stream_type,
-            metadata=metadata,
-        )
+        registry = self._state(app).registry
+        try:
+            registry.register(
+                stream_id,
+                user_id=str(user_id),
+                stream_type=stream_type,
+                metadata=metadata,
+            )
+        except UNAVAILABLE as exc:
+            raise RedisUnavailable() from exc
         return stream_id
 
     def producer(self, stream_id: str, *, app: Flask | None = None) -> Producer:

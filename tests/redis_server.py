@@ -38,13 +38,17 @@ class RedisServer:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="sse-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.clients: list[redis.Redis] = []
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, decode_responses=True)
+        """A client of this server, closed at :meth:`cleanup`."""
+        client = redis.Redis(port=self.port, decode_responses=True)
+        self.clients.append(client)
+        return client
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
@@ -107,5 +111,7 @@ class RedisServer:
             os.kill(self.proc.pid, signal.SIGCONT)
 
     def cleanup(self) -> None:
+        for client in self.clients:
+            client.close()
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
