@@ -1,0 +1,54 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+# Both create .venv, install the package with what it needs, and install
+# redis-server from Debian's packages when it is missing and we are root.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN      = $(VENV)/bin
+STAMP    = $(VENV)/.installed-stamp
+
+.PHONY: demo test lint types docs unit e2e bench clean system-deps
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	touch $(STAMP)
+
+system-deps:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing redis-server from Debian's packages"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else \
+	    echo "redis-server is missing: install it (apt-get install redis-server)"; exit 1; \
+	  fi; \
+	fi
+
+demo: $(STAMP) system-deps
+	sh examples/demo/run.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+unit: $(STAMP) system-deps
+	$(BIN)/pytest -m "not e2e"
+
+e2e: $(STAMP) system-deps
+	$(BIN)/pytest -m e2e
+
+test: $(STAMP) system-deps lint types docs
+	$(BIN)/pytest
+
+bench: $(STAMP) system-deps
+	$(BIN)/python -m bench.core
+
+clean:
+	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache .demo
