@@ -253,3 +253,24 @@ def test_apps_serve_streams_under_their_own_urls(
     assert client.get("/chats/chat-42/recover").json["status"] == "completed"
     login(client, "bob")
     assert client.get("/chats/chat-42/events").status_code == 404
+
+
+def test_a_dropped_pubsub_connection_loses_nothing(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    client = app.test_client()
+    login(client, "alice")
+    response = open_stream(client, f"/sse/streams/{sid}")
+    body = iter(response.response)
+    assert b"connected" in next(body)
+    with sse.producer(sid, app=app) as out:
+        out.send("token", {"i": 0})
+        r.client_kill_filter(_type="pubsub")  # the worker's one listener
+        for i in range(1, 20):
+            out.send("token", {"i": i})  # some published while unsubscribed
+    events, _ = read(response)
+    numbers = [d["i"] for d in data(events) if isinstance(d, dict) and "i" in d]
+    assert numbers == list(range(20))
+    assert types(events)[-1] == "completed"

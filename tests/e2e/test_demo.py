@@ -12,8 +12,9 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
+from ..demo_server import Demo
 from ..redis_server import RedisServer
-from .conftest import Demo, DemoFactory
+from .conftest import DemoFactory
 
 pytestmark = pytest.mark.e2e
 
