@@ -7,7 +7,7 @@ PYTHON  ?= python3
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed-stamp
 
-.PHONY: demo test lint types docs unit e2e bench clean system-deps
+.PHONY: demo test lint types docs unit e2e bench bench-quick clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ test: $(STAMP) system-deps lint types docs
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.core
+
+bench-quick: $(STAMP) system-deps
+	$(BIN)/python -m bench.core --quick
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache .demo
