@@ -6,7 +6,7 @@ import re
 import secrets
 
 _STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_EVENT_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+_EVENT_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 
 
 def new_stream_id() -> str:

@@ -85,3 +85,33 @@ def test_missing_init_app_has_a_helpful_error() -> None:
     sse = SSEResilience()
     with pytest.raises(RuntimeError, match="did you forget init_app"):
         sse.open_stream("alice")
+
+
+def test_a_client_returning_bytes_works_too(redis_server: RedisServer) -> None:
+    from flask import session
+
+    from .streams import login, open_stream, read, types
+
+    raw = redis.Redis(port=redis_server.port)  # decode_responses=False
+    app = Flask(__name__)
+    app.secret_key = "x"
+    sse = SSEResilience(app, redis=raw, identity=lambda: session.get("user"))
+
+    @app.post("/test-login")
+    def test_login() -> str:
+        from flask import request
+
+        session["user"] = request.get_json()["user"]
+        return "ok"
+
+    sid = sse.open_stream("alice")
+    with sse.producer(sid) as out:
+        out.send("token", {"t": "ü"})
+    client = app.test_client()
+    login(client, "alice")
+    assert client.get(f"/sse/streams/{sid}/recover").json["status"] == "completed"
+    log = sse.event_log().read(sid, None)
+    events, _ = read(open_stream(client, f"/sse/streams/{sid}", log[0].id))
+    assert types(events) == ["connected", "completed"]
+    assert sse.get_stream(sid).state.value == "completed"
+    raw.close()

@@ -70,7 +70,18 @@ def test_malformed_stream_ids_are_400(
 
 
 @pytest.mark.parametrize(
-    "bad", ["garbage", "-1", "1" * 101, "1-", "1-0-0", "99999999999999-0", "0-0"]
+    "bad",
+    [
+        "garbage",
+        "-1",
+        "1" * 101,
+        "1-",
+        "1-0-0",
+        "99999999999999-0",
+        "0-0",
+        "\u0661\u0662-0",  # Arabic-Indic digits: \d would match them
+        "18446744073709551616-0",
+    ],
 )
 def test_bad_last_event_id_is_400(
     app_sse: tuple[Flask, SSEResilience], bad: str
