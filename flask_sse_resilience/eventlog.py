@@ -242,12 +242,11 @@ class EventLog:
     def read(self, stream_id: str, after: str | None, count: int = 500) -> list[Event]:
         """Return up to ``count`` logged events after log id ``after`` (exclusive),
         or from the start of the log when ``after`` is None."""
-        start = "-" if after is None else f"({after}"
-        entries = self.redis.xrange(self.keys.log(stream_id), start, "+", count=count)
-        return [parse_entry(entry_id, fields) for entry_id, fields in entries or ()]
+        return self.read_from(stream_id, "-" if after is None else f"({after}", count)
 
     def read_from(self, stream_id: str, start: str, count: int = 500) -> list[Event]:
-        """Return up to ``count`` logged events from log id ``start`` (inclusive)."""
+        """Return up to ``count`` logged events from log id ``start`` (inclusive;
+        ``-`` is the start of the log, a ``(`` prefix makes it exclusive)."""
         entries = self.redis.xrange(self.keys.log(stream_id), start, "+", count=count)
         return [parse_entry(entry_id, fields) for entry_id, fields in entries or ()]
 
