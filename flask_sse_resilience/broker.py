@@ -16,6 +16,7 @@ growing without limit.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import queue
@@ -30,13 +31,19 @@ from .redisutil import UNAVAILABLE, RedisClient, as_text
 log = logging.getLogger(__name__)
 
 
-class _Resync:
-    def __repr__(self) -> str:
-        return "RESYNC"
+class Signal(enum.Enum):
+    """Queue items that are not events."""
+
+    #: Events may have been missed: catch up from the log.
+    RESYNC = "resync"
+    #: The client went away: stop serving it.
+    DISCONNECTED = "disconnected"
+    #: This worker is shutting down: tell the client to reconnect elsewhere.
+    SHUTDOWN = "shutdown"
 
 
-#: Queue item meaning "events may have been missed: catch up from the log".
-RESYNC: Final = _Resync()
+RESYNC: Final = Signal.RESYNC
+Item = Event | Signal
 
 
 class Subscription:
@@ -44,18 +51,26 @@ class Subscription:
 
     def __init__(self, stream_id: str, maxsize: int) -> None:
         self.stream_id = stream_id
-        self._queue: queue.Queue[Event | _Resync] = queue.Queue(maxsize)
+        self._queue: queue.Queue[Item] = queue.Queue(maxsize)
         self._overflowed = False
+        self._closed: Signal | None = None
 
-    def put(self, item: Event | _Resync) -> None:
+    def put(self, item: Item) -> None:
         """Offer an item without blocking; on overflow, flag a resync instead."""
         try:
             self._queue.put_nowait(item)
         except queue.Full:
             self._overflowed = True
 
-    def get(self, timeout: float) -> Event | _Resync | None:
-        """Return the next item, :data:`RESYNC`, or None after ``timeout`` s."""
+    def close(self, reason: Signal) -> None:
+        """End the subscription: the next :meth:`get` returns ``reason``."""
+        self._closed = reason
+        self.put(reason)  # wakes a waiting get(); a full queue never blocks one
+
+    def get(self, timeout: float) -> Item | None:
+        """Return the next event or :class:`Signal`, or None after ``timeout`` s."""
+        if self._closed is not None:
+            return self._closed
         if self._overflowed:
             self._overflowed = False
             while True:
@@ -118,6 +133,20 @@ class Broker:
                 del self._subs[sub.stream_id]
         if last:
             self._send("unsubscribe", sub.stream_id)
+
+    def close_all(self, reason: Signal) -> int:
+        """Close every subscription of this process; return how many."""
+        with self._lock:
+            subs = [sub for followers in self._subs.values() for sub in followers]
+        for sub in subs:
+            sub.close(reason)
+        return len(subs)
+
+    @property
+    def followers(self) -> int:
+        """Number of local connections following some stream."""
+        with self._lock:
+            return sum(len(followers) for followers in self._subs.values())
 
     def stop(self) -> None:
         """Stop the listener and close its connection."""
@@ -203,7 +232,7 @@ class Broker:
             followers = list(self._subs.get(stream_id, ()))
         if not followers:
             return
-        item: Event | _Resync
+        item: Item
         if kind == "subscribe":
             item = RESYNC
         else:

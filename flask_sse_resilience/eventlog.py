@@ -43,14 +43,29 @@ return tonumber(redis.call('HGET', KEYS[1], 'seq'))
 
 # Shared checks. Status codes: 1 written, 0 already written (a retry),
 # -1 ended, -2 missing, -3 another producer holds the lease, -4 out of order,
-# -5 (guardian) no longer stale.
+# -5 (guardian) no longer stale. The guardian (empty token) instead ends only a
+# stream that is still active and still stale, and drops from the active index
+# what is gone or ended, telling followers of a vanished stream it is over.
 _CHECK = """
 local rec = redis.call('HMGET', KEYS[1], 'state', 'producer', 'seq', 'lastEventId',
   'userId', 'lastHeartbeat')
-if not rec[1] then return {-2} end
-local cur = tonumber(rec[3])
 local seq = tonumber(ARGV[2])
-if ARGV[1] ~= '' then
+if ARGV[1] == '' then
+  if not rec[1] then
+    if redis.call('ZREM', KEYS[#KEYS], ARGV[10]) == 1 then
+      redis.call('PUBLISH', ARGV[6], '\\n0\\nfailed\\n{"reason":"expired"}')
+    end
+    return {-2}
+  end
+  if rec[1] ~= 'active' then
+    redis.call('ZREM', KEYS[#KEYS], ARGV[10])
+    return {-1}
+  end
+  if now - tonumber(rec[6]) <= tonumber(ARGV[8]) then return {-5} end
+  seq = tonumber(rec[3]) + 1
+else
+  if not rec[1] then return {-2} end
+  local cur = tonumber(rec[3])
   if rec[2] ~= ARGV[1] then return {-3} end
   if seq <= cur then return {0, rec[4]} end
   if rec[1] ~= 'active' then return {-1} end
@@ -83,11 +98,6 @@ _FINISH = (
     LUA_NOW
     + _CHECK
     + """
-if ARGV[1] == '' then
-  if rec[1] ~= 'active' then return {-1} end
-  if now - tonumber(rec[6]) <= tonumber(ARGV[8]) then return {-5} end
-  seq = cur + 1
-end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
   'seq', seq, 'type', ARGV[3], 'data', ARGV[4])
 redis.call('HSET', KEYS[1], 'seq', seq, 'lastEventId', id, 'state', ARGV[9],
@@ -133,9 +143,13 @@ def parse_entry(entry_id: Any, fields: Any) -> Event:
 
 
 def parse_message(payload: Any) -> Event:
-    """Build an :class:`Event` from a pub/sub announcement (see ``_PUBLISH``)."""
+    """Build an :class:`Event` from a pub/sub announcement (see ``_PUBLISH``).
+
+    An announcement without an id is an end notice for a stream that vanished
+    (its record expired): it is not in the log, and ends every follower.
+    """
     event_id, seq, event_type, data = as_text(payload).split("\n", 3)
-    return Event(id=event_id, seq=int(seq), type=event_type, data_json=data)
+    return Event(id=event_id or None, seq=int(seq), type=event_type, data_json=data)
 
 
 class EventLog:

@@ -17,9 +17,10 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
-from . import wire
-from .broker import Broker
+from . import disconnect, wire
+from .broker import Broker, Signal
 from .eventlog import EventLog
 from .ids import parse_event_id
 from .models import CompletionData, Event, StreamMetadata, StreamState
@@ -45,6 +46,13 @@ def ended_event(record: StreamMetadata, completion: CompletionData | None) -> Ev
     )
 
 
+#: The reconnection delay advised to clients of a worker that shuts down, in ms.
+RECONNECT_MS = 500
+
+#: Sent when a followed stream's record is gone and no terminal event exists.
+LOST = Event(id=None, seq=0, type="failed", data_json='{"reason":"lost"}')
+
+
 def _position(event_id: str | None) -> tuple[int, int]:
     return parse_event_id(event_id or "") or (0, 0)
 
@@ -61,6 +69,8 @@ class EventStream:
     registry: StreamRegistry
     broker: Broker | None
     keepalive: float
+    #: The client's socket when the server exposes it (gunicorn), else None.
+    client_socket: Any = None
     #: Log id and sequence number of the last event this client has.
     _last_id: str | None = None
     _last_seq: int = 0
@@ -92,6 +102,11 @@ class EventStream:
     def _follow(self) -> Iterator[bytes]:
         assert self.broker is not None
         subscription = self.broker.subscribe(self.stream_id)
+        watch = disconnect.watch(
+            self.client_socket,
+            lambda: subscription.close(Signal.DISCONNECTED),
+            timeout_ms=int(self.keepalive * 1000),
+        )
         counted = False
         try:
             counted = self.registry.count_connection(self.stream_id, 1) is not None
@@ -104,10 +119,22 @@ class EventStream:
                 if item is None:
                     yield wire.KEEPALIVE
                     continue
+                if item is Signal.DISCONNECTED:
+                    return
+                if item is Signal.SHUTDOWN:
+                    # Reconnect soon, to a live worker, by Last-Event-ID.
+                    yield wire.encode_retry(RECONNECT_MS)
+                    return
+                if isinstance(item, Event) and item.id is None:
+                    yield item.encode()  # end notice: the stream vanished
+                    return
+                if isinstance(item, Event) and item.seq <= self._last_seq:
+                    continue  # already delivered
                 if isinstance(item, Event) and item.seq == self._last_seq + 1:
                     pending: Iterator[Event] = iter((item,))
-                elif isinstance(item, Event) and item.seq <= self._last_seq:
-                    continue  # already delivered
+                elif item is Signal.RESYNC and not self._still_there():
+                    yield LOST.encode()
+                    return
                 else:
                     pending = self._catch_up()  # RESYNC, or a gap before item
                 for event in self._deliver(pending):
@@ -115,9 +142,14 @@ class EventStream:
                     if event.terminal:
                         return
         finally:
+            watch.cancel()
             self.broker.unsubscribe(subscription)
             if counted:
                 self._uncount()
+
+    def _still_there(self) -> bool:
+        """False if the stream's record vanished (say, Redis lost its data)."""
+        return self.registry.get(self.stream_id) is not None
 
     def _uncount(self) -> None:
         try:

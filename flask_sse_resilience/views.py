@@ -141,6 +141,7 @@ def stream_response(state: State, stream_id: str) -> Response:
         registry=state.registry,
         broker=state.broker if record.state is StreamState.ACTIVE else None,
         keepalive=state.settings.heartbeat_interval,
+        client_socket=request.environ.get("gunicorn.socket"),
     )
     return Response(stream.frames(), headers=STREAM_HEADERS, direct_passthrough=True)
 

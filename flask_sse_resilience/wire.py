@@ -56,6 +56,13 @@ def encode(
     return "".join(parts).encode("utf-8")
 
 
+def encode_retry(milliseconds: int) -> bytes:
+    """Return a frame that only sets the client's reconnection delay."""
+    if milliseconds < 0:
+        raise ValueError(f"SSE retry must not be negative: {milliseconds}")
+    return f"retry: {milliseconds}\n\n".encode()
+
+
 def comment(text: str = "") -> bytes:
     """Return an SSE comment frame, ignored by clients; used as keep-alive."""
     lines = _LINE_BREAK.split(text)

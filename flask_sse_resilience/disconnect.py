@@ -1,0 +1,83 @@
+"""Noticing that a client left, without waiting for a write to fail.
+
+With gunicorn's gevent worker the first write into a socket whose peer has
+closed still succeeds, so a write-only server learns that a quiet client left
+only a heartbeat or two later. Instead, a small greenlet per connection waits
+for the client socket to become readable: an SSE client never sends anything
+after its request, so readable means EOF (or an error), and the connection is
+released at once.
+
+A client that vanishes without closing (half-open TCP) never makes the socket
+readable; for that, ``TCP_USER_TIMEOUT`` makes the kernel drop the connection
+once a keep-alive write stays unacknowledged for a heartbeat interval, which
+the watcher then sees.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Watch(Protocol):
+    """A running watch; :meth:`cancel` stops it."""
+
+    def cancel(self) -> None:
+        """Stop watching (idempotent)."""
+
+
+class _NoWatch:
+    def cancel(self) -> None:
+        pass
+
+
+class _GeventWatch:
+    def __init__(self, sock: socket.socket, on_close: Callable[[], None]) -> None:
+        import gevent
+
+        self._greenlet = gevent.spawn(self._run, sock, on_close)
+
+    @staticmethod
+    def _run(sock: socket.socket, on_close: Callable[[], None]) -> None:
+        from gevent.socket import wait_read
+
+        try:
+            wait_read(sock.fileno())
+            closed = sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            closed = True  # reset, or dropped by TCP_USER_TIMEOUT
+        if closed:
+            on_close()
+        # Otherwise the client sent bytes (a pipelined request): stop watching
+        # and leave it to failing writes.
+
+    def cancel(self) -> None:
+        self._greenlet.kill(block=False)
+
+
+def _gevent_patched() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        return False
+    return bool(monkey.is_module_patched("socket"))
+
+
+def watch(sock: Any, on_close: Callable[[], None], timeout_ms: int) -> Watch:
+    """Call ``on_close`` once the client socket ``sock`` closes.
+
+    Works under gevent (gunicorn's gevent worker passes the socket as
+    ``environ["gunicorn.socket"]``); elsewhere it watches nothing and the
+    connection is released when a write fails, as usual.
+    """
+    if not isinstance(sock, socket.socket) or not _gevent_patched():
+        return _NoWatch()
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, timeout_ms)
+    except (OSError, AttributeError):  # not Linux, or not TCP
+        log.debug("TCP_USER_TIMEOUT not set", exc_info=True)
+    return _GeventWatch(sock, on_close)
