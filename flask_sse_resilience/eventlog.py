@@ -192,6 +192,8 @@ class EventLog:
         :raises StreamNotActiveError: if the stream is missing or has ended.
         :raises ProducerConflictError: if another producer holds the lease.
         """
+        if not token:
+            raise ValueError("a producer token is required")
         reply = self._append(
             keys=[self.keys.stream(stream_id), self.keys.log(stream_id)],
             args=[
@@ -252,6 +254,36 @@ class EventLog:
         )
         _raise_for(int(reply[0]), stream_id)
         return as_text(reply[1])
+
+    def orphan_many(
+        self, stream_ids: list[str], *, stale_ms: int, data: str
+    ) -> list[int]:
+        """End each still-active, still-stale stream as ``orphaned``, in one
+        pipelined round trip; the guardian's write.
+
+        Returns a status per id: 1 orphaned now, -5 no longer stale (left
+        alone), -1 already ended and -2 expired (both dropped from the active
+        index; followers of an expired stream are told it is over).
+        """
+        calls = [
+            (
+                [
+                    self.keys.stream(stream_id),
+                    self.keys.log(stream_id),
+                    self.keys.completion(stream_id),
+                    self.keys.active,
+                ],
+                [
+                    "", 0, "failed", data, self.max_events,
+                    self.keys.channel(stream_id), self.completion_ttl * 1000,
+                    stale_ms, StreamState.ORPHANED.value, stream_id,
+                ],
+            )
+            for stream_id in stream_ids
+        ]  # fmt: skip
+        if not calls:
+            return []
+        return [int(reply[0]) for reply in self._finish.run_batch(calls)]
 
     def read(self, stream_id: str, after: str | None, count: int = 500) -> list[Event]:
         """Return up to ``count`` logged events after log id ``after`` (exclusive),

@@ -7,11 +7,13 @@ from typing import Any
 
 from flask import Flask, Response, current_app, has_app_context
 
+from . import signals
 from .completion import CompletionStore
 from .errors import RedisUnavailable
 from .eventlog import EventLog
+from .guardian import StreamGuardian
 from .ids import is_valid_stream_id, new_stream_id
-from .models import CompletionData, StreamMetadata
+from .models import CompletionData, StreamMetadata, StreamState
 from .producer import Producer
 from .redisutil import UNAVAILABLE, RedisClient, make_client
 from .registry import StreamRegistry
@@ -75,10 +77,14 @@ class SSEResilience:
         client = self._redis or make_client(
             settings.redis_url, max_connections=settings.redis_max_connections
         )
-        state = State(settings, client, lambda: self._identity)
+        state = State(app, settings, client, lambda: self._identity)
         app.extensions[EXTENSION_KEY] = state
         self._states[app] = state
         app.register_blueprint(make_blueprint(settings.url_prefix))
+        if settings.guardian_enabled:
+            # Start the guardian lazily in each process that serves requests:
+            # after gunicorn forks, never in its master.
+            app.before_request(state.start_background)
 
     def identity_loader(self, loader: IdentityLoader) -> IdentityLoader:
         """Decorator: use ``loader`` to tell who the current user is.
@@ -142,6 +148,9 @@ class SSEResilience:
             )
         except UNAVAILABLE as exc:
             raise RedisUnavailable() from exc
+        self._state(app).emit(
+            signals.stream_opened, stream_id=stream_id, user_id=str(user_id)
+        )
         return stream_id
 
     def producer(self, stream_id: str, *, app: Flask | None = None) -> Producer:
@@ -151,11 +160,21 @@ class SSEResilience:
         same Redis. See :class:`~flask_sse_resilience.producer.Producer`.
         """
         state = self._state(app)
+
+        def ended(final: StreamState) -> None:
+            signal = (
+                signals.stream_completed
+                if final is StreamState.COMPLETED
+                else signals.stream_failed
+            )
+            state.emit(signal, stream_id=stream_id)
+
         return Producer(
             stream_id,
             log=state.log,
             heartbeater=state.heartbeater,
             max_event_bytes=state.settings.max_event_bytes,
+            on_end=ended,
         )
 
     def stream_response(self, stream_id: str) -> Response:
@@ -180,6 +199,20 @@ class SSEResilience:
     ) -> CompletionData | None:
         """Return the stream's stored terminal event, or None."""
         return self._state(app).completions.get_completion(stream_id)
+
+    def guardian(self, app: Flask | None = None) -> StreamGuardian:
+        """This process's :class:`~flask_sse_resilience.guardian.StreamGuardian`
+        for the app; ``guardian().run_once()`` sweeps now."""
+        return self._state(app).guardian
+
+    def start_background(self, app: Flask | None = None) -> None:
+        """Schedule the guardian in this process now (if enabled).
+
+        Web workers do this on their first request; call it at worker start
+        (see :mod:`flask_sse_resilience.gunicorn`) or in a non-web process that
+        should take part in sweeping.
+        """
+        self._state(app).start_background()
 
     def registry(self, app: Flask | None = None) -> StreamRegistry:
         """The app's :class:`~flask_sse_resilience.registry.StreamRegistry`."""

@@ -51,6 +51,12 @@ class Heartbeater:
             if self._streams[stream_id] <= 0:
                 del self._streams[stream_id]
 
+    @property
+    def streams(self) -> int:
+        """Number of streams this process is producing right now."""
+        with self._lock:
+            return len(self._streams)
+
     def beat(self) -> None:
         """Refresh every registered stream now, in one round trip."""
         with self._lock:
@@ -64,8 +70,13 @@ class Heartbeater:
         self._stopped.set()
 
     def _run(self) -> None:
-        while not self._stopped.wait(self.interval):
+        wait = self.interval
+        while not self._stopped.wait(wait):
             try:
                 self.beat()
+                wait = self.interval
             except UNAVAILABLE as exc:
-                log.warning("heartbeat failed, will retry next interval: %s", exc)
+                # Retry within a second rather than a whole interval, so that
+                # once Redis is back our streams look alive again at once.
+                wait = min(1.0, self.interval)
+                log.warning("heartbeat failed, retrying in %.1fs: %s", wait, exc)

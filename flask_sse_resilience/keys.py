@@ -21,6 +21,21 @@ class Keys:
         """Sorted set of active stream ids, scored by last heartbeat (ms)."""
         return f"{self.prefix}streams:active"
 
+    @property
+    def guardian_leader(self) -> str:
+        """String holding the token of the worker that leads the guardian."""
+        return f"{self.prefix}guardian:leader"
+
+    @property
+    def guardian_sweeps(self) -> str:
+        """Counter of guardian sweeps ever run."""
+        return f"{self.prefix}guardian:sweeps"
+
+    @property
+    def guardian_last(self) -> str:
+        """Hash describing the last guardian sweep (when, who, what it did)."""
+        return f"{self.prefix}guardian:last"
+
     def stream(self, stream_id: str) -> str:
         """Hash holding one stream's registry record."""
         return f"{self.prefix}stream:{{{stream_id}}}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -63,8 +64,10 @@ class Producer:
         log: EventLog,
         heartbeater: Heartbeater,
         max_event_bytes: int,
+        on_end: Callable[[StreamState], None] | None = None,
     ) -> None:
         self.stream_id = stream_id
+        self._on_end = on_end
         self._log = log
         self._heartbeater = heartbeater
         self._max_event_bytes = max_event_bytes
@@ -162,4 +165,6 @@ class Producer:
         )
         self._seq = seq
         self.final_state = state
+        if self._on_end is not None:
+            self._on_end(state)
         return event_id

@@ -1,26 +1,38 @@
 """Per-app state: the settings and the Redis-backed parts wired together.
 
 Kept in ``app.extensions["sse_resilience"]``. The background parts (the pub/sub
-broker and the heartbeat thread) are created on first use in the process that
-uses them, so nothing started before gunicorn forks (``--preload``) is shared
-with a worker.
+broker, the heartbeat thread, the guardian's scheduler) are created on first
+use in the process that uses them, so nothing started before gunicorn forks
+(``--preload``) is shared with a worker, and nothing runs in the master.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .broker import Broker
+from blinker import NamedSignal
+
+from . import signals
+from .broker import Broker, Signal
 from .completion import CompletionStore
 from .eventlog import EventLog
+from .guardian import StreamGuardian
 from .heartbeat import Heartbeater
 from .keys import Keys
 from .redisutil import RedisClient
 from .registry import StreamRegistry
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+log = logging.getLogger(__name__)
 
 IdentityLoader = Callable[[], Any]
 
@@ -30,10 +42,12 @@ class State:
 
     def __init__(
         self,
+        app: Flask,
         settings: Settings,
         redis: RedisClient,
         identity: Callable[[], IdentityLoader | None],
     ) -> None:
+        self._app = weakref.ref(app)
         self.settings = settings
         self.redis = redis
         self.keys = Keys(settings.key_prefix)
@@ -51,11 +65,24 @@ class State:
         self._lock = threading.Lock()
         self._broker: Broker | None = None
         self._heartbeater: Heartbeater | None = None
+        self._guardian: StreamGuardian | None = None
+        #: True once :meth:`shutdown` ran in this process.
+        self.shutting_down = False
 
     @property
     def identity(self) -> IdentityLoader | None:
         """The app's identity loader, or None if none was given."""
         return self._identity()
+
+    def emit(self, signal: NamedSignal, **data: Any) -> None:
+        """Send ``signal`` with the app as sender; a failing receiver is logged."""
+        app = self._app()
+        if app is None or not signal.receivers:
+            return
+        try:
+            signal.send(app, **data)
+        except Exception:  # noqa: BLE001 - an app's hook must not break streams
+            log.exception("a receiver of %s failed", signal.name)
 
     @property
     def broker(self) -> Broker:
@@ -79,12 +106,62 @@ class State:
                 )
             return self._heartbeater
 
+    @property
+    def guardian(self) -> StreamGuardian:
+        """This process's guardian (not necessarily scheduled)."""
+        with self._lock:
+            if self._guardian is None or self._guardian.pid != os.getpid():
+                self._guardian = StreamGuardian(
+                    self.redis,
+                    self.keys,
+                    self.log,
+                    self.settings,
+                    on_orphaned=lambda sid: self.emit(
+                        signals.stream_orphaned, stream_id=sid
+                    ),
+                )
+            return self._guardian
+
+    def start_background(self) -> None:
+        """Schedule the guardian in this process, if enabled. Idempotent."""
+        if self.settings.guardian_enabled and not self.shutting_down:
+            guardian = self.guardian
+            if not guardian.running:
+                guardian.start()
+
+    def shutdown(self, grace: float = 0.0) -> int:
+        """Prepare this process to exit: stop the guardian, end every open
+        stream response with a reconnect hint, then wait up to ``grace``
+        seconds for this process's producers to finish.
+
+        Returns the number of stream responses ended.
+        """
+        self.shutting_down = True
+        with self._lock:
+            guardian, broker = self._guardian, self._broker
+            heartbeater = self._heartbeater
+        pid = os.getpid()
+        if guardian is not None and guardian.pid == pid:
+            guardian.stop()
+        ended = 0
+        if broker is not None and broker.pid == pid:
+            ended = broker.close_all(Signal.SHUTDOWN)
+        if heartbeater is not None and heartbeater.pid == pid:
+            deadline = time.monotonic() + grace
+            while heartbeater.streams and time.monotonic() < deadline:
+                time.sleep(0.1)
+        return ended
+
     def close(self) -> None:
         """Stop the background parts started in this process."""
         with self._lock:
             broker, self._broker = self._broker, None
             heartbeater, self._heartbeater = self._heartbeater, None
-        if broker is not None and broker.pid == os.getpid():
+            guardian, self._guardian = self._guardian, None
+        pid = os.getpid()
+        if guardian is not None and guardian.pid == pid:
+            guardian.stop()
+        if broker is not None and broker.pid == pid:
             broker.stop()
-        if heartbeater is not None and heartbeater.pid == os.getpid():
+        if heartbeater is not None and heartbeater.pid == pid:
             heartbeater.stop()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import disconnect, wire
@@ -71,6 +71,9 @@ class EventStream:
     keepalive: float
     #: The client's socket when the server exposes it (gunicorn), else None.
     client_socket: Any = None
+    #: Called once the connection follows live events, and once it ends.
+    on_connect: Callable[[], None] | None = None
+    on_disconnect: Callable[[], None] | None = None
     #: Log id and sequence number of the last event this client has.
     _last_id: str | None = None
     _last_seq: int = 0
@@ -108,6 +111,8 @@ class EventStream:
             timeout_ms=int(self.keepalive * 1000),
         )
         counted = False
+        if self.on_connect is not None:
+            self.on_connect()
         try:
             counted = self.registry.count_connection(self.stream_id, 1) is not None
             for event in self._replay():
@@ -146,6 +151,8 @@ class EventStream:
             self.broker.unsubscribe(subscription)
             if counted:
                 self._uncount()
+            if self.on_disconnect is not None:
+                self.on_disconnect()
 
     def _still_there(self) -> bool:
         """False if the stream's record vanished (say, Redis lost its data)."""

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from . import signals
 from .errors import (
     AuthenticationRequired,
     InvalidLastEventId,
@@ -142,6 +143,10 @@ def stream_response(state: State, stream_id: str) -> Response:
         broker=state.broker if record.state is StreamState.ACTIVE else None,
         keepalive=state.settings.heartbeat_interval,
         client_socket=request.environ.get("gunicorn.socket"),
+        on_connect=lambda: state.emit(signals.client_connected, stream_id=stream_id),
+        on_disconnect=lambda: state.emit(
+            signals.client_disconnected, stream_id=stream_id
+        ),
     )
     return Response(stream.frames(), headers=STREAM_HEADERS, direct_passthrough=True)
 

@@ -68,11 +68,17 @@ class Demo:
             client.post("/login", json={"user": user}).raise_for_status()
         return client
 
-    def stop(self) -> None:
+    def workers(self) -> list[int]:
+        """PIDs of the current gunicorn workers."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+    def stop(self, graceful: bool = False) -> None:
+        """Stop gunicorn: SIGQUIT (quick) by default, SIGTERM when ``graceful``."""
         for client in self.clients:
             client.close()
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM if graceful else signal.SIGQUIT)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:

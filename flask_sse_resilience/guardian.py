@@ -1,0 +1,253 @@
+"""The stream guardian: ends streams whose producer stopped heartbeating.
+
+Every worker schedules it (APScheduler: ``GeventScheduler`` under gevent,
+``BackgroundScheduler`` otherwise), but each tick first takes or renews a
+leader lock in Redis (``SET NX PX`` with an owner token, renewed and released
+only by its owner), so one sweep runs per interval across all workers and
+hosts. If the leader dies, its lock expires and another worker takes over
+within one lock TTL.
+
+A sweep reads the active index for streams whose heartbeat is older than the
+stale threshold by the Redis clock, and ends each one as ``orphaned`` in one
+script that checks it is *still* active and *still* stale, so a leader paused
+past its lock cannot orphan a stream that heartbeated or completed meanwhile.
+The terminal event (type ``failed``, data ``{"reason": "orphaned"}``) is
+logged, stored as the completion and announced to every follower on every
+worker. Index entries whose stream expired or already ended are dropped, so
+the index never grows without bound. Round trips per sweep are constant:
+lock, candidates, one pipeline over them, the sweep record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from .eventlog import EventLog
+from .keys import Keys
+from .redisutil import LUA_NOW, UNAVAILABLE, RedisClient, as_text, script
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Data of the terminal event of an orphaned stream.
+ORPHANED_DATA = '{"reason":"orphaned"}'
+
+# KEYS: lock. ARGV: token, ttl_ms. 1 if we lead (taken or renewed).
+_LEAD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
+# KEYS: lock. ARGV: token.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: active. ARGV: stale_ms, limit.
+_CANDIDATES = (
+    LUA_NOW
+    + """
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - ARGV[1]),
+  'LIMIT', 0, ARGV[2])
+"""
+)
+
+# KEYS: sweeps, last. ARGV: worker, orphaned, pruned, ms.
+_RECORD = (
+    LUA_NOW
+    + """
+local n = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], 'at', now, 'worker', ARGV[1], 'orphaned', ARGV[2],
+  'pruned', ARGV[3], 'ms', ARGV[4], 'sweep', n)
+return n
+"""
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    """What one guardian tick did."""
+
+    #: False when this worker did not sweep (see :attr:`skipped`).
+    swept: bool
+    #: Ids of the streams this sweep ended as orphaned.
+    orphaned: tuple[str, ...] = ()
+    #: Active-index entries dropped because their stream expired or ended.
+    pruned: int = 0
+    #: Wall time of the sweep, in seconds.
+    seconds: float = 0.0
+    #: Why nothing was swept: ``not-leader`` or ``grace`` (after an outage).
+    skipped: str = ""
+
+
+def _gevent_patched() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        return False
+    return bool(monkey.is_module_patched("threading"))
+
+
+class StreamGuardian:
+    """Finds stale streams, marks them orphaned, and keeps the index clean."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        keys: Keys,
+        log: EventLog,
+        settings: Settings,
+        *,
+        on_orphaned: Callable[[str], None] | None = None,
+        batch: int = 1000,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.log = log
+        self.settings = settings
+        self.batch = batch
+        self.on_orphaned = on_orphaned
+        self.pid = os.getpid()
+        #: This worker's owner token for the leader lock.
+        self.token = f"{socket.gethostname()}:{self.pid}:{secrets.token_hex(4)}"
+        self.lock_ttl_ms = int((settings.guardian_interval * 1.5 + 0.5) * 1000)
+        self._lead = script(redis, _LEAD)
+        self._release = script(redis, _RELEASE)
+        self._candidates = script(redis, _CANDIDATES)
+        self._record = script(redis, _RECORD)
+        self._scheduler: Any = None
+        self._lock = threading.Lock()
+        self._outage = False
+        self._grace_until = 0.0
+        #: The last tick's result, or None before the first.
+        self.last_result: SweepResult | None = None
+
+    def run_once(self, *, force: bool = False) -> SweepResult:
+        """Sweep once if this worker leads (always with ``force``).
+
+        :raises redis.exceptions.ConnectionError: if Redis is unreachable.
+        """
+        leads = bool(self._lead(keys=[self.keys.guardian_leader],
+                                args=[self.token, self.lock_ttl_ms]))  # fmt: skip
+        if not (leads or force):
+            return SweepResult(swept=False, skipped="not-leader")
+        if self._outage:
+            # Producers could not heartbeat while Redis was away; give them one
+            # stale threshold to catch up before judging them.
+            self._outage = False
+            self._grace_until = time.monotonic() + self.settings.stale_threshold
+        if time.monotonic() < self._grace_until and not force:
+            return SweepResult(swept=False, skipped="grace")
+        return self._sweep()
+
+    def _sweep(self) -> SweepResult:
+        started = time.monotonic()
+        stale_ms = int(self.settings.stale_threshold * 1000)
+        orphaned: list[str] = []
+        pruned = 0
+        while True:
+            ids = [
+                as_text(member)
+                for member in self._candidates(
+                    keys=[self.keys.active], args=[stale_ms, self.batch]
+                )
+            ]
+            statuses = self.log.orphan_many(ids, stale_ms=stale_ms, data=ORPHANED_DATA)
+            for stream_id, status in zip(ids, statuses, strict=True):
+                if status == 1:
+                    orphaned.append(stream_id)
+                elif status in (-1, -2):
+                    pruned += 1
+            if len(ids) < self.batch:
+                break
+        seconds = time.monotonic() - started
+        self._record(
+            keys=[self.keys.guardian_sweeps, self.keys.guardian_last],
+            args=[self.token, len(orphaned), pruned, int(seconds * 1000)],
+        )
+        for stream_id in orphaned:
+            log.warning("stream %s orphaned: no heartbeat for %ss", stream_id,
+                        self.settings.stale_threshold)  # fmt: skip
+            if self.on_orphaned is not None:
+                self.on_orphaned(stream_id)
+        if pruned:
+            log.info("guardian dropped %d expired or ended index entries", pruned)
+        return SweepResult(
+            swept=True, orphaned=tuple(orphaned), pruned=pruned, seconds=seconds
+        )
+
+    def tick(self) -> None:
+        """The scheduled job: one :meth:`run_once`, never raising."""
+        try:
+            self.last_result = self.run_once()
+        except UNAVAILABLE as exc:
+            self._outage = True
+            log.warning("guardian skipped a tick, Redis unavailable: %s", exc)
+        except Exception:  # noqa: BLE001 - a scheduled job must not die
+            log.exception("guardian tick failed")
+
+    @property
+    def running(self) -> bool:
+        """True while the scheduler runs in this process."""
+        return self._scheduler is not None
+
+    def start(self) -> None:
+        """Schedule :meth:`tick` every guardian interval in this process.
+
+        Idempotent. Uses ``GeventScheduler`` when gevent has patched the
+        process, else ``BackgroundScheduler``; ``max_instances=1`` and
+        ``coalesce=True``, so a slow sweep never overlaps the next.
+        """
+        with self._lock:
+            if self._scheduler is not None:
+                return
+            if _gevent_patched():
+                from apscheduler.schedulers.gevent import GeventScheduler
+
+                scheduler: Any = GeventScheduler()
+            else:
+                from apscheduler.schedulers.background import BackgroundScheduler
+
+                scheduler = BackgroundScheduler(daemon=True)
+            interval = self.settings.guardian_interval
+            # Spread workers' first ticks over the interval.
+            first = datetime.now() + timedelta(seconds=random.uniform(0, interval))
+            scheduler.add_job(
+                self.tick,
+                "interval",
+                seconds=interval,
+                id="sse-resilience-guardian",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=first,
+                misfire_grace_time=None,
+            )
+            scheduler.start()
+            self._scheduler = scheduler
+        log.info("guardian scheduled every %ss (worker %s)", interval, self.token)
+
+    def stop(self) -> None:
+        """Stop the scheduler and give up the leader lock if this worker holds it."""
+        with self._lock:
+            scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        try:
+            self._release(keys=[self.keys.guardian_leader], args=[self.token])
+        except UNAVAILABLE:
+            pass  # the lock expires by itself

@@ -1,0 +1,68 @@
+"""gunicorn server hooks: start the guardian with each worker, stop gracefully.
+
+Use them from a gunicorn config file::
+
+    # gunicorn.conf.py
+    from flask_sse_resilience.gunicorn import post_worker_init, worker_exit
+
+With them, each worker schedules the guardian as soon as it boots (instead of
+on its first request), and on a graceful stop or reload (``SIGTERM``,
+``SIGHUP``) the worker ends its open stream responses within a fraction of a
+second, after sending a ``retry:`` hint, so clients reconnect to a live worker
+and resume by ``Last-Event-ID``; then it lets its own producers finish within
+``graceful_timeout``. A producer still running after that is left to the
+guardian, which ends its stream once the heartbeat goes stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from .state import State
+from .views import EXTENSION_KEY
+
+log = logging.getLogger(__name__)
+
+_POLL = 0.2
+
+
+def _state(worker: Any) -> State | None:
+    app = getattr(worker, "wsgi", None)
+    extensions = getattr(app, "extensions", None)
+    state = extensions.get(EXTENSION_KEY) if isinstance(extensions, dict) else None
+    if not isinstance(state, State):
+        log.warning("gunicorn hook: the app has no SSEResilience; nothing to do")
+        return None
+    return state
+
+
+def _watch(worker: Any, state: State) -> None:
+    while worker.alive:
+        time.sleep(_POLL)
+    worker.sse_stop_started = time.monotonic()
+    ended = state.shutdown()
+    log.info("worker %s stopping: ended %d stream responses", worker.pid, ended)
+
+
+def post_worker_init(worker: Any) -> None:
+    """gunicorn hook: schedule the guardian and watch for a graceful stop."""
+    state = _state(worker)
+    if state is None:
+        return
+    state.start_background()
+    threading.Thread(
+        target=_watch, args=(worker, state), name="sse-resilience-stop", daemon=True
+    ).start()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook: give this worker's producers the rest of the grace period."""
+    state = _state(worker)
+    if state is None:
+        return
+    started = getattr(worker, "sse_stop_started", time.monotonic())
+    left = worker.cfg.graceful_timeout - (time.monotonic() - started) - 1
+    state.shutdown(grace=max(0.0, left))

@@ -1,0 +1,30 @@
+"""Signals (blinker, like Flask's own) for logging and metrics hooks.
+
+Each is sent with the Flask app as sender, in the process where the thing
+happened: ``stream_opened`` where ``open_stream`` ran, ``stream_completed`` and
+``stream_failed`` in the producer's process, ``stream_orphaned`` in the worker
+whose guardian swept, ``client_connected`` / ``client_disconnected`` in the
+worker serving the connection. Keyword arguments: ``stream_id`` always, plus
+``user_id`` for ``stream_opened``.
+
+::
+
+    from flask_sse_resilience import signals
+
+    @signals.stream_orphaned.connect_via(app)
+    def alert(sender, stream_id, **extra):
+        log.warning("stream %s lost its producer", stream_id)
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+stream_opened = _signals.signal("sse-stream-opened")
+stream_completed = _signals.signal("sse-stream-completed")
+stream_failed = _signals.signal("sse-stream-failed")
+stream_orphaned = _signals.signal("sse-stream-orphaned")
+client_connected = _signals.signal("sse-client-connected")
+client_disconnected = _signals.signal("sse-client-disconnected")

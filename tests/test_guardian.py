@@ -1,0 +1,230 @@
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+from flask import Flask
+
+from flask_sse_resilience import SSEResilience, StreamState, signals
+from flask_sse_resilience.guardian import StreamGuardian
+
+from .conftest import AppFactory
+from .redis_server import RedisServer
+from .roundtrips import RoundTrips, counting_client
+from .streams import login, open_stream, read, types
+
+
+@pytest.fixture
+def app_sse(make_app: AppFactory) -> tuple[Flask, SSEResilience]:
+    return make_app({"SSE_RESILIENCE_GUARDIAN_INTERVAL": 0.2})
+
+
+def age(r: redis.Redis, sid: str, seconds: float = 60) -> None:
+    """Make a stream look as if its last heartbeat was ``seconds`` ago."""
+    now_ms = int(r.time()[0]) * 1000
+    then = now_ms - int(seconds * 1000)
+    r.hset(f"sse:stream:{{{sid}}}", "lastHeartbeat", then)
+    r.zadd("sse:streams:active", {sid: then})
+
+
+def test_a_sweep_orphans_stale_streams_atomically(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    stale, fresh = sse.open_stream("alice", app=app), sse.open_stream("alice", app=app)
+    age(r, stale)
+    seen: list[str] = []
+
+    def orphaned(sender: Flask, stream_id: str) -> None:
+        assert sender is app
+        seen.append(stream_id)
+
+    signals.stream_orphaned.connect(orphaned, app)
+    result = sse.guardian(app).run_once()
+    signals.stream_orphaned.disconnect(orphaned, app)
+    assert result.swept and result.orphaned == (stale,) and result.pruned == 0
+    assert seen == [stale]
+    record = sse.get_stream(stale, app=app)
+    assert record is not None and record.state is StreamState.ORPHANED
+    assert sse.get_stream(fresh, app=app).state is StreamState.ACTIVE
+    completion = sse.get_completion(stale, app=app)
+    assert completion.terminal_event_type == "failed"
+    assert completion.terminal_event_data == {"reason": "orphaned"}
+    assert sse.event_log(app).read(stale, None)[-1].type == "failed"
+    assert r.zscore("sse:streams:active", stale) is None
+    assert 295_000 < r.pttl(f"sse:log:{{{stale}}}") <= 300_000
+    client = app.test_client()
+    login(client, "alice")
+    body = client.get(f"/sse/streams/{stale}/recover").json
+    assert body["status"] == "orphaned"
+    assert body["terminalEventData"] == {"reason": "orphaned"}
+    # A second sweep finds nothing left to do.
+    again = sse.guardian(app).run_once()
+    assert again.orphaned == () and again.pruned == 0
+
+
+def test_never_orphans_a_stream_that_heartbeated_or_completed(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    revived = sse.open_stream("alice", app=app)
+    done = sse.open_stream("alice", app=app)
+    age(r, revived)
+    # The record heartbeated after the index was read: only the index is old.
+    r.hset(f"sse:stream:{{{revived}}}", "lastHeartbeat", int(r.time()[0]) * 1000)
+    with sse.producer(done, app=app) as out:
+        out.complete({"ok": True})
+    r.zadd("sse:streams:active", {done: 1})  # a stale index entry left behind
+    result = sse.guardian(app).run_once()
+    assert result.orphaned == ()
+    assert result.pruned == 1  # the completed one left the index
+    assert sse.get_stream(revived, app=app).state is StreamState.ACTIVE
+    assert sse.get_completion(done, app=app).terminal_event_data == {"ok": True}
+
+
+def test_expired_streams_leave_the_index_and_their_followers_are_told(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    client = app.test_client()
+    login(client, "alice")
+    response = open_stream(client, f"/sse/streams/{sid}")
+    body = iter(response.response)
+    assert b"connected" in next(body)
+    assert next(body) == b": heartbeat\n\n"  # following live events now
+    age(r, sid)
+    r.delete(f"sse:stream:{{{sid}}}")  # as if its TTL ran out
+    result = sse.guardian(app).run_once()
+    assert result.pruned == 1 and result.orphaned == ()
+    assert r.zcard("sse:streams:active") == 0
+    events, _ = read(response)
+    assert [json.loads(e.data) for e in events] == [
+        {"type": "failed", "data": {"reason": "expired"}}
+    ]
+
+
+def test_a_connected_client_gets_the_orphaned_event_and_the_end(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    # A producer in some process that then died: it logged one event and its
+    # heartbeat stopped.
+    log = sse.event_log(app)
+    log.append(sid, "dead-producer", log.claim(sid, "dead-producer") + 1, "token", "0")
+    client = app.test_client()
+    login(client, "alice")
+    response = open_stream(client, f"/sse/streams/{sid}")
+    body = iter(response.response)
+    assert b"connected" in next(body)
+    assert b"token" in next(body)
+    age(r, sid)
+    sse.guardian(app).run_once()
+    events, _ = read(response)
+    assert types(events) == ["failed"]
+    assert json.loads(events[0].data)["data"] == {"reason": "orphaned"}
+
+
+def test_only_the_leader_sweeps_and_another_takes_over(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, _ = app_sse
+    state = app.extensions["sse_resilience"]
+    one, two = (
+        StreamGuardian(r, state.keys, state.log, state.settings) for _ in range(2)
+    )
+    assert one.run_once().swept
+    assert two.run_once().skipped == "not-leader"
+    assert one.run_once().swept  # renews its lock
+    one.stop()  # a clean stop gives the lock up at once
+    assert two.run_once().swept
+    assert one.run_once().skipped == "not-leader"
+    # A leader that dies stops renewing: its lock lapses within one TTL.
+    assert two.lock_ttl_ms == int((0.2 * 1.5 + 0.5) * 1000)
+    time.sleep(two.lock_ttl_ms / 1000 + 0.1)
+    assert one.run_once().swept
+    assert int(r.get("sse:guardian:sweeps")) == 4
+    last = r.hgetall("sse:guardian:last")
+    assert last["worker"] == one.token and last["sweep"] == "4"
+
+
+def test_after_an_outage_producers_get_a_grace_period(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    age(r, sid)
+    guardian = sse.guardian(app)
+    guardian._outage = True  # what tick() records when Redis is unreachable
+    assert guardian.run_once().skipped == "grace"
+    assert sse.get_stream(sid, app=app).state is StreamState.ACTIVE
+    assert guardian.run_once(force=True).orphaned == (sid,)
+
+
+def test_the_scheduled_guardian_survives_redis_outages(
+    make_app: AppFactory, redis_factory: type[RedisServer]
+) -> None:
+    server = redis_factory()
+    app, sse = make_app(
+        {
+            "SSE_RESILIENCE_REDIS_URL": server.url,
+            "SSE_RESILIENCE_GUARDIAN_INTERVAL": 0.1,
+        }
+    )
+    guardian = sse.guardian(app)
+    guardian.start()
+    observer = server.client()
+    deadline = time.monotonic() + 5
+    while int(observer.get("sse:guardian:sweeps") or 0) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    port = server.port
+    server.kill()
+    time.sleep(0.5)  # ticks fail meanwhile, and are logged, not raised
+    server.port = port
+    server.start()
+    deadline = time.monotonic() + 10
+    while guardian.last_result is None or guardian.last_result.skipped != "grace":
+        assert time.monotonic() < deadline, guardian.last_result
+        time.sleep(0.05)
+    assert guardian.running
+    guardian.stop()
+    assert not guardian.running
+
+
+def fill(client: redis.Redis, active: int, stale_every: int) -> None:
+    """``active`` active streams, every ``stale_every``-th one stale."""
+    now_ms = int(client.time()[0]) * 1000
+    pipe = client.pipeline(transaction=False)
+    for i in range(active):
+        sid = f"s{i}"
+        beat = now_ms - 120_000 if i % stale_every == 0 else now_ms
+        pipe.hset(
+            f"sse:stream:{{{sid}}}",
+            mapping={"streamId": sid, "userId": "u", "state": "active",
+                     "startedAt": beat, "lastHeartbeat": beat, "seq": 0},
+        )  # fmt: skip
+        pipe.zadd("sse:streams:active", {sid: beat})
+    pipe.execute()
+
+
+def test_sweep_cost_is_constant_round_trips(redis_server: RedisServer) -> None:
+    client = counting_client(redis_server.port)
+    client.flushall()
+    app = Flask(__name__)
+    SSEResilience(app, redis=client)
+    guardian = app.extensions["sse_resilience"].guardian
+    fill(client, 10, 5)
+    assert len(guardian.run_once().orphaned) == 2  # also loads every script
+    client.flushall()
+    fill(client, 10_000, 100)
+    with RoundTrips() as rt:
+        result = guardian.run_once()
+    assert len(result.orphaned) == 100
+    assert rt.count == 4  # lock, candidates, one pipeline, the record
+    print(f"sweep over 10,000 active / 100 stale: {result.seconds * 1000:.1f} ms")
+    app.extensions["sse_resilience"].close()
+    client.flushall()
