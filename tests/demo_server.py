@@ -29,6 +29,7 @@ class Demo:
             "FLASK_SSE_RESILIENCE_REDIS_URL": redis_url,
             "FLASK_SSE_RESILIENCE_HEARTBEAT_INTERVAL": "1",
             "FLASK_SSE_RESILIENCE_STALE_THRESHOLD": "3",
+            "FLASK_SSE_RESILIENCE_GUARDIAN_INTERVAL": "1",
             "FLASK_SECRET_KEY": "e2e-secret",
             **env,
         }

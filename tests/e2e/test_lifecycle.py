@@ -1,0 +1,247 @@
+"""End to end: the guardian, disconnects, graceful restarts and Redis outages,
+under real gunicorn with gevent workers and a real redis-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from flask import Flask
+from httpx_sse import connect_sse
+
+from flask_sse_resilience import SSEResilience
+
+from ..demo_server import Demo
+from ..redis_server import RedisServer
+from .conftest import DemoFactory
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> float:
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < seconds, f"{what} after {seconds}s"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+class Follower:
+    """A client that follows a stream to its end, reconnecting with
+    Last-Event-ID whenever a response ends early, as a browser would."""
+
+    def __init__(self, bases: list[str], url: str, cookies: httpx.Cookies) -> None:
+        self.bases, self.url, self.cookies = bases, url, cookies
+        self.events: list[dict[str, Any]] = []
+        self.retries: list[int] = []
+        self.connections = 0
+        self.ended_at: list[float] = []
+        self.last_id: str | None = None
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                base = self.bases[min(self.connections, len(self.bases) - 1)]
+                if self._once(base):
+                    return
+                time.sleep(0.2)
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def _once(self, base: str) -> bool:
+        headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
+        try:
+            with httpx.Client(base_url=base, cookies=self.cookies, timeout=30) as c:
+                with connect_sse(c, "GET", self.url, headers=headers) as source:
+                    if source.response.status_code != 200:
+                        return False
+                    self.connections += 1
+                    for sse in source.iter_sse():
+                        if sse.retry is not None:
+                            self.retries.append(sse.retry)
+                        if not sse.data:
+                            continue
+                        event = json.loads(sse.data)
+                        if event["type"] == "connected":
+                            continue
+                        if sse.id:
+                            self.last_id = sse.id
+                        self.events.append(event)
+                        if event["type"] in ("completed", "failed"):
+                            return True
+        except httpx.TransportError:
+            pass
+        self.ended_at.append(time.monotonic())
+        return False
+
+    def join(self, seconds: float = 60) -> list[dict[str, Any]]:
+        assert self.done.wait(seconds), "follower did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.events
+
+    def tokens(self) -> list[int]:
+        return [e["data"]["index"] for e in self.events if e["type"] == "token"]
+
+
+def generate(demo: Demo, user: str = "alice", **params: Any) -> tuple[str, int, Any]:
+    client = demo.client(user)
+    response = client.post("/generations", json=params)
+    assert response.status_code == 201, response.text
+    return response.json()["streamUrl"], int(response.headers["X-Demo-Worker"]), client
+
+
+def test_three_workers_sweep_once_per_interval(
+    demo_factory: DemoFactory, redis_server: RedisServer, r: redis.Redis
+) -> None:
+    demo_factory(workers=3, FLASK_SSE_RESILIENCE_GUARDIAN_INTERVAL="0.5")
+    wait_for(lambda: int(r.get("sse:guardian:sweeps") or 0) > 0, 5, "no sweep")
+    before = int(r.get("sse:guardian:sweeps"))
+    time.sleep(5.0)  # ten intervals
+    sweeps = int(r.get("sse:guardian:sweeps")) - before
+    assert 8 <= sweeps <= 12, f"{sweeps} sweeps in 10 intervals (3 workers)"
+
+
+def test_a_killed_producer_is_orphaned_for_a_client_on_another_host(
+    demo_factory: DemoFactory, r: redis.Redis
+) -> None:
+    host_a, host_b = demo_factory(), demo_factory()
+    url, producer_pid, client = generate(host_a, tokens=1000, interval_ms=50)
+    follower = Follower([host_b.base], url, client.cookies)
+    wait_for(lambda: len(follower.tokens()) >= 5, 10, "no tokens")
+    os.kill(producer_pid, signal.SIGKILL)
+    killed = time.monotonic()
+    events = follower.join(15)
+    delay = time.monotonic() - killed
+    assert events[-1] == {"type": "failed", "data": {"reason": "orphaned"}}
+    assert delay < 6, f"orphaned after {delay:.1f}s"
+    print(f"orphan detected {delay:.2f}s after kill -9")
+    tokens = follower.tokens()
+    assert tokens == list(range(len(tokens)))
+    recovered = client.get(url + "/recover").json()
+    assert recovered["status"] == "orphaned"
+
+
+def test_a_closed_client_is_released_within_a_second(
+    demo_factory: DemoFactory, r: redis.Redis
+) -> None:
+    # Heartbeat 10 s: a keep-alive write would notice only much later.
+    demo = demo_factory(
+        workers=1,
+        FLASK_SSE_RESILIENCE_HEARTBEAT_INTERVAL="10",
+        FLASK_SSE_RESILIENCE_STALE_THRESHOLD="30",
+    )
+    url, _, client = generate(demo, tokens=1, interval_ms=60_000)
+    sid = url.rsplit("/", 1)[1]
+    cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    sock = socket.create_connection(("127.0.0.1", demo.port))
+    sock.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode())
+    key = f"sse:stream:{{{sid}}}"
+    wait_for(lambda: r.hget(key, "connections") == "1", 5, "never connected")
+    sock.close()
+    released = wait_for(lambda: r.hget(key, "connections") == "0", 1.0, "not released")
+    print(f"closed client released after {released * 1000:.0f} ms")
+
+
+@pytest.mark.parametrize("how", ["HUP", "TERM"])
+def test_graceful_restart_loses_and_doubles_nothing(
+    demo_factory: DemoFactory, r: redis.Redis, how: str
+) -> None:
+    host_a = demo_factory()
+    host_b = demo_factory() if how == "TERM" else host_a
+    url, _, client = generate(host_a, tokens=40, interval_ms=100)
+    follower = Follower([host_a.base, host_b.base], url, client.cookies)
+    wait_for(lambda: len(follower.tokens()) >= 5, 10, "no tokens")
+    signalled = time.monotonic()
+    host_a.proc.send_signal(signal.SIGHUP if how == "HUP" else signal.SIGTERM)
+    wait_for(lambda: bool(follower.ended_at), 5, "the response never ended")
+    assert follower.ended_at[0] - signalled < 2.0
+    events = follower.join(30)
+    assert follower.tokens() == list(range(40))
+    assert events[-1]["type"] == "completed"
+    assert follower.connections >= 2
+    assert follower.retries and follower.retries[0] <= 1000
+
+
+def test_redis_restart_with_data_kept_loses_nothing(
+    demo_factory: DemoFactory, redis_factory: type[RedisServer]
+) -> None:
+    server = redis_factory()
+    demo = demo_factory(redis_url=server.url)
+    app = Flask("producer")
+    app.config.update(
+        SSE_RESILIENCE_REDIS_URL=server.url,
+        SSE_RESILIENCE_HEARTBEAT_INTERVAL=1,
+        SSE_RESILIENCE_STALE_THRESHOLD=3,
+        SSE_RESILIENCE_GUARDIAN_ENABLED=False,
+    )
+    sse = SSEResilience(app)
+    sid = sse.open_stream("alice")
+    client = demo.client("alice")
+    follower = Follower([demo.base], f"/sse/streams/{sid}", client.cookies)
+
+    def send_until_sent(out: Any, *args: Any) -> None:
+        while True:
+            try:
+                return out.send(*args)
+            except redis.ConnectionError:
+                time.sleep(0.1)  # the same event again: idempotent
+
+    port = server.port
+    with sse.producer(sid) as out:
+        for i in range(30):
+            send_until_sent(out, "token", {"index": i})
+            time.sleep(0.05)
+            if i == 10:
+                server.client().save()
+                server.kill()
+                time.sleep(1.0)
+                server.port = port
+                server.start()
+    events = follower.join(30)
+    assert follower.tokens() == list(range(30))
+    assert events[-1]["type"] == "completed"
+    # New streams work at once.
+    url, _, fresh = generate(demo, tokens=3, interval_ms=0)
+    done = Follower([demo.base], url, fresh.cookies).join(10)
+    assert done[-1]["type"] == "completed"
+    app.extensions["sse_resilience"].close()
+
+
+def test_redis_data_loss_ends_followers_instead_of_hanging(
+    demo_factory: DemoFactory, redis_factory: type[RedisServer]
+) -> None:
+    server = redis_factory()
+    demo = demo_factory(redis_url=server.url)
+    url, _, client = generate(demo, tokens=1000, interval_ms=100)
+    follower = Follower([demo.base], url, client.cookies)
+    wait_for(lambda: len(follower.tokens()) >= 3, 10, "no tokens")
+    port = server.port
+    server.kill()
+    time.sleep(0.5)
+    server.port = port
+    server.start()  # empty: the stream is gone
+    events = follower.join(15)
+    assert events[-1]["type"] == "failed"
+    assert events[-1]["data"]["reason"] in ("lost", "error")
+    # Resuming with an old Last-Event-ID is a clean 404, not a hang.
+    again = client.get(url, headers={"Last-Event-ID": follower.last_id})
+    assert again.status_code == 404
+    url, _, fresh = generate(demo, tokens=3, interval_ms=0)
+    assert Follower([demo.base], url, fresh.cookies).join(10)[-1]["type"] == "completed"
