@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, current_app, has_app_context
 
 from . import signals
+from .cli import sse_cli
 from .completion import CompletionStore
 from .errors import RedisUnavailable
 from .eventlog import EventLog
@@ -81,6 +82,7 @@ class SSEResilience:
         app.extensions[EXTENSION_KEY] = state
         self._states[app] = state
         app.register_blueprint(make_blueprint(settings.url_prefix))
+        app.cli.add_command(sse_cli)
         if settings.guardian_enabled:
             # Start the guardian lazily in each process that serves requests:
             # after gunicorn forks, never in its master.

@@ -1,0 +1,134 @@
+"""``flask sse ...``: look at streams and run the guardian from a shell."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .models import StreamMetadata, StreamState
+from .redisutil import as_text, hash_to_text
+from .state import State
+from .views import EXTENSION_KEY
+
+sse_cli = AppGroup("sse", help="Inspect resilient SSE streams and sweep them.")
+
+_STATES = [state.value for state in StreamState]
+
+
+def _state() -> State:
+    state = current_app.extensions.get(EXTENSION_KEY)
+    if not isinstance(state, State):
+        raise click.ClickException("this app does not use SSEResilience")
+    return state
+
+
+def _ago(when: datetime | None) -> str:
+    if when is None:
+        return "-"
+    seconds = (datetime.now(timezone.utc) - when).total_seconds()
+    return f"{seconds:.0f}s"
+
+
+def _records(state: State, wanted: set[str], limit: int) -> list[StreamMetadata]:
+    if wanted == {"active"}:
+        ids = [as_text(m) for m in state.redis.zrange(state.keys.active, 0, limit - 1)]
+        return [r for r in state.registry.get_many(ids) if r.state.value == "active"]
+    # Ended streams are not indexed: scan for them (fine for a shell command).
+    records: list[StreamMetadata] = []
+    pattern = state.keys.stream("*")
+    batch: list[str] = []
+    for key in state.redis.scan_iter(match=pattern, count=1000):
+        batch.append(as_text(key)[len(state.keys.stream("")) - 1 : -1])
+        if len(batch) >= 500:
+            records += state.registry.get_many(batch)
+            batch = []
+    records += state.registry.get_many(batch)
+    chosen = [r for r in records if r.state.value in wanted]
+    return sorted(chosen, key=lambda r: r.started_at)[:limit]
+
+
+@sse_cli.command("streams")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([*_STATES, "all"]),
+    default=["active", "orphaned"],
+    show_default=True,
+    help="Which states to list; repeat for several.",
+)
+@click.option("--limit", default=100, show_default=True, help="At most this many.")
+def streams_command(states: tuple[str, ...], limit: int) -> None:
+    """List streams with owner, type, state, age and last heartbeat."""
+    wanted = set(_STATES) if "all" in states else set(states)
+    rows = _records(_state(), wanted, limit)
+    click.echo(
+        f"{'STREAM':<24} {'OWNER':<16} {'TYPE':<12} {'STATE':<10} "
+        f"{'AGE':>7} {'HEARTBEAT':>9} {'CLIENTS':>7}"
+    )
+    for r in rows:
+        click.echo(
+            f"{r.stream_id[:24]:<24} {r.user_id[:16]:<16} {r.stream_type[:12]:<12} "
+            f"{r.state.value:<10} {_ago(r.started_at):>7} "
+            f"{_ago(r.last_heartbeat):>9} {r.connections:>7}"
+        )
+    click.echo(f"{len(rows)} stream(s)")
+
+
+@sse_cli.command("show")
+@click.argument("stream_id")
+def show_command(stream_id: str) -> None:
+    """Show one stream's record, log and stored terminal event."""
+    state = _state()
+    record = state.registry.get(stream_id)
+    if record is None:
+        raise click.ClickException(f"no stream {stream_id!r} (unknown or expired)")
+    for name in ("stream_id", "user_id", "stream_type", "state", "started_at",
+                 "last_heartbeat", "ended_at", "seq", "last_event_id",
+                 "connections", "metadata"):  # fmt: skip
+        value = getattr(record, name)
+        click.echo(f"{name:<15} {getattr(value, 'value', value)}")
+    click.echo(f"{'log_length':<15} {state.redis.xlen(state.keys.log(stream_id))}")
+    click.echo(f"{'ttl_seconds':<15} {state.redis.ttl(state.keys.stream(stream_id))}")
+    completion = state.completions.get_completion(stream_id)
+    if completion is not None:
+        click.echo(f"{'terminal':<15} {completion.terminal_event_type} "
+                   f"{completion.terminal_event_data!r}")  # fmt: skip
+
+
+@sse_cli.command("sweep")
+def sweep_command() -> None:
+    """Run one guardian pass now, whoever leads."""
+    result = _state().guardian.run_once(force=True)
+    click.echo(
+        f"orphaned {len(result.orphaned)}, pruned {result.pruned}, "
+        f"in {result.seconds * 1000:.1f} ms"
+    )
+    for stream_id in result.orphaned:
+        click.echo(f"  orphaned {stream_id}")
+
+
+@sse_cli.command("stats")
+def stats_command() -> None:
+    """Counts by state, and the guardian's last sweep."""
+    state = _state()
+    counts = dict.fromkeys(_STATES, 0)
+    for record in _records(state, set(_STATES), limit=10**9):
+        counts[record.state.value] += 1
+    for name, count in counts.items():
+        click.echo(f"{name:<10} {count}")
+    click.echo(f"{'indexed':<10} {state.redis.zcard(state.keys.active)}")
+    last = hash_to_text(state.redis.hgetall(state.keys.guardian_last))
+    sweeps = state.redis.get(state.keys.guardian_sweeps)
+    if last:
+        age = time.time() - int(last["at"]) / 1000
+        click.echo(
+            f"sweeps     {as_text(sweeps)}; last {age:.0f}s ago by {last['worker']}: "
+            f"orphaned {last['orphaned']}, pruned {last['pruned']}, {last['ms']} ms"
+        )
+    else:
+        click.echo("sweeps     none yet")
