@@ -83,6 +83,10 @@ class SSEResilience:
         self._states[app] = state
         app.register_blueprint(make_blueprint(settings.url_prefix))
         app.cli.add_command(sse_cli)
+        if settings.metrics:
+            from . import metrics
+
+            metrics.install(app, state)
         if settings.guardian_enabled:
             # Start the guardian lazily in each process that serves requests:
             # after gunicorn forks, never in its master.
@@ -177,6 +181,7 @@ class SSEResilience:
             heartbeater=state.heartbeater,
             max_event_bytes=state.settings.max_event_bytes,
             on_end=ended,
+            on_send=state.on_event_sent,
         )
 
     def stream_response(self, stream_id: str) -> Response:

@@ -114,6 +114,7 @@ class StreamGuardian:
         settings: Settings,
         *,
         on_orphaned: Callable[[str], None] | None = None,
+        on_swept: Callable[[SweepResult], None] | None = None,
         batch: int = 1000,
     ) -> None:
         self.redis = redis
@@ -122,6 +123,7 @@ class StreamGuardian:
         self.settings = settings
         self.batch = batch
         self.on_orphaned = on_orphaned
+        self.on_swept = on_swept
         self.pid = os.getpid()
         #: This worker's owner token for the leader lock.
         self.token = f"{socket.gethostname()}:{self.pid}:{secrets.token_hex(4)}"
@@ -187,9 +189,12 @@ class StreamGuardian:
                 self.on_orphaned(stream_id)
         if pruned:
             log.info("guardian dropped %d expired or ended index entries", pruned)
-        return SweepResult(
+        result = SweepResult(
             swept=True, orphaned=tuple(orphaned), pruned=pruned, seconds=seconds
         )
+        if self.on_swept is not None:
+            self.on_swept(result)
+        return result
 
     def tick(self) -> None:
         """The scheduled job: one :meth:`run_once`, never raising."""

@@ -65,9 +65,11 @@ class Producer:
         heartbeater: Heartbeater,
         max_event_bytes: int,
         on_end: Callable[[StreamState], None] | None = None,
+        on_send: Callable[[], None] | None = None,
     ) -> None:
         self.stream_id = stream_id
         self._on_end = on_end
+        self._on_send = on_send
         self._log = log
         self._heartbeater = heartbeater
         self._max_event_bytes = max_event_bytes
@@ -133,6 +135,8 @@ class Producer:
         seq = self._next_seq()
         event_id = self._log.append(self.stream_id, self._token, seq, event_type, text)
         self._seq = seq
+        if self._on_send is not None:
+            self._on_send()
         return event_id
 
     def complete(self, data: Any = None) -> str:

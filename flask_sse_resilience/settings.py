@@ -55,6 +55,8 @@ class Settings:
     redis_max_connections: int = 10
     #: Events buffered per SSE connection before it falls back to the log.
     connection_queue_size: int = 1_000
+    #: Whether to feed Prometheus metrics (needs the ``metrics`` extra).
+    metrics: bool = False
 
 
 def _number(key: str, value: Any, *, integer: bool) -> float:
@@ -120,6 +122,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "max_event_bytes": _positive_int,
     "redis_max_connections": _positive_int,
     "connection_queue_size": _positive_int,
+    "metrics": _boolean,
 }
 
 #: Every config key the extension reads, mapped to its default.

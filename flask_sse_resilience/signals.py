@@ -4,8 +4,11 @@ Each is sent with the Flask app as sender, in the process where the thing
 happened: ``stream_opened`` where ``open_stream`` ran, ``stream_completed`` and
 ``stream_failed`` in the producer's process, ``stream_orphaned`` in the worker
 whose guardian swept, ``client_connected`` / ``client_disconnected`` in the
-worker serving the connection. Keyword arguments: ``stream_id`` always, plus
-``user_id`` for ``stream_opened``.
+worker serving the connection. Keyword arguments: ``stream_id``, plus
+``user_id`` for ``stream_opened`` and ``resumed`` (a ``Last-Event-ID`` was
+sent) for ``client_connected``. ``guardian_swept`` is sent after each sweep
+this worker ran, with ``result`` (a
+:class:`~flask_sse_resilience.guardian.SweepResult`).
 
 ::
 
@@ -28,3 +31,4 @@ stream_failed = _signals.signal("sse-stream-failed")
 stream_orphaned = _signals.signal("sse-stream-orphaned")
 client_connected = _signals.signal("sse-client-connected")
 client_disconnected = _signals.signal("sse-client-disconnected")
+guardian_swept = _signals.signal("sse-guardian-swept")

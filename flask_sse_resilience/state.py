@@ -68,6 +68,8 @@ class State:
         self._guardian: StreamGuardian | None = None
         #: True once :meth:`shutdown` ran in this process.
         self.shutting_down = False
+        #: Called after each event a producer of this app logged (metrics).
+        self.on_event_sent: Callable[[], None] | None = None
 
     @property
     def identity(self) -> IdentityLoader | None:
@@ -118,6 +120,9 @@ class State:
                     self.settings,
                     on_orphaned=lambda sid: self.emit(
                         signals.stream_orphaned, stream_id=sid
+                    ),
+                    on_swept=lambda result: self.emit(
+                        signals.guardian_swept, result=result
                     ),
                 )
             return self._guardian

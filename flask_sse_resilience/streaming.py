@@ -71,7 +71,7 @@ class EventStream:
     keepalive: float
     #: The client's socket when the server exposes it (gunicorn), else None.
     client_socket: Any = None
-    #: Called once the connection follows live events, and once it ends.
+    #: Called once the response body starts, and once it ends.
     on_connect: Callable[[], None] | None = None
     on_disconnect: Callable[[], None] | None = None
     #: Log id and sequence number of the last event this client has.
@@ -81,6 +81,8 @@ class EventStream:
     def frames(self) -> Iterator[bytes]:
         """Yield the response body; ends after the terminal event."""
         yield connected_frame(self.stream_id)
+        if self.on_connect is not None:
+            self.on_connect()
         try:
             if self.record.state is not StreamState.ACTIVE:
                 yield from self._ended()
@@ -90,6 +92,9 @@ class EventStream:
             # End the response; the client reconnects with Last-Event-ID and is
             # answered 503 until Redis is back, then resumes where it was.
             log.warning("Redis unavailable, ending stream %s: %s", self.stream_id, exc)
+        finally:
+            if self.on_disconnect is not None:
+                self.on_disconnect()
 
     def _ended(self) -> Iterator[bytes]:
         if self.last_event_id is None:
@@ -111,8 +116,6 @@ class EventStream:
             timeout_ms=int(self.keepalive * 1000),
         )
         counted = False
-        if self.on_connect is not None:
-            self.on_connect()
         try:
             counted = self.registry.count_connection(self.stream_id, 1) is not None
             for event in self._replay():
@@ -151,8 +154,6 @@ class EventStream:
             self.broker.unsubscribe(subscription)
             if counted:
                 self._uncount()
-            if self.on_disconnect is not None:
-                self.on_disconnect()
 
     def _still_there(self) -> bool:
         """False if the stream's record vanished (say, Redis lost its data)."""

@@ -143,7 +143,11 @@ def stream_response(state: State, stream_id: str) -> Response:
         broker=state.broker if record.state is StreamState.ACTIVE else None,
         keepalive=state.settings.heartbeat_interval,
         client_socket=request.environ.get("gunicorn.socket"),
-        on_connect=lambda: state.emit(signals.client_connected, stream_id=stream_id),
+        on_connect=lambda: state.emit(
+            signals.client_connected,
+            stream_id=stream_id,
+            resumed=last_event_id is not None,
+        ),
         on_disconnect=lambda: state.emit(
             signals.client_disconnected, stream_id=stream_id
         ),

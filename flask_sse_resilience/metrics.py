@@ -1,0 +1,147 @@
+"""Optional Prometheus metrics: ``pip install flask-sse-resilience[metrics]``
+and set ``SSE_RESILIENCE_METRICS = True``.
+
+Per-process metrics (``connected_clients``, ``events_sent_total``,
+``replays_total``, ``orphaned_total``, ``guardian_sweep_seconds``) live in
+``prometheus_client``'s default registry; with several gunicorn workers use its
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``). Two gauges are read from Redis
+when scraped, so every worker reports the same cluster-wide value:
+``active_streams`` and ``heartbeat_lag_seconds`` (age of the oldest heartbeat
+among active streams, the figure to alert on before streams get orphaned).
+
+Expose them as you like, e.g. ``app.wsgi_app = DispatcherMiddleware(app.wsgi_app,
+{"/metrics": prometheus_client.make_wsgi_app()})``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from . import signals
+from .errors import ConfigurationError
+from .redisutil import UNAVAILABLE
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .guardian import SweepResult
+    from .state import State
+
+_NS = "sse_resilience"
+
+
+class Metrics:
+    """The process-wide metric objects (created once per process)."""
+
+    def __init__(self) -> None:
+        try:
+            import prometheus_client as prom
+        except ImportError as exc:
+            raise ConfigurationError(
+                "SSE_RESILIENCE_METRICS needs prometheus_client: "
+                "pip install 'flask-sse-resilience[metrics]'"
+            ) from exc
+        self.connected_clients = prom.Gauge(
+            "connected_clients", "Open SSE connections.", namespace=_NS,
+            multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.events_sent = prom.Counter(
+            "events_sent", "Events logged by producers.", namespace=_NS
+        )
+        self.replays = prom.Counter(
+            "replays", "Connections that resumed with Last-Event-ID.", namespace=_NS
+        )
+        self.orphaned = prom.Counter(
+            "orphaned", "Streams ended by the guardian.", namespace=_NS
+        )
+        self.sweep_seconds = prom.Histogram(
+            "guardian_sweep_seconds", "Duration of guardian sweeps.", namespace=_NS,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+        )  # fmt: skip
+        self.states: weakref.WeakSet[State] = weakref.WeakSet()
+        prom.REGISTRY.register(_RedisCollector(self))
+
+
+class _RedisCollector:
+    """Reads the cluster-wide gauges from Redis at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[Any]:
+        return []  # unknown until collected; avoids a Redis call at register
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        active = GaugeMetricFamily(
+            f"{_NS}_active_streams", "Streams in the active index.", labels=["prefix"]
+        )
+        lag = GaugeMetricFamily(
+            f"{_NS}_heartbeat_lag_seconds",
+            "Seconds since the oldest heartbeat among active streams.",
+            labels=["prefix"],
+        )
+        for state in list(self.metrics.states):
+            try:
+                pipe = state.redis.pipeline(transaction=False)
+                pipe.zcard(state.keys.active)
+                pipe.zrange(state.keys.active, 0, 0, withscores=True)
+                pipe.time()
+                count, oldest, (seconds, micros) = pipe.execute()
+            except UNAVAILABLE:
+                continue
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            active.add_metric([state.settings.key_prefix], int(count))
+            age = (now_ms - oldest[0][1]) / 1000 if oldest else 0.0
+            lag.add_metric([state.settings.key_prefix], max(0.0, age))
+        yield active
+        yield lag
+
+
+_metrics: Metrics | None = None
+
+
+def install(app: Flask, state: State) -> Metrics:
+    """Feed the metrics from ``app``'s signals and state. Idempotent per app."""
+    global _metrics
+    if _metrics is None:
+        _metrics = Metrics()
+    metrics = _metrics
+    if state in metrics.states:
+        return metrics
+    metrics.states.add(state)
+
+    def connected(_app: Any, resumed: bool = False, **_: Any) -> None:
+        metrics.connected_clients.inc()
+        if resumed:
+            metrics.replays.inc()
+
+    def disconnected(_app: Any, **_: Any) -> None:
+        metrics.connected_clients.dec()
+
+    def orphaned(_app: Any, **_: Any) -> None:
+        metrics.orphaned.inc()
+
+    def swept(_app: Any, result: SweepResult, **_: Any) -> None:
+        metrics.sweep_seconds.observe(result.seconds)
+
+    for signal, receiver in (
+        (signals.client_connected, connected),
+        (signals.client_disconnected, disconnected),
+        (signals.stream_orphaned, orphaned),
+        (signals.guardian_swept, swept),
+    ):
+        signal.connect(receiver, sender=app, weak=False)
+    state.on_event_sent = metrics.events_sent.inc
+    return metrics
+
+
+def scrape() -> bytes:
+    """The current metrics in Prometheus' text format (for tests and simple
+    ``/metrics`` views)."""
+    import prometheus_client
+
+    return bytes(prometheus_client.generate_latest())
