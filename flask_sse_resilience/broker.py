@@ -20,6 +20,7 @@ import enum
 import logging
 import os
 import queue
+import random
 import threading
 from typing import Any, Final
 
@@ -211,12 +212,15 @@ class Broker:
                 pubsub = self._pubsub or self._connect()
                 message = pubsub.get_message(timeout=self.poll)
             except Exception as exc:  # noqa: BLE001 - the listener must survive
+                # Exponential backoff with jitter, so the workers of a fleet do
+                # not reconnect in lockstep when Redis comes back.
+                pause = random.uniform(delay / 2, delay)
                 if isinstance(exc, UNAVAILABLE):
-                    log.warning("pub/sub lost (%s); retrying in %.2fs", exc, delay)
+                    log.warning("pub/sub lost (%s); retrying in %.2fs", exc, pause)
                 else:
                     log.exception("pub/sub listener failed; reconnecting")
                 self._close_pubsub()
-                self._stopped.wait(delay)
+                self._stopped.wait(pause)
                 delay = min(delay * 2, 2.0)
                 continue
             delay = 0.05

@@ -222,6 +222,7 @@ def test_redis_restart_with_data_kept_loses_nothing(
     done = Follower([demo.base], url, fresh.cookies).join(10)
     assert done[-1]["type"] == "completed"
     app.extensions["sse_resilience"].close()
+    assert "Traceback" not in demo.output()  # nothing escaped to the worker
 
 
 def test_redis_data_loss_ends_followers_instead_of_hanging(
