@@ -9,8 +9,8 @@ released at once.
 
 A client that vanishes without closing (half-open TCP) never makes the socket
 readable; for that, ``TCP_USER_TIMEOUT`` makes the kernel drop the connection
-once a keep-alive write stays unacknowledged for a heartbeat interval, which
-the watcher then sees.
+once a keep-alive write stays unacknowledged for half a heartbeat interval,
+which the watcher then sees: released within two heartbeat intervals.
 """
 
 from __future__ import annotations

@@ -113,7 +113,9 @@ class EventStream:
         watch = disconnect.watch(
             self.client_socket,
             lambda: subscription.close(Signal.DISCONNECTED),
-            timeout_ms=int(self.keepalive * 1000),
+            # Half a heartbeat: with TCP's retransmission backoff, a vanished
+            # client is dropped within two keep-alive intervals.
+            timeout_ms=int(self.keepalive * 500),
         )
         counted = False
         try:

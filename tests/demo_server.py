@@ -20,7 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Demo:
-    def __init__(self, redis_url: str, workers: int, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        workers: int,
+        env: dict[str, str],
+        extra_bind: str | None = None,
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"demo-{self.port}.log"
@@ -40,6 +46,7 @@ class Demo:
                 sys.executable, "-m", "gunicorn",
                 "-c", str(ROOT / "examples/demo/gunicorn.conf.py"),
                 "--bind", f"127.0.0.1:{self.port}",
+                *(["--bind", f"{extra_bind}:{self.port}"] if extra_bind else []),
                 "--workers", str(workers),
                 "examples.demo.app:create_app()",
             ],

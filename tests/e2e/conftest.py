@@ -16,8 +16,13 @@ DemoFactory = Callable[..., Demo]
 def demo_factory(redis_server: RedisServer) -> Iterator[DemoFactory]:
     demos: list[Demo] = []
 
-    def start(redis_url: str | None = None, workers: int = 2, **env: str) -> Demo:
-        demos.append(Demo(redis_url or redis_server.url, workers, env))
+    def start(
+        redis_url: str | None = None,
+        workers: int = 2,
+        extra_bind: str | None = None,
+        **env: str,
+    ) -> Demo:
+        demos.append(Demo(redis_url or redis_server.url, workers, env, extra_bind))
         return demos[-1]
 
     yield start
