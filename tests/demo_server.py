@@ -26,6 +26,7 @@ class Demo:
         workers: int,
         env: dict[str, str],
         extra_bind: str | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -47,6 +48,7 @@ class Demo:
                 "-c", str(ROOT / "examples/demo/gunicorn.conf.py"),
                 "--bind", f"127.0.0.1:{self.port}",
                 *(["--bind", f"{extra_bind}:{self.port}"] if extra_bind else []),
+                *extra_args,
                 "--workers", str(workers),
                 "examples.demo.app:create_app()",
             ],

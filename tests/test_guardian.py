@@ -228,3 +228,12 @@ def test_sweep_cost_is_constant_round_trips(redis_server: RedisServer) -> None:
     print(f"sweep over 10,000 active / 100 stale: {result.seconds * 1000:.1f} ms")
     app.extensions["sse_resilience"].close()
     client.flushall()
+
+
+def test_guardian_disabled_never_schedules(make_app: AppFactory) -> None:
+    app, _ = make_app({"SSE_RESILIENCE_GUARDIAN_ENABLED": "false"})
+    app.test_client().get("/sse/streams/x/recover")
+    assert not app.extensions["sse_resilience"].guardian.running
+    enabled, _ = make_app()
+    enabled.test_client().get("/sse/streams/x/recover")
+    assert enabled.extensions["sse_resilience"].guardian.running

@@ -20,9 +20,12 @@ def demo_factory(redis_server: RedisServer) -> Iterator[DemoFactory]:
         redis_url: str | None = None,
         workers: int = 2,
         extra_bind: str | None = None,
+        extra_args: tuple[str, ...] = (),
         **env: str,
     ) -> Demo:
-        demos.append(Demo(redis_url or redis_server.url, workers, env, extra_bind))
+        demos.append(
+            Demo(redis_url or redis_server.url, workers, env, extra_bind, extra_args)
+        )
         return demos[-1]
 
     yield start

@@ -110,12 +110,31 @@ def generate(demo: Demo, user: str = "alice", **params: Any) -> tuple[str, int, 
 def test_three_workers_sweep_once_per_interval(
     demo_factory: DemoFactory, redis_server: RedisServer, r: redis.Redis
 ) -> None:
-    demo_factory(workers=3, FLASK_SSE_RESILIENCE_GUARDIAN_INTERVAL="0.5")
+    # --preload: the app is imported in the master, which must never sweep.
+    demo = demo_factory(
+        workers=3,
+        extra_args=("--preload",),
+        FLASK_SSE_RESILIENCE_GUARDIAN_INTERVAL="0.5",
+    )
     wait_for(lambda: int(r.get("sse:guardian:sweeps") or 0) > 0, 5, "no sweep")
     before = int(r.get("sse:guardian:sweeps"))
-    time.sleep(5.0)  # ten intervals
+    sweepers = set()
+    for _ in range(25):  # ten intervals
+        time.sleep(0.2)
+        sweepers.add(int(r.hget("sse:guardian:last", "worker").split(":")[1]))
     sweeps = int(r.get("sse:guardian:sweeps")) - before
     assert 8 <= sweeps <= 12, f"{sweeps} sweeps in 10 intervals (3 workers)"
+    assert sweepers <= set(demo.workers()) and demo.proc.pid not in sweepers
+    # The leader dies: another worker takes over within one lock TTL (1.25 s).
+    (leader,) = sweepers
+    os.kill(leader, signal.SIGKILL)
+    killed_at = int(r.get("sse:guardian:sweeps"))
+    wait_for(
+        lambda: r.hget("sse:guardian:last", "worker").split(":")[1] != str(leader),
+        1.25 + 0.5 + 0.5,
+        "no takeover",
+    )
+    assert int(r.get("sse:guardian:sweeps")) > killed_at
 
 
 def test_a_killed_producer_is_orphaned_for_a_client_on_another_host(
