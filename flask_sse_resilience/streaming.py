@@ -14,6 +14,7 @@ silent gap.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -204,7 +205,7 @@ class EventStream:
         first = next(log_events, None)
         if first is not None:
             self._last_seq = first.seq - 1
-            yield from self._deliver(iter((first, *log_events)))
+            yield from self._deliver(itertools.chain((first,), log_events))
 
     def _deliver(self, events: Iterator[Event]) -> Iterator[Event]:
         """Yield the events the client lacks, in order, each exactly once."""
