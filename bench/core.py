@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import resource
@@ -25,6 +26,8 @@ from flask import Flask
 from flask_sse_resilience import SSEResilience
 from tests.demo_server import Demo
 from tests.redis_server import RedisServer
+from tests.roundtrips import RoundTrips, counting_client
+from tests.test_guardian import fill
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -134,6 +137,25 @@ def idle_clients(demo: Demo, redis: RedisServer, clients: int) -> dict[str, floa
     }
 
 
+def guardian_sweep(redis: RedisServer, active: int, stale: int) -> dict[str, float]:
+    """One sweep over ``active`` streams of which ``stale`` are stale."""
+    client = counting_client(redis.port)
+    client.flushall()
+    app = Flask("bench-guardian")
+    SSEResilience(app, redis=client)
+    guardian = app.extensions["sse_resilience"].guardian
+    fill(client, 10, 5)
+    guardian.run_once()  # loads the scripts
+    client.flushall()
+    fill(client, active, active // stale)
+    with RoundTrips() as rt:
+        result = guardian.run_once()
+    assert len(result.orphaned) == stale, result
+    client.flushall()
+    client.close()
+    return {"sweep_ms": result.seconds * 1000, "sweep_round_trips": rt.count}
+
+
 def median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
@@ -142,6 +164,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 run")
     args = parser.parse_args()
+    # The guardian bench orphans 100 streams per run: no warning per stream here.
+    logging.getLogger("flask_sse_resilience").setLevel(logging.ERROR)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     events = 2_000 if args.quick else 20_000
@@ -155,11 +179,15 @@ def main() -> None:
     }
     demo = Demo(redis.url, 1, slow)
     try:
-        through = [throughput(demo, redis.url, events) for _ in range(repeats)]
-        idle = [idle_clients(demo, redis, clients) for _ in range(repeats)]
+        try:
+            through = [throughput(demo, redis.url, events) for _ in range(repeats)]
+            idle = [idle_clients(demo, redis, clients) for _ in range(repeats)]
+        finally:
+            demo.stop()
+        # Alone with Redis: no worker's guardian competes for the lead.
+        sweeps = [guardian_sweep(redis, 10_000, 100) for _ in range(repeats)]
         redis_version = redis.client().info()["redis_version"]
     finally:
-        demo.stop()
         redis.cleanup()
 
     lost = max(r["lost"] for r in through)
@@ -177,6 +205,10 @@ def main() -> None:
          f"{median(idle, 'redis_connections'):.0f}"),
         ("worker RSS per idle client, KiB",
          f"{median(idle, 'rss_per_client_kib'):.1f}"),
+        ("guardian sweep, 10,000 active / 100 stale, ms",
+         f"{median(sweeps, 'sweep_ms'):.1f}"),
+        ("guardian sweep, Redis round trips",
+         f"{median(sweeps, 'sweep_round_trips'):.0f}"),
     ]  # fmt: skip
     width = max(len(name) for name, _ in rows)
     table = "\n".join(f"{name:<{width}}  {value:>10}" for name, value in rows)
@@ -210,6 +242,9 @@ How each is measured:
   command pool is capped at `SSE_RESILIENCE_REDIS_MAX_CONNECTIONS` (10), its
   one pub/sub connection included.
 - *RSS per idle client*: the worker's VmRSS growth divided by the clients.
+- *guardian sweep*: `StreamGuardian.run_once()` over 10,000 active streams of
+  which 100 have a heartbeat older than the stale threshold; round trips are
+  counted at the socket (lock, candidates, one pipeline, the sweep record).
 """
     )
     print(f"\nwrote {DOC.relative_to(ROOT)}")
