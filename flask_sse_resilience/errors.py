@@ -17,6 +17,7 @@ from werkzeug.exceptions import (
     HTTPException,
     NotFound,
     ServiceUnavailable,
+    TooManyRequests,
     Unauthorized,
 )
 
@@ -90,6 +91,38 @@ class StreamIdTaken(HTTPError, Conflict):
 
     error_code = "stream_id_taken"
     description = "A stream with this id already exists."
+
+
+class StreamLimitExceeded(HTTPError, TooManyRequests):
+    """The user has ``SSE_RESILIENCE_MAX_STREAMS_PER_USER`` active streams."""
+
+    error_code = "too_many_streams"
+    description = "Too many active streams; wait for one to end."
+
+
+class ConnectionLimitExceeded(HTTPError, TooManyRequests):
+    """The user holds ``SSE_RESILIENCE_MAX_CONNECTIONS_PER_USER`` connections."""
+
+    error_code = "too_many_connections"
+    description = "Too many open stream connections; close one and retry."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+    def get_headers(
+        self, environ: Any = None, scope: Any = None
+    ) -> list[tuple[str, str]]:
+        """JSON, plus ``Retry-After`` in seconds."""
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+class InvalidStreamToken(HTTPError, Unauthorized):
+    """The ``token`` query parameter is malformed, expired, or for another
+    stream."""
+
+    error_code = "invalid_stream_token"
+    description = "The stream token is invalid or expired; get a new one."
 
 
 class RedisUnavailable(HTTPError, ServiceUnavailable):

@@ -19,7 +19,8 @@ from .producer import Producer
 from .redisutil import UNAVAILABLE, RedisClient, make_client
 from .registry import StreamRegistry
 from .settings import check_option_names, load_settings
-from .state import IdentityLoader, State
+from .state import Authorizer, IdentityLoader, State
+from .tokens import make_token
 from .views import EXTENSION_KEY, make_blueprint, recover_response, stream_response
 
 
@@ -56,6 +57,7 @@ class SSEResilience:
         check_option_names(options)
         self._redis = redis
         self._identity = identity
+        self._authorizer: Authorizer | None = None
         self._options = options
         self._states: weakref.WeakKeyDictionary[Flask, State] = (
             weakref.WeakKeyDictionary()
@@ -78,7 +80,13 @@ class SSEResilience:
         client = self._redis or make_client(
             settings.redis_url, max_connections=settings.redis_max_connections
         )
-        state = State(app, settings, client, lambda: self._identity)
+        state = State(
+            app,
+            settings,
+            client,
+            lambda: self._identity,
+            lambda: self._authorizer,
+        )
         app.extensions[EXTENSION_KEY] = state
         self._states[app] = state
         app.register_blueprint(make_blueprint(settings.url_prefix))
@@ -100,6 +108,47 @@ class SSEResilience:
         """
         self._identity = loader
         return loader
+
+    def authorize(self, authorizer: Authorizer) -> Authorizer:
+        """Decorator: decide who may follow and recover a stream.
+
+        ``authorizer(stream, user_id)`` gets the stream's
+        :class:`~flask_sse_resilience.StreamMetadata` and the current user id
+        and returns True to allow. Without one, only the stream's owner may.
+        A refused user gets the same 404 as for an unknown stream. Use it for
+        shared streams, e.g. a team channel::
+
+            @sse.authorize
+            def team_members(stream, user_id):
+                return user_id in teams[stream.metadata["team"]]
+        """
+        self._authorizer = authorizer
+        return authorizer
+
+    def stream_token(
+        self,
+        stream_id: str,
+        user_id: str | None = None,
+        *,
+        app: Flask | None = None,
+    ) -> str:
+        """Return a signed token letting ``user_id`` (by default the current
+        user) follow and recover ``stream_id``, for clients that cannot send
+        the session cookie: ``<stream url>?token=<token>``.
+
+        The token is bound to the stream and the user and expires after
+        ``SSE_RESILIENCE_TOKEN_MAX_AGE`` seconds; it is checked against the
+        authorizer like any identity. It is a secret: keep it out of logs.
+
+        :raises RuntimeError: without ``SECRET_KEY``, or without a user.
+        """
+        state = self._state(app)
+        if user_id is None:
+            loader = state.identity
+            user_id = loader() if loader is not None else None
+        if not user_id:
+            raise RuntimeError("stream_token() needs a user_id or a signed-in user")
+        return make_token(state.app.secret_key, stream_id, str(user_id))
 
     def _state(self, app: Flask | None) -> State:
         if app is not None:
@@ -136,11 +185,13 @@ class SSEResilience:
         :raises StreamIdTaken: if ``stream_id`` is in use (a 409 if unhandled).
         :raises RedisUnavailable: if Redis cannot be reached (a 503 if unhandled).
         """
+        state = self._state(app)
         if stream_id is None:
             stream_id = new_stream_id()
-        elif not is_valid_stream_id(stream_id):
+        elif not is_valid_stream_id(stream_id, state.stream_id_rule):
             raise ValueError(
-                "stream_id must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-'"
+                "stream_id must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-' "
+                f"matching {state.settings.stream_id_pattern!r}"
             )
         if not user_id:
             raise ValueError("user_id must be a non-empty string")

@@ -14,9 +14,16 @@ def new_stream_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-def is_valid_stream_id(value: object) -> bool:
-    """True if ``value`` is 1-128 characters of ``[A-Za-z0-9_-]``."""
-    return isinstance(value, str) and _STREAM_ID.fullmatch(value) is not None
+def is_valid_stream_id(value: object, rule: re.Pattern[str] | None = None) -> bool:
+    """True if ``value`` is 1-128 characters of ``[A-Za-z0-9_-]`` and, when a
+    ``rule`` is given (``SSE_RESILIENCE_STREAM_ID_PATTERN``), matches it whole.
+
+    The fixed charset always applies, so no rule can let a character into a
+    Redis key that could break its hash tag or the URL.
+    """
+    if not isinstance(value, str) or _STREAM_ID.fullmatch(value) is None:
+        return False
+    return rule is None or rule.fullmatch(value) is not None
 
 
 def parse_event_id(value: str) -> tuple[int, int] | None:

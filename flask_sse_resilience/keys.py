@@ -8,6 +8,11 @@ are validated before any key is built (see :mod:`flask_sse_resilience.ids`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+
+
+def _digest(user_id: str) -> str:
+    return hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:32]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +40,18 @@ class Keys:
     def guardian_last(self) -> str:
         """Hash describing the last guardian sweep (when, who, what it did)."""
         return f"{self.prefix}guardian:last"
+
+    def user_streams(self, user_id: str) -> str:
+        """Sorted set of a user's open streams, scored by their expiry (ms).
+
+        The user id is hashed: apps choose user ids, and no raw input goes
+        into a key name.
+        """
+        return f"{self.prefix}user:{{{_digest(user_id)}}}:streams"
+
+    def user_connections(self, user_id: str) -> str:
+        """Sorted set of a user's open connections, scored by lease expiry."""
+        return f"{self.prefix}user:{{{_digest(user_id)}}}:connections"
 
     def stream(self, stream_id: str) -> str:
         """Hash holding one stream's registry record."""

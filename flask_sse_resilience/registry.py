@@ -18,16 +18,21 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import StreamIdTaken
+from .errors import StreamIdTaken, StreamLimitExceeded
 from .keys import Keys
 from .models import StreamMetadata, StreamState
 from .redisutil import LUA_NOW, RedisClient, as_text, hash_to_text, script
 
-# KEYS: record, active. ARGV: id, type, user, metadata, ttl_ms.
+# KEYS: record, active, user's streams.
+# ARGV: id, type, user, metadata, ttl_ms, limit.
 _REGISTER = (
     LUA_NOW
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[6]) then return -1 end
+redis.call('ZADD', KEYS[3], now + ARGV[5], ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call('HSET', KEYS[1], 'streamId', ARGV[1], 'streamType', ARGV[2],
   'userId', ARGV[3], 'metadata', ARGV[4], 'state', 'active', 'startedAt', now,
   'lastHeartbeat', now, 'seq', 0, 'connections', 0)
@@ -84,10 +89,18 @@ return redis.call('HINCRBY', KEYS[1], 'connections', ARGV[1])
 class StreamRegistry:
     """Registers streams, keeps them alive, and answers what is active or stale."""
 
-    def __init__(self, redis: RedisClient, keys: Keys, *, stream_ttl: int) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        keys: Keys,
+        *,
+        stream_ttl: int,
+        max_streams_per_user: int = 100,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.stream_ttl = stream_ttl
+        self.max_streams_per_user = max_streams_per_user
         self._register = script(redis, _REGISTER)
         self._heartbeat = script(redis, _HEARTBEAT)
         self._stale_ids = script(redis, _STALE_IDS)
@@ -105,19 +118,49 @@ class StreamRegistry:
         """Create an active stream record that expires after the stream TTL.
 
         :raises StreamIdTaken: if a stream with this id exists; it is untouched.
+        :raises StreamLimitExceeded: if the user already has
+            ``max_streams_per_user`` active streams.
         """
-        created = self._register(
-            keys=[self.keys.stream(stream_id), self.keys.active],
-            args=[
-                stream_id,
-                stream_type,
-                user_id,
-                json.dumps(dict(metadata or {})),
-                self.stream_ttl * 1000,
-            ],
-        )
+        args = [
+            stream_id,
+            stream_type,
+            user_id,
+            json.dumps(dict(metadata or {})),
+            self.stream_ttl * 1000,
+            self.max_streams_per_user,
+        ]
+        keys = [
+            self.keys.stream(stream_id),
+            self.keys.active,
+            self.keys.user_streams(user_id),
+        ]
+        created = self._register(keys=keys, args=args)
+        if created == -1 and self._forget_ended(user_id):
+            created = self._register(keys=keys, args=args)
+        if created == -1:
+            raise StreamLimitExceeded()
         if not created:
             raise StreamIdTaken()
+
+    def _forget_ended(self, user_id: str) -> int:
+        """Drop a user's streams that ended from their count; return how many.
+
+        Ended streams stay counted until the user hits the limit: only then is
+        it worth one pipelined look at their states.
+        """
+        key = self.keys.user_streams(user_id)
+        members = [as_text(m) for m in self.redis.zrange(key, 0, -1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for stream_id in members:
+            pipe.hget(self.keys.stream(stream_id), "state")
+        ended = [
+            stream_id
+            for stream_id, state in zip(members, pipe.execute(), strict=True)
+            if state is None or as_text(state) != StreamState.ACTIVE.value
+        ]
+        if ended:
+            self.redis.zrem(key, *ended)
+        return len(ended)
 
     def heartbeat(self, stream_ids: Iterable[str]) -> list[bool]:
         """Refresh the heartbeat of every active stream given, in one round trip.

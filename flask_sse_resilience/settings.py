@@ -10,6 +10,7 @@ request.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -57,6 +58,17 @@ class Settings:
     connection_queue_size: int = 1_000
     #: Whether to feed Prometheus metrics (needs the ``metrics`` extra).
     metrics: bool = False
+    #: Extra rule app-given stream ids must match (on top of 1-128 characters
+    #: of ``[A-Za-z0-9_-]``, which always applies).
+    stream_id_pattern: str = r"[A-Za-z0-9_-]{1,128}"
+    #: Open stream connections one user may hold across all workers.
+    max_connections_per_user: int = 20
+    #: Active streams one user may own at once.
+    max_streams_per_user: int = 100
+    #: Origins allowed to read streams cross-origin; empty means CORS off.
+    cors_origins: tuple[str, ...] = ()
+    #: Seconds a stream token from ``stream_token()`` stays valid.
+    token_max_age: int = 300
 
 
 def _number(key: str, value: Any, *, integer: bool) -> float:
@@ -101,6 +113,31 @@ def _text(key: str, value: Any) -> str:
     return value
 
 
+def _pattern(key: str, value: Any) -> str:
+    text = _text(key, value)
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ConfigurationError(f"{key} is not a regular expression: {exc}") from None
+    return text
+
+
+def _origins(key: str, value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise ConfigurationError(f"{key} must be a list of origins, got {value!r}")
+    origins = tuple(
+        str(item).strip().rstrip("/") for item in items if str(item).strip()
+    )
+    for origin in origins:
+        if origin == "*" or not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ConfigurationError(
+                f"{key} takes exact origins like 'https://app.example.com', "
+                f"not {origin!r} (a wildcard would expose every user's streams)"
+            )
+    return origins
+
+
 def _url_prefix(key: str, value: Any) -> str:
     text = _text(key, value)
     if not text.startswith("/"):
@@ -123,6 +160,11 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "redis_max_connections": _positive_int,
     "connection_queue_size": _positive_int,
     "metrics": _boolean,
+    "stream_id_pattern": _pattern,
+    "max_connections_per_user": _positive_int,
+    "max_streams_per_user": _positive_int,
+    "cors_origins": _origins,
+    "token_max_age": _positive_int,
 }
 
 #: Every config key the extension reads, mapped to its default.

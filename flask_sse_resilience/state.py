@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 import weakref
@@ -25,6 +26,8 @@ from .eventlog import EventLog
 from .guardian import StreamGuardian
 from .heartbeat import Heartbeater
 from .keys import Keys
+from .leases import ConnectionLeases
+from .models import StreamMetadata
 from .redisutil import RedisClient
 from .registry import StreamRegistry
 from .settings import Settings
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IdentityLoader = Callable[[], Any]
+Authorizer = Callable[[StreamMetadata, str], bool]
 
 
 class State:
@@ -46,13 +50,21 @@ class State:
         settings: Settings,
         redis: RedisClient,
         identity: Callable[[], IdentityLoader | None],
+        authorizer: Callable[[], Authorizer | None] = lambda: None,
     ) -> None:
         self._app = weakref.ref(app)
         self.settings = settings
         self.redis = redis
         self.keys = Keys(settings.key_prefix)
+        self.stream_id_rule = re.compile(settings.stream_id_pattern)
         self._identity = identity
-        self.registry = StreamRegistry(redis, self.keys, stream_ttl=settings.stream_ttl)
+        self._authorizer = authorizer
+        self.registry = StreamRegistry(
+            redis,
+            self.keys,
+            stream_ttl=settings.stream_ttl,
+            max_streams_per_user=settings.max_streams_per_user,
+        )
         self.completions = CompletionStore(
             redis, self.keys, ttl=settings.completion_ttl
         )
@@ -66,15 +78,32 @@ class State:
         self._broker: Broker | None = None
         self._heartbeater: Heartbeater | None = None
         self._guardian: StreamGuardian | None = None
+        self._leases: ConnectionLeases | None = None
         #: True once :meth:`shutdown` ran in this process.
         self.shutting_down = False
         #: Called after each event a producer of this app logged (metrics).
         self.on_event_sent: Callable[[], None] | None = None
 
     @property
+    def app(self) -> Flask:
+        """The app this state belongs to."""
+        app = self._app()
+        if app is None:  # pragma: no cover - the app owns its state
+            raise RuntimeError("the app of this SSEResilience state is gone")
+        return app
+
+    @property
     def identity(self) -> IdentityLoader | None:
         """The app's identity loader, or None if none was given."""
         return self._identity()
+
+    def may_follow(self, record: StreamMetadata, user_id: str) -> bool:
+        """Whether ``user_id`` may follow or recover the stream ``record``:
+        the app's authorizer decides if it set one, else only the owner may."""
+        authorizer = self._authorizer()
+        if authorizer is None:
+            return record.user_id == user_id
+        return bool(authorizer(record, user_id))
 
     def emit(self, signal: NamedSignal, **data: Any) -> None:
         """Send ``signal`` with the app as sender; a failing receiver is logged."""
@@ -107,6 +136,19 @@ class State:
                     self.registry, self.settings.heartbeat_interval
                 )
             return self._heartbeater
+
+    @property
+    def leases(self) -> ConnectionLeases:
+        """This process's connection leases, created on first use."""
+        with self._lock:
+            if self._leases is None or self._leases.pid != os.getpid():
+                self._leases = ConnectionLeases(
+                    self.redis,
+                    self.keys,
+                    limit=self.settings.max_connections_per_user,
+                    interval=self.settings.heartbeat_interval,
+                )
+            return self._leases
 
     @property
     def guardian(self) -> StreamGuardian:
@@ -163,7 +205,10 @@ class State:
             broker, self._broker = self._broker, None
             heartbeater, self._heartbeater = self._heartbeater, None
             guardian, self._guardian = self._guardian, None
+            leases, self._leases = self._leases, None
         pid = os.getpid()
+        if leases is not None and leases.pid == pid:
+            leases.stop()
         if guardian is not None and guardian.pid == pid:
             guardian.stop()
         if broker is not None and broker.pid == pid:

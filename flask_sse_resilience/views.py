@@ -10,6 +10,7 @@ Apps that want their own URLs call them through
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from . import signals
 from .errors import (
     AuthenticationRequired,
+    ConnectionLimitExceeded,
     InvalidLastEventId,
     InvalidStreamId,
     RedisUnavailable,
@@ -28,6 +30,7 @@ from .models import CompletionData, StreamMetadata, StreamState, to_iso
 from .redisutil import UNAVAILABLE, hash_to_text
 from .state import State
 from .streaming import EventStream
+from .tokens import read_token
 
 EXTENSION_KEY = "sse_resilience"
 
@@ -51,7 +54,14 @@ def get_state() -> State:
     return state
 
 
-def _current_user(state: State) -> str:
+def _current_user(state: State, stream_id: str) -> str:
+    """The user asking: from a stream token if one is given, else the app's
+    identity loader. Never from anything else the client sends."""
+    token = request.args.get("token")
+    if token is not None:
+        return read_token(
+            current_app.secret_key, token, stream_id, state.settings.token_max_age
+        )
     loader = state.identity
     if loader is None:
         raise RuntimeError(
@@ -74,20 +84,23 @@ def _with_redis(call: Callable[[], T]) -> T:
 def _load(
     state: State, stream_id: str, user: str
 ) -> tuple[StreamMetadata, CompletionData | None]:
-    """Read the record and completion in one round trip; 404 unless owned."""
+    """Read the record and completion in one round trip; 404 unless ``user``
+    may follow the stream (the same 404 as for an unknown id)."""
     pipe = state.redis.pipeline(transaction=False)
     pipe.hgetall(state.keys.stream(stream_id))
     pipe.hgetall(state.keys.completion(stream_id))
     raw_record, raw_completion = (hash_to_text(raw) for raw in pipe.execute())
-    if not raw_record or raw_record.get("userId") != user:
+    if not raw_record:
         raise StreamNotFound()
     record = StreamMetadata.from_hash(raw_record)
+    if not state.may_follow(record, user):
+        raise StreamNotFound()
     completion = CompletionData.from_hash(raw_completion) if raw_completion else None
     return record, completion
 
 
-def _check(stream_id: str) -> None:
-    if not is_valid_stream_id(stream_id):
+def _check(state: State, stream_id: str) -> None:
+    if not is_valid_stream_id(stream_id, state.stream_id_rule):
         raise InvalidStreamId()
 
 
@@ -119,12 +132,15 @@ def stream_response(state: State, stream_id: str) -> Response:
     ``Last-Event-ID``) is answered 204 No Content, which stops an EventSource.
 
     :raises AuthenticationRequired: 401, the identity loader returned None.
+    :raises InvalidStreamToken: 401, a bad, expired or foreign ``token``.
     :raises StreamNotFound: 404, unknown, expired or another user's stream.
+    :raises ConnectionLimitExceeded: 429, the user holds
+        ``SSE_RESILIENCE_MAX_CONNECTIONS_PER_USER`` connections already.
     :raises RedisUnavailable: 503, Redis cannot be reached.
     """
-    _check(stream_id)
+    _check(state, stream_id)
     last_event_id = _last_event_id()
-    user = _current_user(state)
+    user = _current_user(state, stream_id)
     record, completion = _with_redis(lambda: _load(state, stream_id, user))
     if last_event_id is not None:
         if _is_ahead(last_event_id, record.last_event_id):
@@ -133,6 +149,10 @@ def stream_response(state: State, stream_id: str) -> Response:
             # The client has the terminal event already. 204 is the one answer
             # that makes a browser's EventSource stop reconnecting for good.
             return Response(status=204, headers={"Cache-Control": "no-cache"})
+    active = record.state is StreamState.ACTIVE
+    lease = _with_redis(lambda: state.leases.acquire(user)) if active else None
+    if active and lease is None:
+        raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
     stream = EventStream(
         stream_id=stream_id,
         record=record,
@@ -140,7 +160,7 @@ def stream_response(state: State, stream_id: str) -> Response:
         last_event_id=last_event_id,
         log=state.log,
         registry=state.registry,
-        broker=state.broker if record.state is StreamState.ACTIVE else None,
+        broker=state.broker if active else None,
         keepalive=state.settings.heartbeat_interval,
         client_socket=request.environ.get("gunicorn.socket"),
         on_connect=lambda: state.emit(
@@ -152,7 +172,14 @@ def stream_response(state: State, stream_id: str) -> Response:
             signals.client_disconnected, stream_id=stream_id
         ),
     )
-    return Response(stream.frames(), headers=STREAM_HEADERS, direct_passthrough=True)
+    response = Response(
+        stream.frames(), headers=STREAM_HEADERS, direct_passthrough=True
+    )
+    if lease is not None:
+        # Runs when the server closes the response, even one whose body never
+        # started (a generator's own finally would not run then).
+        response.call_on_close(lambda: state.leases.release(lease))
+    return response
 
 
 def recover_response(state: State, stream_id: str) -> Response:
@@ -164,8 +191,8 @@ def recover_response(state: State, stream_id: str) -> Response:
     ``eventId``. An unknown, expired or foreign stream is a 404 whose body also
     says ``"status": "unknown"``. Same errors as :func:`stream_response`.
     """
-    _check(stream_id)
-    user = _current_user(state)
+    _check(state, stream_id)
+    user = _current_user(state, stream_id)
     try:
         record, completion = _with_redis(lambda: _load(state, stream_id, user))
     except StreamNotFound as exc:
@@ -193,6 +220,20 @@ def recover_response(state: State, stream_id: str) -> Response:
     return response
 
 
+def _cors(response: Response) -> Response:
+    """Let allow-listed origins read stream and recover responses (with
+    credentials); every other origin gets no CORS headers at all."""
+    origin = request.headers.get("Origin")
+    if origin and origin in get_state().settings.cors_origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Access-Control-Allow-Headers"] = "Last-Event-ID"
+        response.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
+        response.headers["Access-Control-Max-Age"] = "600"
+    response.vary.add("Origin")
+    return response
+
+
 def make_blueprint(url_prefix: str) -> Blueprint:
     """Build the blueprint serving the stream and recover endpoints."""
     bp = Blueprint(
@@ -202,6 +243,8 @@ def make_blueprint(url_prefix: str) -> Blueprint:
         static_folder="static",
         static_url_path="/static",
     )
+
+    bp.after_request(_cors)
 
     @bp.get("/streams/<stream_id>")
     def stream(stream_id: str) -> Response:

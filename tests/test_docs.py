@@ -20,6 +20,8 @@ def documented() -> dict[str, str]:
 def shown(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, tuple):
+        return repr(value)
     return str(value)
 
 
