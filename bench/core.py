@@ -176,6 +176,8 @@ def main() -> None:
     slow = {
         "FLASK_SSE_RESILIENCE_HEARTBEAT_INTERVAL": "15",
         "FLASK_SSE_RESILIENCE_STALE_THRESHOLD": "30",
+        # One bench user holds every idle connection.
+        "FLASK_SSE_RESILIENCE_MAX_CONNECTIONS_PER_USER": "100000",
     }
     demo = Demo(redis.url, 1, slow)
     try:

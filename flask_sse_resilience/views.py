@@ -172,9 +172,9 @@ def stream_response(state: State, stream_id: str) -> Response:
             signals.client_disconnected, stream_id=stream_id
         ),
     )
-    response = Response(
-        stream.frames(), headers=STREAM_HEADERS, direct_passthrough=True
-    )
+    # Not direct_passthrough: werkzeug would hand the bare generator to the
+    # server, and call_on_close callbacks would never run.
+    response = Response(stream.frames(), headers=STREAM_HEADERS)
     if lease is not None:
         # Runs when the server closes the response, even one whose body never
         # started (a generator's own finally would not run then).

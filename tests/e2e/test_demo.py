@@ -192,7 +192,11 @@ def test_400_idle_clients_hold_a_handful_of_redis_connections(
     demo_factory: DemoFactory, redis_factory: type[RedisServer]
 ) -> None:
     server = redis_factory()
-    demo = demo_factory(redis_url=server.url, workers=1)
+    demo = demo_factory(
+        redis_url=server.url,
+        workers=1,
+        FLASK_SSE_RESILIENCE_MAX_CONNECTIONS_PER_USER="1000",
+    )
     client = demo.client("alice")
     urls = [start_generation(client, tokens=1, interval_ms=60_000) for _ in range(4)]
     cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
