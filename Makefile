@@ -16,12 +16,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 system-deps:
-	@if ! command -v redis-server >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing redis-server from Debian's packages"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	    echo "installing from Debian's packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "redis-server is missing: install it (apt-get install redis-server)"; exit 1; \
+	    echo "missing:$$missing (apt-get install$$missing); browser tests skip without chromium"; \
+	    command -v redis-server >/dev/null 2>&1 || exit 1; \
 	  fi; \
 	fi
 

@@ -9,6 +9,7 @@ from flask import Flask, request, session
 
 from flask_sse_resilience import SSEResilience
 
+from .demo_server import Demo, DemoFactory
 from .redis_server import RedisServer
 
 
@@ -75,3 +76,30 @@ def make_app(r: redis.Redis, redis_server: RedisServer) -> Iterator[AppFactory]:
     yield factory
     for app in built:
         app.extensions["sse_resilience"].close()
+
+
+@pytest.fixture
+def demo_factory(redis_server: RedisServer) -> Iterator[DemoFactory]:
+    demos: list[Demo] = []
+
+    def start(
+        redis_url: str | None = None,
+        workers: int = 2,
+        extra_bind: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        **env: str,
+    ) -> Demo:
+        demos.append(
+            Demo(redis_url or redis_server.url, workers, env, extra_bind, extra_args)
+        )
+        return demos[-1]
+
+    yield start
+    for demo in demos:
+        demo.stop()
+
+
+@pytest.fixture
+def demo(demo_factory: DemoFactory, r: object) -> Demo:
+    """The demo with 2 gevent workers on the session Redis (flushed)."""
+    return demo_factory()

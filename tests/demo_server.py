@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,7 @@ class Demo:
         extra_args: tuple[str, ...] = (),
     ) -> None:
         self.port = free_port()
+        self.redis_url = redis_url
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"demo-{self.port}.log"
         environment = {
@@ -95,3 +97,6 @@ class Demo:
                 self.proc.kill()
                 self.proc.wait(5)
         self.log.close()
+
+
+DemoFactory = Callable[..., Demo]

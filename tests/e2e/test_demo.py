@@ -12,9 +12,8 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
-from ..demo_server import Demo
+from ..demo_server import Demo, DemoFactory
 from ..redis_server import RedisServer
-from .conftest import DemoFactory
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from .conftest import DemoFactory
+from ..demo_server import DemoFactory
 
 pytestmark = pytest.mark.e2e
 

@@ -20,9 +20,8 @@ from httpx_sse import connect_sse
 
 from flask_sse_resilience import SSEResilience
 
-from ..demo_server import Demo
+from ..demo_server import Demo, DemoFactory
 from ..redis_server import RedisServer
-from .conftest import DemoFactory
 
 pytestmark = pytest.mark.e2e
 
