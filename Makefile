@@ -7,13 +7,16 @@ PYTHON  ?= python3
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed-stamp
 
-.PHONY: demo test lint types docs unit e2e bench bench-quick clean system-deps
+.PHONY: demo test lint types docs unit e2e bench bench-quick clean system-deps redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
+
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || $(MAKE) --no-print-directory system-deps
 
 system-deps:
 	@missing=""; \
@@ -29,7 +32,7 @@ system-deps:
 	  fi; \
 	fi
 
-demo: $(STAMP) system-deps
+demo: $(STAMP) redis-server
 	sh examples/demo/run.sh
 
 lint: $(STAMP)

@@ -18,6 +18,8 @@ timeout = 30
 graceful_timeout = 10
 keepalive = 5
 accesslog = os.environ.get("DEMO_ACCESS_LOG")
+# The path without the query string: stream tokens travel in the query.
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)s'
 errorlog = "-"
 # No gunicornc control socket: several demos (tests, benchmarks) may run at once.
 control_socket_disable = True
