@@ -238,3 +238,28 @@ def test_400_idle_clients_hold_a_handful_of_redis_connections(
     while connections() != 0:
         assert time.monotonic() < deadline, f"{connections()} never released"
         time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    "raw_id",
+    ["１２-0".encode(), "é-1".encode("latin-1"), b"9" * 101, b"-1", b"1-1\x00"],
+)
+def test_raw_bad_last_event_ids_over_http_are_400_json(
+    demo: Demo, raw_id: bytes
+) -> None:
+    client = demo.client("alice")
+    url = start_generation(client, tokens=2, interval_ms=0)
+    cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    with socket.create_connection(("127.0.0.1", demo.port)) as sock:
+        sock.sendall(
+            f"GET {url} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n".encode()
+            + b"Last-Event-ID: " + raw_id + b"\r\nConnection: close\r\n\r\n"
+        )  # fmt: skip
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    if b"\x00" in raw_id:
+        return  # gunicorn itself refuses a NUL in a header, before the app
+    assert json.loads(body)["error"] == "invalid_last_event_id"
