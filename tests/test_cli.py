@@ -39,7 +39,8 @@ def test_streams_sweep_show_and_stats(make_app: AppFactory, r: redis.Redis) -> N
     everything = runner.invoke(args=["sse", "streams", "--state", "all"])
     assert "3 stream(s)" in everything.output
 
-    shown = runner.invoke(args=["sse", "show", ids["done"]])
+    # "--": a random id may start with "-"
+    shown = runner.invoke(args=["sse", "show", "--", ids["done"]])
     assert shown.exit_code == 0
     assert "completed" in shown.output and "{'ok': 1}" in shown.output
     missing = runner.invoke(args=["sse", "show", "nope"])
