@@ -82,7 +82,10 @@ def streams_command(states: tuple[str, ...], limit: int) -> None:
 @sse_cli.command("show")
 @click.argument("stream_id")
 def show_command(stream_id: str) -> None:
-    """Show one stream's record, log and stored terminal event."""
+    """Show one stream's record, log and stored terminal event.
+
+    Put ``--`` before an id that starts with ``-``.
+    """
     state = _state()
     record = state.registry.get(stream_id)
     if record is None:

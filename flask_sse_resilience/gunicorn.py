@@ -3,7 +3,7 @@
 Use them from a gunicorn config file::
 
     # gunicorn.conf.py
-    from flask_sse_resilience.gunicorn import post_worker_init, worker_exit
+    from flask_sse_resilience.gunicorn import post_worker_init, worker_exit, worker_int
 
 With them, each worker schedules the guardian as soon as it boots (instead of
 on its first request), and on a graceful stop or reload (``SIGTERM``,
@@ -58,10 +58,19 @@ def post_worker_init(worker: Any) -> None:
     ).start()
 
 
+def worker_int(worker: Any) -> None:
+    """gunicorn hook: a quick stop (``SIGINT``/``SIGQUIT``) waits for nothing."""
+    worker.sse_quick_exit = True
+
+
 def worker_exit(server: Any, worker: Any) -> None:
-    """gunicorn hook: give this worker's producers the rest of the grace period."""
+    """gunicorn hook: give this worker's producers the rest of the grace period
+    (not on a quick stop: their streams are left to the guardian)."""
     state = _state(worker)
     if state is None:
+        return
+    if getattr(worker, "sse_quick_exit", False):
+        state.shutdown()
         return
     started = getattr(worker, "sse_stop_started", time.monotonic())
     left = worker.cfg.graceful_timeout - (time.monotonic() - started) - 1

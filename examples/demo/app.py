@@ -101,7 +101,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         )
         worker.start()
         url = url_for("sse_resilience.stream", stream_id=stream_id)
-        return jsonify(streamId=stream_id, streamUrl=url), 201
+        # A signed token for clients without the session cookie (another
+        # origin): append ?token=... to the stream or recover URL.
+        token = sse.stream_token(stream_id, user)
+        return jsonify(streamId=stream_id, streamUrl=url, token=token), 201
 
     return app
 

@@ -4,7 +4,11 @@ greenlet, not a thread. Override any of them on the command line."""
 import os
 
 # Start each worker's guardian at boot; end streams promptly on stop/reload.
-from flask_sse_resilience.gunicorn import post_worker_init, worker_exit  # noqa: F401
+from flask_sse_resilience.gunicorn import (  # noqa: F401
+    post_worker_init,
+    worker_exit,
+    worker_int,
+)
 
 bind = os.environ.get("DEMO_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("DEMO_WORKERS", "2"))
