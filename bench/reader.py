@@ -23,6 +23,8 @@ def main() -> None:
         with connect_sse(client, "GET", url) as source:
             print("ready", flush=True)
             for event in source.iter_sse():
+                if event.event == "heartbeat":
+                    continue
                 envelope = json.loads(event.data)
                 if envelope["type"] == "token":
                     last = time.time()

@@ -39,8 +39,9 @@ class Signal(enum.Enum):
     RESYNC = "resync"
     #: The client went away: stop serving it.
     DISCONNECTED = "disconnected"
-    #: This worker is shutting down: tell the client to reconnect elsewhere.
-    SHUTDOWN = "shutdown"
+    #: The worker is stopping, or lost Redis: tell the client to reconnect
+    #: (elsewhere, or later) and resume by its last event id.
+    RECONNECT = "reconnect"
 
 
 RESYNC: Final = Signal.RESYNC
@@ -220,6 +221,10 @@ class Broker:
                 else:
                     log.exception("pub/sub listener failed; reconnecting")
                 self._close_pubsub()
+                # Nothing reaches this worker's followers until Redis is back:
+                # let their clients know (they retry, with backoff, and resume)
+                # rather than leave them on a line that went silent.
+                self.close_all(Signal.RECONNECT)
                 self._stopped.wait(pause)
                 delay = min(delay * 2, 2.0)
                 continue

@@ -210,11 +210,17 @@ class SSEResilience:
         )
         return stream_id
 
-    def producer(self, stream_id: str, *, app: Flask | None = None) -> Producer:
+    def producer(
+        self, stream_id: str, *, app: Flask | None = None, retry_for: float = 0.0
+    ) -> Producer:
         """Return the context manager that writes ``stream_id``'s events.
 
         Works in a request, a greenlet, or another process that reaches the
         same Redis. See :class:`~flask_sse_resilience.producer.Producer`.
+
+        :param retry_for: seconds to keep retrying a write while Redis is
+            unreachable (each write is idempotent, so nothing is doubled);
+            0, the default, raises after the client's own quick retries.
         """
         state = self._state(app)
 
@@ -233,6 +239,7 @@ class SSEResilience:
             max_event_bytes=state.settings.max_event_bytes,
             on_end=ended,
             on_send=state.on_event_sent,
+            retry_for=retry_for,
         )
 
     def stream_response(self, stream_id: str) -> Response:

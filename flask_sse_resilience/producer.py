@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from . import wire
 from .errors import InvalidEventError, StreamNotActiveError
@@ -29,6 +30,7 @@ from .models import TERMINAL_TYPES, StreamState
 from .redisutil import UNAVAILABLE
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _EVENT_TYPE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 #: Types the extension itself sends; producers cannot use them with ``send``.
@@ -66,8 +68,10 @@ class Producer:
         max_event_bytes: int,
         on_end: Callable[[StreamState], None] | None = None,
         on_send: Callable[[], None] | None = None,
+        retry_for: float = 0.0,
     ) -> None:
         self.stream_id = stream_id
+        self._retry_for = retry_for
         self._on_end = on_end
         self._on_send = on_send
         self._log = log
@@ -78,8 +82,22 @@ class Producer:
         #: The stream's final state once this producer ended it, else None.
         self.final_state: StreamState | None = None
 
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """Run ``call``; while Redis is unreachable, retry it for up to
+        ``retry_for`` seconds. Safe because every write is idempotent."""
+        deadline = time.monotonic() + self._retry_for
+        pause = 0.1
+        while True:
+            try:
+                return call()
+            except UNAVAILABLE:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
     def __enter__(self) -> Producer:
-        self._seq = self._log.claim(self.stream_id, self._token)
+        self._seq = self._retrying(lambda: self._log.claim(self.stream_id, self._token))
         self._heartbeater.add(self.stream_id)
         return self
 
@@ -133,7 +151,9 @@ class Producer:
             )
         text = serialize(data, self._max_event_bytes)
         seq = self._next_seq()
-        event_id = self._log.append(self.stream_id, self._token, seq, event_type, text)
+        event_id = self._retrying(
+            lambda: self._log.append(self.stream_id, self._token, seq, event_type, text)
+        )
         self._seq = seq
         if self._on_send is not None:
             self._on_send()
@@ -159,13 +179,15 @@ class Producer:
     def _finish(self, state: StreamState, data: Any) -> str:
         text = serialize(data, self._max_event_bytes)
         seq = self._next_seq()
-        event_id = self._log.finish(
-            self.stream_id,
-            state=state,
-            event_type=state.value,
-            data_json=text,
-            token=self._token,
-            seq=seq,
+        event_id = self._retrying(
+            lambda: self._log.finish(
+                self.stream_id,
+                state=state,
+                event_type=state.value,
+                data_json=text,
+                token=self._token,
+                seq=seq,
+            )
         )
         self._seq = seq
         self.final_state = state

@@ -192,7 +192,7 @@ class State:
             guardian.stop()
         ended = 0
         if broker is not None and broker.pid == pid:
-            ended = broker.close_all(Signal.SHUTDOWN)
+            ended = broker.close_all(Signal.RECONNECT)
         if heartbeater is not None and heartbeater.pid == pid:
             deadline = time.monotonic() + grace
             while heartbeater.streams and time.monotonic() < deadline:

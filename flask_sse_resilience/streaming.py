@@ -31,9 +31,12 @@ from .registry import StreamRegistry
 log = logging.getLogger(__name__)
 
 
-def connected_frame(stream_id: str) -> bytes:
-    """The first frame of every stream response (no ``id:`` field)."""
-    return wire.encode(wire.dumps({"type": "connected", "streamId": stream_id}))
+def connected_frame(stream_id: str, heartbeat: float) -> bytes:
+    """The first frame of every stream response (no ``id:`` field); it tells
+    the client how often to expect a heartbeat, in milliseconds."""
+    hello: dict[str, object] = {"type": "connected", "streamId": stream_id}
+    hello["heartbeatMs"] = int(heartbeat * 1000)
+    return wire.encode(wire.dumps(hello))
 
 
 def ended_event(record: StreamMetadata, completion: CompletionData | None) -> Event:
@@ -81,7 +84,7 @@ class EventStream:
 
     def frames(self) -> Iterator[bytes]:
         """Yield the response body; ends after the terminal event."""
-        yield connected_frame(self.stream_id)
+        yield connected_frame(self.stream_id, self.keepalive)
         if self.on_connect is not None:
             self.on_connect()
         try:
@@ -132,7 +135,7 @@ class EventStream:
                     continue
                 if item is Signal.DISCONNECTED:
                     return
-                if item is Signal.SHUTDOWN:
+                if item is Signal.RECONNECT:
                     # Reconnect soon, to a live worker, by Last-Event-ID.
                     yield wire.encode_retry(RECONNECT_MS)
                     return

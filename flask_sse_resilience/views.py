@@ -105,7 +105,10 @@ def _check(state: State, stream_id: str) -> None:
 
 
 def _last_event_id() -> str | None:
-    value = request.headers.get("Last-Event-ID")
+    """The client's position: the ``Last-Event-ID`` header, or else a
+    ``lastEventId`` query parameter (a new ``EventSource`` cannot set headers,
+    so a client resuming by itself puts it in the URL)."""
+    value = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
     if value is None or value == "":
         return None
     if len(value) > 100 or parse_event_id(value) is None:

@@ -16,8 +16,11 @@ from typing import Any
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _FORBIDDEN_IN_FIELD = re.compile(r"[\r\n\0]")
 
-#: The keep-alive comment sent while a stream is quiet.
-KEEPALIVE = b": heartbeat\n\n"
+#: Sent while a stream is quiet. The comment keeps proxies from timing out; the
+#: named ``heartbeat`` event (ignored by ``onmessage``, which only sees
+#: unnamed events) lets a client's watchdog see that the connection is alive,
+#: which a comment alone cannot: ``EventSource`` never exposes comments.
+KEEPALIVE = b": heartbeat\nevent: heartbeat\ndata: {}\n\n"
 
 
 def _field(name: str, value: str) -> str:

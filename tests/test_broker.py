@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
-from flask_sse_resilience.broker import RESYNC, Broker
+from flask_sse_resilience.broker import RESYNC, Broker, Signal
 from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.models import Event
 from flask_sse_resilience.redisutil import make_client
@@ -63,30 +63,37 @@ def test_one_pubsub_connection_fans_out_to_every_follower(server: RedisServer) -
         broker.stop()
 
 
-def test_followers_resync_after_redis_restarts(server: RedisServer) -> None:
+def test_followers_are_told_to_reconnect_when_redis_goes(server: RedisServer) -> None:
     broker = Broker(
         make_client(server.url, max_connections=4), KEYS, queue_size=10, poll=0.2
     )
     sub = broker.subscribe("s")
     try:
         assert sub.get(timeout=5) is RESYNC
-        time.sleep(0.2)
-        while sub.get(timeout=0) is RESYNC:
-            pass
+        port = server.port
         server.kill()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        item = sub.get(timeout=1)
+        while item is RESYNC or item is None:  # until the listener notices
+            assert time.monotonic() < deadline
+            item = sub.get(timeout=1)
+        assert item is Signal.RECONNECT
+        assert sub.get(timeout=0) is Signal.RECONNECT  # and it stays closed
+        broker.unsubscribe(sub)
+        server.port = port
         server.start()
-        # Resubscribed on its own, and told to catch up from the log.
-        assert sub.get(timeout=10) is RESYNC
+        # The listener reconnects by itself; new followers are served at once.
+        again = broker.subscribe("s")
+        assert again.get(timeout=10) is RESYNC
         wait_for(lambda: server.client().pubsub_numsub("sse:events:{s}")[0][1] == 1)
         announce(server, "s", 7)
-        item = sub.get(timeout=2)
-        while item is RESYNC:  # duplicates of the confirmation are harmless
-            item = sub.get(timeout=2)
+        item = again.get(timeout=2)
+        while item is RESYNC:
+            item = again.get(timeout=2)
         assert isinstance(item, Event) and item.seq == 7
         assert broker.connects >= 2
+        broker.unsubscribe(again)
     finally:
-        broker.unsubscribe(sub)
         broker.stop()
 
 

@@ -7,7 +7,7 @@ import pytest
 import redis
 from flask import Flask
 
-from flask_sse_resilience import SSEResilience, StreamState, signals
+from flask_sse_resilience import SSEResilience, StreamState, signals, wire
 from flask_sse_resilience.guardian import StreamGuardian
 
 from .conftest import AppFactory
@@ -94,7 +94,7 @@ def test_expired_streams_leave_the_index_and_their_followers_are_told(
     response = open_stream(client, f"/sse/streams/{sid}")
     body = iter(response.response)
     assert b"connected" in next(body)
-    assert next(body) == b": heartbeat\n\n"  # following live events now
+    assert next(body) == wire.KEEPALIVE  # following live events now
     age(r, sid)
     r.delete(f"sse:stream:{{{sid}}}")  # as if its TTL ran out
     result = sse.guardian(app).run_once()

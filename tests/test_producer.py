@@ -131,3 +131,47 @@ def test_the_background_heartbeat_keeps_a_producing_stream_fresh(
         while r.hget(f"sse:stream:{{{sid}}}", "lastHeartbeat") == "1":
             assert time.monotonic() < deadline, "no heartbeat within 3 s"
             time.sleep(0.05)
+
+
+def test_retry_for_rides_out_a_redis_restart_without_doubling(
+    make_app: AppFactory, redis_factory: type
+) -> None:
+    import threading
+    import time
+
+    server = redis_factory()
+    app, sse = make_app({"SSE_RESILIENCE_REDIS_URL": server.url})
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app, retry_for=15) as out:
+        out.send("token", 0)
+        server.client().save()
+        port = server.port
+        server.kill()
+
+        def restart() -> None:
+            time.sleep(1.5)
+            server.port = port
+            server.start()
+
+        threading.Thread(target=restart).start()
+        out.send("token", 1)  # blocks until Redis is back, then lands once
+    events = sse.event_log(app).read(sid, None)
+    assert [(e.type, e.data) for e in events] == [
+        ("token", 0),
+        ("token", 1),
+        ("completed", None),
+    ]
+
+
+def test_without_retry_for_an_outage_raises(
+    make_app: AppFactory, redis_factory: type
+) -> None:
+    import redis as redis_py
+
+    server = redis_factory()
+    app, sse = make_app({"SSE_RESILIENCE_REDIS_URL": server.url})
+    sid = sse.open_stream("alice", app=app)
+    out = sse.producer(sid, app=app).__enter__()
+    server.kill()
+    with pytest.raises(redis_py.ConnectionError):
+        out.send("token", 1)

@@ -7,7 +7,7 @@ import pytest
 import redis
 from flask import Flask
 
-from flask_sse_resilience import SSEResilience
+from flask_sse_resilience import SSEResilience, wire
 
 from .conftest import AppFactory
 from .redis_server import RedisServer
@@ -112,7 +112,11 @@ def test_live_stream_headers_frames_and_end(
     events, raw = read(response)
     producer.join()
     assert types(events) == ["connected"] + ["token"] * 5 + ["completed"]
-    assert envelope(events[0]) == {"type": "connected", "streamId": sid}
+    assert envelope(events[0]) == {
+        "type": "connected",
+        "streamId": sid,
+        "heartbeatMs": 300,
+    }
     assert raw.startswith(b"data: ")  # no id on the connected frame
     assert data(events)[1:6] == [{"i": i} for i in range(5)]
     assert data(events)[-1] == {"n": 5}
@@ -132,7 +136,7 @@ def test_keepalive_comments_while_quiet(
     response = open_stream(client, f"/sse/streams/{sid}")
     body = iter(response.response)
     assert next(body).startswith(b"data: ")
-    assert next(body) == b": heartbeat\n\n"
+    assert next(body) == wire.KEEPALIVE
     assert r.hget(f"sse:stream:{{{sid}}}", "connections") == "1"
     response.close()
     assert r.hget(f"sse:stream:{{{sid}}}", "connections") == "0"

@@ -34,7 +34,9 @@ def test_retry_and_comment() -> None:
     with pytest.raises(ValueError):
         wire.encode("x", retry=-1)
     assert wire.comment("hi\nthere") == b": hi\n: there\n\n"
-    assert list(parse([wire.KEEPALIVE])) == []
+    (keepalive,) = parse([wire.KEEPALIVE])
+    assert keepalive.event == "heartbeat"  # not "message": onmessage ignores it
+    assert wire.KEEPALIVE.startswith(b": heartbeat\n")
 
 
 def test_dumps_refuses_what_json_parse_cannot_read() -> None:
