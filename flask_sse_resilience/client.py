@@ -1,0 +1,164 @@
+"""A Python client for services that consume streams (``pip install
+flask-sse-resilience[client]``; built on httpx and httpx-sse).
+
+::
+
+    import httpx
+    from flask_sse_resilience.client import follow
+
+    with httpx.Client(base_url="https://app.example", cookies=...) as http:
+        for event in follow("/sse/streams/abc", client=http):
+            print(event.type, event.data)      # ends after the terminal event
+
+Without a ``last_event_id`` it asks ``/recover`` first (an ended stream yields
+its terminal event without connecting); then it follows the stream, and on any
+disconnect reconnects with exponential backoff and full jitter, sending
+``Last-Event-ID``, so every event arrives once. A ``reset`` event (the
+server's log no longer held our position) is passed on: drop what you built
+and start over from the events after it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+from httpx_sse import connect_sse
+
+log = logging.getLogger(__name__)
+
+_TERMINAL = {"completed", "failed", "orphaned"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientEvent:
+    """One event of a followed stream."""
+
+    id: str | None
+    type: str
+    data: Any
+
+    @property
+    def terminal(self) -> bool:
+        """True for the stream's last event."""
+        return self.type in _TERMINAL
+
+
+class StreamUnavailable(Exception):
+    """The stream cannot be followed: 401/403/404, or the retries ran out."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def backoff_delay(
+    attempt: int,
+    base: float,
+    cap: float,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Full-jitter backoff: uniform in ``[0, min(cap, base * 2**attempt)]`` s."""
+    return float(rand() * min(cap, base * 2.0 ** max(0, attempt)))
+
+
+def _recover(client: httpx.Client, url: str) -> ClientEvent | None:
+    response = client.get(url.rstrip("/") + "/recover")
+    if response.status_code in (401, 403, 404):
+        raise StreamUnavailable(
+            f"{url}: {response.status_code}", status_code=response.status_code
+        )
+    response.raise_for_status()
+    body = response.json()
+    if body.get("status") not in _TERMINAL:
+        return None
+    return ClientEvent(
+        id=body.get("eventId"),
+        type=body["terminalEventType"],
+        data=body.get("terminalEventData"),
+    )
+
+
+def follow(
+    url: str,
+    *,
+    client: httpx.Client | None = None,
+    last_event_id: str | None = None,
+    base_delay: float = 0.5,
+    max_delay: float = 15.0,
+    max_attempts: int = 12,
+    read_timeout: float = 60.0,
+) -> Iterator[ClientEvent]:
+    """Yield the stream's events from after ``last_event_id`` to its end.
+
+    :param url: the stream URL (absolute, or relative to ``client.base_url``).
+    :param client: an ``httpx.Client`` carrying the app's cookies or auth; a
+        new one is made (and closed) when omitted.
+    :param last_event_id: resume after this event id.
+    :param max_attempts: reconnects in a row without receiving an event
+        before giving up with :class:`StreamUnavailable`.
+    :param read_timeout: seconds of silence before the connection is deemed
+        dead; keep it above the server's heartbeat interval.
+    :raises StreamUnavailable: on 401/403/404, or when retries run out.
+    """
+    own = client is None
+    http = client or httpx.Client()
+    attempts = 0
+    try:
+        while True:
+            try:
+                # Only a client with nothing yet takes the shortcut: one that
+                # resumes gets the rest of the log, which ends with the end.
+                terminal = _recover(http, url) if last_event_id is None else None
+                if terminal is not None:
+                    yield terminal
+                    return
+                for event in _connect(http, url, last_event_id, read_timeout):
+                    attempts = 0
+                    if event.id:
+                        last_event_id = event.id
+                    yield event
+                    if event.terminal:
+                        return
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                log.info("stream %s interrupted: %s", url, exc)
+            if attempts >= max_attempts:
+                raise StreamUnavailable(f"{url}: gave up after {attempts} attempts")
+            time.sleep(backoff_delay(attempts, base_delay, max_delay))
+            attempts += 1
+    finally:
+        if own:
+            http.close()
+
+
+def _connect(
+    http: httpx.Client, url: str, last_event_id: str | None, read_timeout: float
+) -> Iterator[ClientEvent]:
+    headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    if last_event_id:
+        headers["Last-Event-ID"] = last_event_id
+    timeout = httpx.Timeout(10.0, read=read_timeout)
+    with connect_sse(http, "GET", url, headers=headers, timeout=timeout) as source:
+        if source.response.status_code in (401, 403, 404):
+            raise StreamUnavailable(
+                f"{url}: {source.response.status_code}",
+                status_code=source.response.status_code,
+            )
+        if source.response.status_code == 204:
+            return  # we already have the terminal event
+        source.response.raise_for_status()
+        for sse in source.iter_sse():
+            if sse.event != "message" or not sse.data:
+                continue  # heartbeats and other named events
+            envelope = json.loads(sse.data)
+            if envelope.get("type") == "connected":
+                continue
+            yield ClientEvent(
+                id=sse.id or None, type=envelope["type"], data=envelope.get("data")
+            )

@@ -1,0 +1,223 @@
+/*
+ * flask-sse-resilience browser client: an EventSource that never loses the result.
+ *
+ * No dependencies, no build step. Load it as a classic script
+ *   <script src="/sse/static/sse-resilience.js"></script>   (window.SSEResilience)
+ * or as an ES module
+ *   import { ResilientEventSource } from "/sse/static/sse-resilience.mjs";
+ *
+ * What it does, in order:
+ *  1. asks <url>/recover first: if the stream already ended, it delivers the
+ *     terminal event and never opens a connection;
+ *  2. connects with EventSource and hands every event (the JSON envelope
+ *     {"type", "data"} plus its id) to onevent;
+ *  3. on an error, or when no byte arrived for 2.5 heartbeat intervals (a
+ *     half-open connection), closes and reconnects with exponential backoff and
+ *     full jitter, resuming after the last event id it saw (sent as the
+ *     lastEventId query parameter, since a new EventSource cannot set the
+ *     Last-Event-ID header); optionally remembered in sessionStorage so that a
+ *     page reload resumes too;
+ *  4. stops for good on a terminal event (completed, failed, orphaned), on
+ *     401/403/404 (learnt from /recover, since EventSource hides status codes),
+ *     and when the attempt budget is spent.
+ */
+(function (root) {
+  "use strict";
+
+  var TERMINAL = { completed: "completed", failed: "failed", orphaned: "failed" };
+  var FATAL_STATUS = { 401: true, 403: true, 404: true };
+
+  var DEFAULTS = {
+    baseDelayMs: 500, // first backoff ceiling
+    maxDelayMs: 15000, // backoff ceiling cap
+    maxAttempts: 12, // reconnects in a row without a successful open
+    heartbeatMs: 15000, // until the server says otherwise in "connected"
+    watchdogFactor: 2.5, // silence of this many heartbeats means a dead line
+    persist: false, // remember the last event id in sessionStorage
+    withCredentials: false, // cross-origin cookies (needs the CORS allow-list)
+    token: null, // a stream token from sse.stream_token(), if no cookie
+    random: Math.random, // for tests
+  };
+
+  /** Full-jitter backoff: uniform in [0, min(cap, base * 2^attempt)] ms. */
+  function backoffDelay(attempt, baseMs, capMs, random) {
+    var ceiling = Math.min(capMs, baseMs * Math.pow(2, Math.max(0, attempt)));
+    return Math.floor((random || Math.random)() * ceiling);
+  }
+
+  function withParams(url, params) {
+    var parts = [];
+    for (var key in params) {
+      if (params[key] !== null && params[key] !== undefined && params[key] !== "") {
+        parts.push(encodeURIComponent(key) + "=" + encodeURIComponent(params[key]));
+      }
+    }
+    if (!parts.length) return url;
+    return url + (url.indexOf("?") === -1 ? "?" : "&") + parts.join("&");
+  }
+
+  function storage() {
+    try {
+      return root.sessionStorage;
+    } catch (e) {
+      return null; // disabled, or a sandboxed frame
+    }
+  }
+
+  function ResilientEventSource(url, options) {
+    var opts = {};
+    var key;
+    for (key in DEFAULTS) opts[key] = DEFAULTS[key];
+    for (key in options || {}) opts[key] = options[key];
+    this.url = url;
+    this.options = opts;
+    this.status = "connecting";
+    this.lastEventId = null;
+    this.attempts = 0;
+    this.onevent = null;
+    this.onstatus = null;
+    this._source = null;
+    this._timer = null;
+    this._watchdog = null;
+    this._closed = false;
+    this._heartbeatMs = opts.heartbeatMs;
+    this._storageKey = "sse-resilience:" + url;
+    if (opts.persist && storage()) this.lastEventId = storage().getItem(this._storageKey);
+    this._start();
+  }
+
+  ResilientEventSource.prototype.close = function () {
+    this._closed = true;
+    clearTimeout(this._timer);
+    this._disarm();
+    if (this._source) this._source.close();
+    this._source = null;
+  };
+
+  ResilientEventSource.prototype._setStatus = function (status) {
+    if (this.status === status) return;
+    this.status = status;
+    if (this.onstatus) this.onstatus(status);
+  };
+
+  ResilientEventSource.prototype._emit = function (event) {
+    if (this.onevent) this.onevent(event);
+  };
+
+  ResilientEventSource.prototype._finish = function (status) {
+    this.close();
+    if (this.options.persist && storage()) storage().removeItem(this._storageKey);
+    this._setStatus(status);
+  };
+
+  /** Resolve to "ended" (terminal delivered), "fatal", "active" or "unknown". */
+  ResilientEventSource.prototype._recover = function () {
+    var self = this;
+    var target = withParams(this.url.replace(/\/?(\?.*)?$/, "/recover$1"), {
+      token: this.options.token,
+    });
+    var init = { credentials: this.options.withCredentials ? "include" : "same-origin" };
+    return root
+      .fetch(target, init)
+      .then(function (response) {
+        if (FATAL_STATUS[response.status]) return "fatal";
+        if (!response.ok) return "unknown"; // 503 and friends: try again later
+        return response.json().then(function (body) {
+          if (!TERMINAL[body.status]) return "active";
+          if (self._closed) return "ended";
+          self._emit({ id: body.eventId, type: body.terminalEventType, data: body.terminalEventData });
+          self._finish(TERMINAL[body.status]);
+          return "ended";
+        });
+      })
+      .catch(function () {
+        return "unknown"; // network down: try again later
+      });
+  };
+
+  ResilientEventSource.prototype._start = function () {
+    var self = this;
+    this._recover().then(function (state) {
+      if (self._closed || state === "ended") return;
+      if (state === "fatal") return self._finish("error");
+      if (state === "unknown") return self._retry();
+      self._connect();
+    });
+  };
+
+  ResilientEventSource.prototype._connect = function () {
+    var self = this;
+    var source = new root.EventSource(
+      withParams(this.url, { lastEventId: this.lastEventId, token: this.options.token }),
+      { withCredentials: this.options.withCredentials }
+    );
+    this._source = source;
+    this._arm();
+    source.onopen = function () {
+      self.attempts = 0;
+      self._arm();
+    };
+    source.addEventListener("heartbeat", function () {
+      self._arm();
+    });
+    source.onmessage = function (message) {
+      self._arm();
+      var envelope;
+      try {
+        envelope = JSON.parse(message.data);
+      } catch (e) {
+        return; // not ours
+      }
+      if (envelope.type === "connected") {
+        if (envelope.heartbeatMs) self._heartbeatMs = envelope.heartbeatMs;
+        self._setStatus("connected");
+        return;
+      }
+      if (message.lastEventId) {
+        self.lastEventId = message.lastEventId;
+        if (self.options.persist && storage()) storage().setItem(self._storageKey, self.lastEventId);
+      }
+      self._emit({ id: message.lastEventId || null, type: envelope.type, data: envelope.data });
+      if (TERMINAL[envelope.type]) self._finish(TERMINAL[envelope.type]);
+    };
+    source.onerror = function () {
+      if (self._source !== source) return;
+      source.close();
+      self._source = null;
+      self._retry();
+    };
+  };
+
+  ResilientEventSource.prototype._retry = function () {
+    var self = this;
+    this._disarm();
+    if (this._closed) return;
+    if (this.attempts >= this.options.maxAttempts) return this._finish("error");
+    this._setStatus("reconnecting");
+    var delay = backoffDelay(this.attempts, this.options.baseDelayMs, this.options.maxDelayMs, this.options.random);
+    this.attempts += 1;
+    this._timer = setTimeout(function () {
+      self._start();
+    }, delay);
+  };
+
+  ResilientEventSource.prototype._arm = function () {
+    var self = this;
+    this._disarm();
+    this._watchdog = setTimeout(function () {
+      if (!self._source) return;
+      self._source.close(); // silent too long: a half-open connection
+      self._source = null;
+      self._retry();
+    }, this._heartbeatMs * this.options.watchdogFactor);
+  };
+
+  ResilientEventSource.prototype._disarm = function () {
+    clearTimeout(this._watchdog);
+    this._watchdog = null;
+  };
+
+  var api = { ResilientEventSource: ResilientEventSource, backoffDelay: backoffDelay, DEFAULTS: DEFAULTS };
+  root.SSEResilience = api;
+  if (typeof module === "object" && module.exports) module.exports = api;
+})(typeof globalThis !== "undefined" ? globalThis : this);
