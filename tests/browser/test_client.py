@@ -1,0 +1,188 @@
+"""The browser client in real headless Chromium against the demo under
+gunicorn with 2 gevent workers: it never loses the result."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from flask_sse_resilience import SSEResilience
+
+from ..demo_server import Demo, DemoFactory
+from ..redis_server import RedisServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+WORDS = ["hello", "resilient", "world"]
+
+
+def expected_text(tokens: int) -> str:
+    return "".join(f"{WORDS[i % 3]}{i} " for i in range(tokens))
+
+
+def start(page: Any, demo: Demo, tokens: int, interval_ms: int) -> None:
+    page.goto(demo.base + "/")
+    page.fill("#tokens", str(tokens))
+    page.fill("#interval", str(interval_ms))
+    page.click("button")
+    page.wait_for_function("window.demo.source !== null", timeout=10_000)
+
+
+def wait_status(page: Any, status: str, seconds: float = 20) -> float:
+    started = time.monotonic()
+    page.wait_for_function(
+        f"document.getElementById('status').textContent === '{status}'",
+        timeout=seconds * 1000,
+    )
+    return time.monotonic() - started
+
+
+def text(page: Any, selector: str) -> str:
+    return str(page.eval_on_selector(selector, "el => el.textContent"))
+
+
+def eventsource_workers(page: Any) -> list[int]:
+    """Record the worker answering each EventSource request of the page."""
+    workers: list[int] = []
+
+    def seen(response: Any) -> None:
+        if response.request.resource_type == "eventsource":
+            worker = response.headers.get("x-demo-worker")
+            if worker:
+                workers.append(int(worker))
+
+    page.on("response", seen)
+    return workers
+
+
+def test_a_generation_streams_to_completion_then_survives_a_reload(
+    demo: Demo, page: Any
+) -> None:
+    start(page, demo, tokens=20, interval_ms=30)
+    wait_status(page, "completed")
+    assert text(page, "#output") == expected_text(20)
+    assert text(page, "#result") == expected_text(20)
+    # Reload after completion: the result shows without any SSE connection.
+    requests: list[str] = []
+    page.on(
+        "request",
+        lambda r: requests.append(r.url) if r.resource_type == "eventsource" else None,
+    )
+    page.reload()
+    wait_status(page, "completed", 10)
+    assert text(page, "#result") == expected_text(20)
+    assert requests == []
+    assert page.evaluate("window.demo.statuses") == ["connecting", "completed"]
+
+
+def test_killing_the_worker_serving_the_page_loses_and_doubles_nothing(
+    demo: Demo, page: Any
+) -> None:
+    app = Flask("producer")
+    app.config["SSE_RESILIENCE_REDIS_URL"] = demo.redis_url
+    sse = SSEResilience(app, guardian_enabled=False)
+    workers = eventsource_workers(page)
+    page.goto(demo.base + "/")
+    page.evaluate(
+        """fetch("/login", {method: "POST",
+                            headers: {"Content-Type": "application/json"},
+                            body: JSON.stringify({user: "alice"})})"""
+    )
+    sid = sse.open_stream("alice")
+    texts = [f"t{i} " for i in range(60)]
+
+    def produce() -> None:
+        with sse.producer(sid, retry_for=10) as out:
+            for piece in texts:
+                out.send("token", {"text": piece})
+                time.sleep(0.05)
+            out.complete({"text": "".join(texts)})
+
+    page.goto(f"{demo.base}/?stream={sid}")
+    producer = threading.Thread(target=produce)
+    producer.start()
+    page.wait_for_function(
+        "document.getElementById('output').textContent.length > 20", timeout=10_000
+    )
+    assert workers, "no EventSource response seen"
+    os.kill(workers[0], signal.SIGKILL)
+    wait_status(page, "completed", 30)
+    producer.join()
+    assert text(page, "#output") == "".join(texts)
+    assert text(page, "#result") == "".join(texts)
+    assert "reconnecting" in page.evaluate("window.demo.statuses")
+    assert len(workers) >= 2 and workers[-1] != workers[0]
+    app.extensions["sse_resilience"].close()
+
+
+def test_a_killed_producer_shows_failed_within_the_guardian_delay(
+    demo: Demo, page: Any
+) -> None:
+    start(page, demo, tokens=500, interval_ms=100)
+    page.wait_for_function(
+        "document.getElementById('output').textContent.length > 10", timeout=10_000
+    )
+    producer = int(page.evaluate("window.demo.producerWorker"))
+    os.kill(producer, signal.SIGKILL)
+    delay = wait_status(page, "failed", 15)
+    assert delay < 6, f"failed state shown {delay:.1f}s after kill -9"
+    assert "orphaned" in text(page, "#result")
+
+
+def test_redis_down_for_seconds_shows_reconnecting_then_completes(
+    demo_factory: DemoFactory, redis_factory: type[RedisServer], page: Any
+) -> None:
+    server = redis_factory()
+    demo = demo_factory(redis_url=server.url)
+    start(page, demo, tokens=60, interval_ms=100)
+    page.wait_for_function(
+        "document.getElementById('output').textContent.length > 20", timeout=10_000
+    )
+    port = server.port
+    server.client().save()
+    server.kill()
+    wait_status(page, "reconnecting", 10)
+    time.sleep(3)
+    server.port = port
+    server.start()
+    wait_status(page, "completed", 40)
+    assert text(page, "#output") == expected_text(60)
+    assert text(page, "#result") == expected_text(60)
+
+
+def test_backoff_schedule_bounds_jitter_and_cap(demo: Demo, page: Any) -> None:
+    page.goto(demo.base + "/")
+    result = page.evaluate(
+        """() => {
+        const d = SSEResilience.backoffDelay;
+        const top = () => 0.999999, bottom = () => 0;
+        const ceilings = [0, 1, 2, 3, 4, 5, 6, 10, 50].map(a => d(a, 500, 15000, top));
+        const floors = [0, 3, 10].map(a => d(a, 500, 15000, bottom));
+        const samples = Array.from({length: 2000}, () => d(3, 500, 15000));
+        return {ceilings, floors, min: Math.min(...samples), max: Math.max(...samples),
+                distinct: new Set(samples).size,
+                defaults: SSEResilience.DEFAULTS};
+    }"""
+    )
+    assert result["ceilings"] == [
+        499,
+        999,
+        1999,
+        3999,
+        7999,
+        14999,
+        14999,
+        14999,
+        14999,
+    ]
+    assert result["floors"] == [0, 0, 0]
+    assert 0 <= result["min"] < 400 and 3600 < result["max"] < 4000  # full jitter
+    assert result["distinct"] > 1000
+    assert result["defaults"]["baseDelayMs"] == 500
+    assert result["defaults"]["maxDelayMs"] == 15000
