@@ -1,0 +1,81 @@
+"""flask_sse_resilience.client.follow against the demo under gunicorn."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from flask_sse_resilience.client import StreamUnavailable, follow
+
+from ..demo_server import Demo
+
+pytestmark = pytest.mark.e2e
+
+
+def generation(demo: Demo, **params: Any) -> tuple[str, httpx.Client]:
+    client = demo.client("alice")
+    body = {"prompt": "a b", "tokens": 10, "interval_ms": 10, **params}
+    response = client.post("/generations", json=body)
+    assert response.status_code == 201
+    return str(response.json()["streamUrl"]), client
+
+
+def test_follow_to_the_end_then_recover_without_connecting(demo: Demo) -> None:
+    url, client = generation(demo, tokens=10)
+    events = list(follow(url, client=client))
+    assert [e.type for e in events] == ["token"] * 10 + ["completed"]
+    assert [e.data["index"] for e in events[:-1]] == list(range(10))
+    assert events[-1].terminal and all(e.id for e in events)
+    # After the end: one terminal event, straight from /recover.
+    requests: list[str] = []
+    hooked = httpx.Client(
+        base_url=demo.base,
+        cookies=client.cookies,
+        event_hooks={"request": [lambda r: requests.append(r.url.path)]},
+    )
+    again = list(follow(url, client=hooked))
+    assert [(e.type, e.id) for e in again] == [("completed", events[-1].id)]
+    assert requests == [url + "/recover"]
+    # Resuming from an id replays the rest of the log.
+    rest = list(follow(url, client=hooked, last_event_id=events[6].id))
+    assert [e.id for e in rest] == [e.id for e in events[7:]]
+    hooked.close()
+
+
+def test_follow_resumes_through_a_graceful_reload(demo: Demo) -> None:
+    url, client = generation(demo, tokens=40, interval_ms=100)
+    received = []
+    reloaded = threading.Event()
+    for event in follow(url, client=client, base_delay=0.1):
+        received.append(event)
+        if len(received) == 5 and not reloaded.is_set():
+            demo.proc.send_signal(signal.SIGHUP)
+            reloaded.set()
+    tokens = [e.data["index"] for e in received if e.type == "token"]
+    assert tokens == list(range(40))
+    assert received[-1].type == "completed"
+
+
+def test_follow_refuses_what_it_may_not_see(demo: Demo) -> None:
+    url, _ = generation(demo)
+    with pytest.raises(StreamUnavailable) as refused:
+        list(follow(url, client=demo.client("mallory")))
+    assert refused.value.status_code == 404
+    with pytest.raises(StreamUnavailable) as anonymous:
+        list(follow(url, client=demo.client()))
+    assert anonymous.value.status_code == 401
+
+
+def test_follow_gives_up_after_its_attempts(demo: Demo) -> None:
+    url, client = generation(demo)
+    dead = httpx.Client(base_url="http://127.0.0.1:9", cookies=client.cookies)
+    started = time.monotonic()
+    with pytest.raises(StreamUnavailable, match="gave up"):
+        list(follow(url, client=dead, max_attempts=3, base_delay=0.01))
+    assert time.monotonic() - started < 5
+    dead.close()
