@@ -232,26 +232,10 @@ class EventLog:
             (guardian) is no longer stale.
         :raises ProducerConflictError: if another producer holds the lease.
         """
-        reply = self._finish(
-            keys=[
-                self.keys.stream(stream_id),
-                self.keys.log(stream_id),
-                self.keys.completion(stream_id),
-                self.keys.active,
-            ],
-            args=[
-                token,
-                seq,
-                event_type,
-                data_json,
-                self.max_events,
-                self.keys.channel(stream_id),
-                self.completion_ttl * 1000,
-                stale_ms,
-                state.value,
-                stream_id,
-            ],
+        keys, args = self._finish_call(
+            stream_id, state, event_type, data_json, token, seq, stale_ms
         )
+        reply = self._finish(keys=keys, args=args)
         _raise_for(int(reply[0]), stream_id)
         return as_text(reply[1])
 
@@ -266,24 +250,38 @@ class EventLog:
         index; followers of an expired stream are told it is over).
         """
         calls = [
-            (
-                [
-                    self.keys.stream(stream_id),
-                    self.keys.log(stream_id),
-                    self.keys.completion(stream_id),
-                    self.keys.active,
-                ],
-                [
-                    "", 0, "failed", data, self.max_events,
-                    self.keys.channel(stream_id), self.completion_ttl * 1000,
-                    stale_ms, StreamState.ORPHANED.value, stream_id,
-                ],
+            self._finish_call(
+                stream_id, StreamState.ORPHANED, "failed", data, "", 0, stale_ms
             )
             for stream_id in stream_ids
-        ]  # fmt: skip
+        ]
         if not calls:
             return []
         return [int(reply[0]) for reply in self._finish.run_batch(calls)]
+
+    def _finish_call(
+        self,
+        stream_id: str,
+        state: StreamState,
+        event_type: str,
+        data_json: str,
+        token: str,
+        seq: int,
+        stale_ms: int,
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one call of the terminal-write script."""
+        keys = [
+            self.keys.stream(stream_id),
+            self.keys.log(stream_id),
+            self.keys.completion(stream_id),
+            self.keys.active,
+        ]
+        args = [
+            token, seq, event_type, data_json, self.max_events,
+            self.keys.channel(stream_id), self.completion_ttl * 1000, stale_ms,
+            state.value, stream_id,
+        ]  # fmt: skip
+        return keys, args
 
     def read(self, stream_id: str, after: str | None, count: int = 500) -> list[Event]:
         """Return up to ``count`` logged events after log id ``after`` (exclusive),

@@ -15,7 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from blinker import NamedSignal
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IdentityLoader = Callable[[], Any]
+P = TypeVar("P")
 Authorizer = Callable[[StreamMetadata, str], bool]
 
 
@@ -115,59 +116,65 @@ class State:
         except Exception:  # noqa: BLE001 - an app's hook must not break streams
             log.exception("a receiver of %s failed", signal.name)
 
+    def _local(self, attr: str, make: Callable[[], P]) -> P:
+        """The part stored in ``attr`` if this process made it, else a new one
+        (a part inherited across a fork belongs to the parent)."""
+        with self._lock:
+            part = getattr(self, attr)
+            if part is None or part.pid != os.getpid():
+                part = make()
+                setattr(self, attr, part)
+            return cast(P, part)
+
     @property
     def broker(self) -> Broker:
         """This process's pub/sub broker, created on first use."""
-        with self._lock:
-            if self._broker is None or self._broker.pid != os.getpid():
-                self._broker = Broker(
-                    self.redis,
-                    self.keys,
-                    queue_size=self.settings.connection_queue_size,
-                )
-            return self._broker
+        return self._local(
+            "_broker",
+            lambda: Broker(
+                self.redis, self.keys, queue_size=self.settings.connection_queue_size
+            ),
+        )
 
     @property
     def heartbeater(self) -> Heartbeater:
         """This process's heartbeat thread, created on first use."""
-        with self._lock:
-            if self._heartbeater is None or self._heartbeater.pid != os.getpid():
-                self._heartbeater = Heartbeater(
-                    self.registry, self.settings.heartbeat_interval
-                )
-            return self._heartbeater
+        return self._local(
+            "_heartbeater",
+            lambda: Heartbeater(self.registry, self.settings.heartbeat_interval),
+        )
 
     @property
     def leases(self) -> ConnectionLeases:
         """This process's connection leases, created on first use."""
-        with self._lock:
-            if self._leases is None or self._leases.pid != os.getpid():
-                self._leases = ConnectionLeases(
-                    self.redis,
-                    self.keys,
-                    limit=self.settings.max_connections_per_user,
-                    interval=self.settings.heartbeat_interval,
-                )
-            return self._leases
+        return self._local(
+            "_leases",
+            lambda: ConnectionLeases(
+                self.redis,
+                self.keys,
+                limit=self.settings.max_connections_per_user,
+                interval=self.settings.heartbeat_interval,
+            ),
+        )
 
     @property
     def guardian(self) -> StreamGuardian:
         """This process's guardian (not necessarily scheduled)."""
-        with self._lock:
-            if self._guardian is None or self._guardian.pid != os.getpid():
-                self._guardian = StreamGuardian(
-                    self.redis,
-                    self.keys,
-                    self.log,
-                    self.settings,
-                    on_orphaned=lambda sid: self.emit(
-                        signals.stream_orphaned, stream_id=sid
-                    ),
-                    on_swept=lambda result: self.emit(
-                        signals.guardian_swept, result=result
-                    ),
-                )
-            return self._guardian
+        return self._local(
+            "_guardian",
+            lambda: StreamGuardian(
+                self.redis,
+                self.keys,
+                self.log,
+                self.settings,
+                on_orphaned=lambda sid: self.emit(
+                    signals.stream_orphaned, stream_id=sid
+                ),
+                on_swept=lambda result: self.emit(
+                    signals.guardian_swept, result=result
+                ),
+            ),
+        )
 
     def start_background(self) -> None:
         """Schedule the guardian in this process, if enabled. Idempotent."""
