@@ -133,6 +133,7 @@ class StreamGuardian:
         self._candidates = script(redis, _CANDIDATES)
         self._record = script(redis, _RECORD)
         self._scheduler: Any = None
+        self._stopping = False
         self._lock = threading.Lock()
         self._outage = False
         self._grace_until = 0.0
@@ -198,6 +199,8 @@ class StreamGuardian:
 
     def tick(self) -> None:
         """The scheduled job: one :meth:`run_once`, never raising."""
+        if self._stopping:
+            return  # a tick that raced stop() must not take the lock again
         try:
             self.last_result = self.run_once()
         except UNAVAILABLE as exc:
@@ -221,6 +224,7 @@ class StreamGuardian:
         with self._lock:
             if self._scheduler is not None:
                 return
+            self._stopping = False
             if _gevent_patched():
                 from apscheduler.schedulers.gevent import GeventScheduler
 
@@ -250,6 +254,7 @@ class StreamGuardian:
         """Stop the scheduler and give up the leader lock if this worker holds it."""
         with self._lock:
             scheduler, self._scheduler = self._scheduler, None
+            self._stopping = True
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         try:
