@@ -186,3 +186,51 @@ def test_backoff_schedule_bounds_jitter_and_cap(demo: Demo, page: Any) -> None:
     assert result["distinct"] > 1000
     assert result["defaults"]["baseDelayMs"] == 500
     assert result["defaults"]["maxDelayMs"] == 15000
+
+
+FOLLOW = """
+(url) => {
+  window.got = [];
+  window.source = new SSEResilience.ResilientEventSource(url, {persist: true});
+  window.source.onevent = (event) => window.got.push(event);
+}
+"""
+
+
+def test_persisted_position_resumes_after_a_reload(demo: Demo, page: Any) -> None:
+    app = Flask("producer")
+    app.config["SSE_RESILIENCE_REDIS_URL"] = demo.redis_url
+    sse = SSEResilience(app, guardian_enabled=False)
+    page.goto(demo.base + "/")
+    page.evaluate(
+        """fetch("/login", {method: "POST",
+                            headers: {"Content-Type": "application/json"},
+                            body: JSON.stringify({user: "alice"})})"""
+    )
+    sid = sse.open_stream("alice")
+    url = f"/sse/streams/{sid}"
+
+    def produce() -> None:
+        with sse.producer(sid) as out:
+            for i in range(40):
+                out.send("token", {"i": i})
+                time.sleep(0.05)
+            out.complete({"n": 40})
+
+    page.evaluate(FOLLOW, url)
+    producer = threading.Thread(target=produce)
+    producer.start()
+    page.wait_for_function("window.got.length >= 10", timeout=10_000)
+    before = page.evaluate("window.source.close(), window.got")
+    page.reload()  # the page's memory is gone; sessionStorage is not
+    page.evaluate(FOLLOW, url)
+    page.wait_for_function(
+        "window.got.length && window.got[window.got.length - 1].type === 'completed'",
+        timeout=15_000,
+    )
+    after = page.evaluate("window.got")
+    producer.join()
+    numbers = [e["data"]["i"] for e in before + after if e["type"] == "token"]
+    assert numbers == list(range(40))  # nothing lost, nothing doubled
+    assert page.evaluate(f"sessionStorage.getItem('sse-resilience:{url}')") is None
+    app.extensions["sse_resilience"].close()
