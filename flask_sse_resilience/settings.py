@@ -53,9 +53,9 @@ class Settings:
     #: Largest serialized event data a producer may send, in bytes.
     max_event_bytes: int = 65_536
     #: Size of the bounded, blocking Redis connection pool per process.
-    redis_max_connections: int = 10
+    redis_max_connections: int = 4
     #: Events buffered per SSE connection before it falls back to the log.
-    connection_queue_size: int = 1_000
+    connection_queue_size: int = 10_000
     #: Whether to feed Prometheus metrics (needs the ``metrics`` extra).
     metrics: bool = False
     #: Extra rule app-given stream ids must match (on top of 1-128 characters

@@ -139,19 +139,24 @@ class EventStream:
                     # Reconnect soon, to a live worker, by Last-Event-ID.
                     yield wire.encode_retry(RECONNECT_MS)
                     return
-                if isinstance(item, Event) and item.id is None:
-                    yield item.encode()  # end notice: the stream vanished
-                    return
-                if isinstance(item, Event) and item.seq <= self._last_seq:
-                    continue  # already delivered
-                if isinstance(item, Event) and item.seq == self._last_seq + 1:
-                    pending: Iterator[Event] = iter((item,))
-                elif item is Signal.RESYNC and not self._still_there():
+                if isinstance(item, Event):
+                    if item.id is None:
+                        yield item.encode()  # end notice: the stream vanished
+                        return
+                    if item.seq == self._last_seq + 1:
+                        # The hot path: the next event, its frame encoded once
+                        # per worker and shared by every connection.
+                        self._last_id, self._last_seq = item.id, item.seq
+                        yield item.encode()
+                        if item.terminal:
+                            return
+                        continue
+                    if item.seq <= self._last_seq:
+                        continue  # already delivered
+                if item is Signal.RESYNC and not self._still_there():
                     yield LOST.encode()
                     return
-                else:
-                    pending = self._catch_up()  # RESYNC, or a gap before item
-                for event in self._deliver(pending):
+                for event in self._deliver(self._catch_up()):  # RESYNC, or a gap
                     yield event.encode()
                     if event.terminal:
                         return
