@@ -7,7 +7,7 @@ PYTHON  ?= python3
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed-stamp
 
-.PHONY: demo test lint types docs unit e2e bench bench-quick clean system-deps redis-server
+.PHONY: demo test lint types docs unit e2e bench bench-quick soak clean system-deps redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,10 +55,13 @@ test: $(STAMP) system-deps lint types docs
 	$(BIN)/pytest
 
 bench: $(STAMP) system-deps
-	$(BIN)/python -m bench.core
+	$(BIN)/python -m bench.suite
 
 bench-quick: $(STAMP) system-deps
-	$(BIN)/python -m bench.core --quick
+	$(BIN)/python -m bench.suite --quick
+
+soak: $(STAMP) system-deps
+	$(BIN)/python -m bench.soak --minutes 10
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache .demo

@@ -305,8 +305,9 @@ def resume(server: Server, behind: int) -> dict[str, float]:
             out.send("token", {"k": k})
         started = time.monotonic()
         got = 0
-        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}",
-                          headers={"Cookie": server.cookie}, timeout=30) as http:  # fmt: skip
+        base = f"http://127.0.0.1:{server.port}"
+        headers = {"Cookie": server.cookie}
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
             with http.stream("GET", f"/sse/streams/{sid}",
                              headers={"Last-Event-ID": first}) as response:  # fmt: skip
                 for line in response.iter_lines():
@@ -323,8 +324,9 @@ def recover(server: Server, tries: int) -> dict[str, float]:
     with sse.producer(sid) as out:
         out.complete({"done": True})
     times = []
-    with httpx.Client(base_url=f"http://127.0.0.1:{server.port}",
-                      headers={"Cookie": server.cookie}, timeout=30) as http:  # fmt: skip
+    base = f"http://127.0.0.1:{server.port}"
+    headers = {"Cookie": server.cookie}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
         for _ in range(tries):
             started = time.monotonic()
             with http.stream("GET", f"/sse/streams/{sid}") as response:
@@ -471,8 +473,9 @@ def write(results: dict[str, Any], size: Size, out: Path, quick: bool) -> None:
     rows = table(results, size)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                        for i, (cell, w) in enumerate(zip(r, widths, strict=True))))  # fmt: skip
+        cells = zip(r, widths, strict=True)
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(cells)))  # fmt: skip
     images = plots(results, size, out)
     md = "\n".join("| " + " | ".join(r) + " |" for r in rows[:1])
     md += "\n| --- |" + " ---: |" * len(SERVERS) + "\n"
@@ -488,9 +491,10 @@ def write(results: dict[str, Any], size: Size, out: Path, quick: bool) -> None:
     ours_mem = med(results["ours"][f"hold{big}"], "rss_per_conn_kib")
     base_mem = med(results["baseline"][f"hold{big}"], "rss_per_conn_kib")
     peer_mem = med(results["flask-sse"][f"hold{big}"], "rss_per_conn_kib")
+    command = "python -m bench.suite" + (" --quick" if quick else "")
     out.write_text(f"""# Benchmarks
 
-Measured by `{"make bench-quick" if quick else "make bench"}` (`python -m bench.suite{" --quick" if quick else ""}`) on
+Measured by `{"make bench-quick" if quick else "make bench"}` (`{command}`) on
 {machine}, {time.strftime("%Y-%m-%d")}; medians of {size.repeats} run(s).
 
 Three servers, each under gunicorn with **one** gevent worker on loopback, one

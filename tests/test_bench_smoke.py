@@ -1,0 +1,37 @@
+"""The benchmark suite's quick mode runs end to end and produces numbers.
+
+A smoke test only: it never asserts a timing threshold (figures live in
+docs/benchmarks.md, from ``make bench``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(400)]
+
+
+def test_quick_suite_runs_and_reports_every_server(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.suite", "--quick", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=380,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| hold ")]
+    assert rows, text
+    number = re.compile(r"^[\d,.]+$")
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")][1:]
+        assert len(cells) == 3 and all(number.match(c) for c in cells), row
+    assert (tmp_path / "bench-memory.png").stat().st_size > 1000
+    assert (tmp_path / "bench-fanout.png").stat().st_size > 1000
+    assert "fan-out" in done.stdout
