@@ -2,7 +2,7 @@
 
 With gunicorn's gevent worker the first write into a socket whose peer has
 closed still succeeds, so a write-only server learns that a quiet client left
-only a heartbeat or two later. Instead, a small greenlet per connection waits
+only a heartbeat or two later. Instead, a read watcher on the gevent hub waits
 for the client socket to become readable: an SSE client never sends anything
 after its request, so readable means EOF (or an error), and the connection is
 released at once.
@@ -36,27 +36,34 @@ class _NoWatch:
 
 
 class _GeventWatch:
+    """A libev read watcher on the client socket, run by the gevent hub: no
+    greenlet (and no stack) per connection, just a small C watcher."""
+
     def __init__(self, sock: socket.socket, on_close: Callable[[], None]) -> None:
         import gevent
 
-        self._greenlet = gevent.spawn(self._run, sock, on_close)
+        self._sock = sock
+        self._on_close = on_close
+        self._watcher = gevent.get_hub().loop.io(sock.fileno(), 1)
+        self._watcher.start(self._readable)
 
-    @staticmethod
-    def _run(sock: socket.socket, on_close: Callable[[], None]) -> None:
-        from gevent.socket import wait_read
-
+    def _readable(self) -> None:
+        self._watcher.stop()
         try:
-            wait_read(sock.fileno())
-            closed = sock.recv(1, socket.MSG_PEEK) == b""
+            flags = socket.MSG_PEEK | socket.MSG_DONTWAIT
+            closed = self._sock.recv(1, flags) == b""
+        except BlockingIOError:
+            closed = False
         except OSError:
             closed = True  # reset, or dropped by TCP_USER_TIMEOUT
         if closed:
-            on_close()
+            self._on_close()
         # Otherwise the client sent bytes (a pipelined request): stop watching
         # and leave it to failing writes.
 
     def cancel(self) -> None:
-        self._greenlet.kill(block=False)
+        self._watcher.stop()
+        self._watcher.close()
 
 
 def _gevent_patched() -> bool:

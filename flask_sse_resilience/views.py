@@ -11,7 +11,7 @@ Apps that want their own URLs call them through
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -175,14 +175,15 @@ def stream_response(state: State, stream_id: str) -> Response:
             signals.client_disconnected, stream_id=stream_id
         ),
     )
-    # Not direct_passthrough: werkzeug would hand the bare generator to the
-    # server, and call_on_close callbacks would never run.
-    response = Response(stream.frames(), headers=STREAM_HEADERS)
-    if lease is not None:
-        # Runs when the server closes the response, even one whose body never
-        # started (a generator's own finally would not run then).
-        response.call_on_close(lambda: state.leases.release(lease))
-    return response
+    release = (lambda: state.leases.release(lease)) if lease is not None else None
+    # direct_passthrough: the server iterates our body itself (no per-chunk
+    # encoding layer) and calls its close(), which runs even for a body that
+    # never started (a generator's own finally would not run then).
+    return Response(
+        _Body(stream.frames(), release),
+        headers=STREAM_HEADERS,
+        direct_passthrough=True,
+    )
 
 
 def recover_response(state: State, stream_id: str) -> Response:
@@ -221,6 +222,30 @@ def recover_response(state: State, stream_id: str) -> Response:
     response = jsonify(payload)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+class _Body:
+    """A stream response's body: its frames, and what to release on close."""
+
+    __slots__ = ("_frames", "_release")
+
+    def __init__(
+        self, frames: Iterator[bytes], release: Callable[[], None] | None
+    ) -> None:
+        self._frames = frames
+        self._release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._frames
+
+    def close(self) -> None:
+        """Called by the WSGI server when the response ends, however it ends."""
+        try:
+            self._frames.close()  # type: ignore[attr-defined]
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
 
 
 def _cors(response: Response) -> Response:
