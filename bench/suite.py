@@ -223,10 +223,9 @@ def following(server: Server, n: int, seconds: float = 30) -> None:
         time.sleep(1.0)
         return
     sid = server.path.rsplit("/", 1)[1]
-    record = server.extra["sse"].registry
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        stream = record.get(sid)
+        stream = server.extra["sse"].get_stream(sid)
         if stream is not None and stream.connections >= n:
             break
         time.sleep(0.1)
