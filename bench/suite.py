@@ -375,6 +375,11 @@ def run(size: Size) -> dict[str, Any]:
                 r = results[name]
                 for n in size.hold:
                     say(name, "hold", n)
+                    # A fresh server per N: RSS growth is only meaningful in a
+                    # process that has not freed (and kept) memory before.
+                    server.stop()
+                    server = Server(name, redis)
+                    server.start()
                     r[f"hold{n}"] = [hold(server, client, n, size.hold_seconds)
                                      for _ in range(size.repeats)]  # fmt: skip
                 # A fresh server after the hold runs: flask-sse leaks what its
@@ -508,7 +513,7 @@ def write(results: dict[str, Any], size: Size, out: Path, quick: bool) -> None:
     ours_fan = med(results["ours"][f"fanout{size.fanout[-1]}"], "fanout_ms")
     base_fan = med(results["baseline"][f"fanout{size.fanout[-1]}"], "fanout_ms")
     peer_fan = med(results["flask-sse"][f"fanout{size.fanout[-1]}"], "fanout_ms")
-    big = size.hold[-1]
+    big = size.hold[len(size.hold) // 2]
     ours_mem = med(results["ours"][f"hold{big}"], "rss_per_conn_kib")
     base_mem = med(results["baseline"][f"hold{big}"], "rss_per_conn_kib")
     peer_mem = med(results["flask-sse"][f"hold{big}"], "rss_per_conn_kib")
