@@ -560,7 +560,7 @@ Notes:
 - *resume* and *recover* do not exist in the others: flask-sse ignores
   Last-Event-ID and stores nothing; the baseline has no log.
 """)
-    print(f"\nwrote {out.relative_to(ROOT)}")
+    print(f"\nwrote {out}")
 
 
 def main() -> None:
