@@ -232,12 +232,18 @@ def following(server: Server, n: int, seconds: float = 30) -> None:
     time.sleep(0.2)
 
 
+def attach(server: Server, client: LoadClient, n: int) -> None:
+    """Connect n clients, wait until the server follows them all, and forget
+    what they received so far."""
+    client.call(cmd="connect", port=server.port, path=server.path, n=n,
+                cookie=server.cookie)  # fmt: skip
+    following(server, n)
+    client.call(cmd="reset")
+
+
 def fanout(server: Server, client: LoadClient, n: int) -> dict[str, float]:
     with server.stream() as publish:
-        client.call(cmd="connect", port=server.port, path=server.path, n=n,
-                    cookie=server.cookie)  # fmt: skip
-        following(server, n)
-        client.call(cmd="reset")
+        attach(server, client, n)
         alive = client.call(cmd="stats")["alive"]
         sent = time.time()
         publish(1)
@@ -257,10 +263,7 @@ def steady(
     server: Server, client: LoadClient, n: int, seconds: float
 ) -> dict[str, float]:
     with server.stream() as publish:
-        client.call(cmd="connect", port=server.port, path=server.path, n=n,
-                    cookie=server.cookie)  # fmt: skip
-        time.sleep(1.0)
-        client.call(cmd="reset")
+        attach(server, client, n)
         cpu_before = cpu_ms(server.worker)
         count = int(seconds * 10)
         start = time.monotonic()
@@ -287,10 +290,7 @@ def saturate(
     server: Server, client: LoadClient, n: int, seconds: float
 ) -> dict[str, float]:
     with server.stream() as publish:
-        client.call(cmd="connect", port=server.port, path=server.path, n=n,
-                    cookie=server.cookie)  # fmt: skip
-        time.sleep(1.0)
-        client.call(cmd="reset")
+        attach(server, client, n)
         start = time.time()
         sent = 0
         while time.time() - start < seconds:
