@@ -1,17 +1,20 @@
-"""Live delivery: one pub/sub connection per worker, fanned out to connections.
+"""Live delivery: one pub/sub connection per worker, one buffer per stream.
 
-Each SSE connection gets a :class:`Subscription` (a bounded in-process queue).
-The :class:`Broker` keeps one Redis pub/sub connection for the whole process,
+The :class:`Broker` keeps one Redis pub/sub connection for the whole process and
 subscribes to a stream's channel while at least one local connection follows
-it, and copies every announced event into those queues. Events are parsed once
-per worker, not once per connection.
+it. Every announced event is parsed and encoded once per worker into that
+stream's :class:`Timeline`, a bounded run of recent events with consecutive
+sequence numbers that all local followers read: per connection there is only
+a :class:`Follower` holding its position. A follower that is behind takes every
+event it lacks from the timeline at once, so one socket write carries many
+events.
 
 Whenever Redis confirms a subscription (first subscribe, or resubscribe after a
-reconnect) every local follower of that stream receives :data:`RESYNC`, telling
-it to catch up from the log by its last id; so a dropped pub/sub connection, or
-an event published before the subscription took effect, loses nothing. A
-follower too slow to keep its queue below the bound is told the same instead of
-growing without limit.
+reconnect) every local follower of that stream is told to :data:`RESYNC`: catch
+up from the log by its last id; so a dropped pub/sub connection, or an event
+published before the subscription took effect, loses nothing. A follower
+further behind than the timeline reaches back is told :data:`BEHIND` and reads
+the log instead; memory per stream stays bounded.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import queue
 import random
 import threading
+import time
 from typing import Any, Final
 
 from .eventlog import parse_message
@@ -31,12 +34,17 @@ from .redisutil import UNAVAILABLE, RedisClient, as_text
 
 log = logging.getLogger(__name__)
 
+#: Most events handed to a follower in one batch (one socket write).
+BATCH: Final = 256
+
 
 class Signal(enum.Enum):
-    """Queue items that are not events."""
+    """What :meth:`Follower.wait` returns when it is not events."""
 
-    #: Events may have been missed: catch up from the log.
+    #: Events may have been missed: check the stream and catch up from the log.
     RESYNC = "resync"
+    #: The follower is behind what the timeline holds: catch up from the log.
+    BEHIND = "behind"
     #: The client went away: stop serving it.
     DISCONNECTED = "disconnected"
     #: The worker is stopping, or lost Redis: tell the client to reconnect
@@ -45,62 +53,123 @@ class Signal(enum.Enum):
 
 
 RESYNC: Final = Signal.RESYNC
-Item = Event | Signal
+BEHIND: Final = Signal.BEHIND
 
 
-class Subscription:
-    """One connection's mailbox for the live events of one stream."""
+class Timeline:
+    """Recent live events of one stream in this process, shared by its followers.
 
-    def __init__(self, stream_id: str, maxsize: int) -> None:
-        self.stream_id = stream_id
-        # SimpleQueue: under gevent it is gevent's own (C-accelerated) queue,
-        # several times cheaper per item than queue.Queue's condition locks.
-        self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
-        self._maxsize = maxsize
-        self._overflowed = False
-        self._closed: Signal | None = None
+    ``events`` always holds consecutive sequence numbers. Events every follower
+    has passed are dropped, and at most ``capacity`` are kept.
+    """
 
-    def put(self, item: Item) -> None:
-        """Offer an item without blocking; on overflow, flag a resync instead."""
-        if self._queue.qsize() >= self._maxsize:
-            self._overflowed = True
+    __slots__ = ("capacity", "changed", "end", "events", "followers", "resyncs")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.events: list[Event] = []
+        self.followers: set[Follower] = set()
+        #: Bumped whenever followers must catch up from the log.
+        self.resyncs = 0
+        #: The end notice of a stream that vanished, once announced.
+        self.end: Event | None = None
+        self.changed = threading.Event()
+
+    def wake(self) -> None:
+        """Wake every follower waiting on this timeline."""
+        changed, self.changed = self.changed, threading.Event()
+        changed.set()
+
+    def add(self, event: Event) -> None:
+        """Append an announced event (duplicates ignored; a gap starts over)."""
+        if event.id is None:
+            self.end = event
         else:
-            self._queue.put_nowait(item)
+            events = self.events
+            if events and event.seq <= events[-1].seq:
+                return  # a duplicate announcement
+            if events and event.seq != events[-1].seq + 1:
+                # Missed announcements: followers read the log.
+                events = self.events = []
+            events.append(event)
+            if len(events) > self.capacity or len(events) % 64 == 0:
+                self._trim()
+        self.wake()
+
+    def resync(self) -> None:
+        """Tell every follower to catch up from the log."""
+        self.resyncs += 1
+        self.wake()
+
+    def _trim(self) -> None:
+        events = self.events
+        first = events[0].seq
+        passed = min((f.seq for f in self.followers), default=events[-1].seq)
+        drop = max(passed - first + 1, len(events) - self.capacity, 0)
+        if drop:
+            # A new list, never a shortened one: a follower in another thread
+            # may be slicing the old one, which only ever grows at its end.
+            self.events = events[drop:]
+
+
+class Follower:
+    """One connection's place in a stream's :class:`Timeline`."""
+
+    __slots__ = ("_resyncs", "closed", "seq", "stream_id", "timeline")
+
+    def __init__(self, stream_id: str, timeline: Timeline) -> None:
+        self.stream_id = stream_id
+        self.timeline = timeline
+        #: Sequence number of the last event this connection has delivered;
+        #: kept up to date by the caller so that passed events can be dropped.
+        self.seq = 0
+        self.closed: Signal | None = None
+        self._resyncs = timeline.resyncs
 
     def close(self, reason: Signal) -> None:
-        """End the subscription: the next :meth:`get` returns ``reason``."""
-        self._closed = reason
-        self._queue.put_nowait(reason)  # wakes a waiting get()
+        """End the follower: :meth:`wait` returns ``reason`` from now on."""
+        self.closed = reason
+        self.timeline.wake()
 
-    def get(self, timeout: float) -> Item | None:
-        """Return the next event or :class:`Signal`, or None after ``timeout`` s."""
-        if self._closed is not None:
-            return self._closed
-        if self._overflowed:
-            self._overflowed = False
-            while True:
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    return RESYNC
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
+    def wait(self, after: int, timeout: float) -> list[Event] | Event | Signal | None:
+        """Return the events after sequence number ``after`` (at most
+        :data:`BATCH`, in order), else a :class:`Signal`, else the end notice
+        of a vanished stream; or None if nothing came within ``timeout`` s."""
+        timeline = self.timeline
+        deadline = time.monotonic() + timeout
+        while True:
+            # Take the wake-up before looking, so no wake-up is missed between.
+            changed = timeline.changed
+            if self.closed is not None:
+                return self.closed
+            if self._resyncs != timeline.resyncs:
+                self._resyncs = timeline.resyncs
+                return RESYNC
+            events = timeline.events
+            if events and after < events[-1].seq:
+                start = after + 1 - events[0].seq
+                if start < 0:
+                    return BEHIND
+                return events[start : start + BATCH]
+            if timeline.end is not None:
+                return timeline.end
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not changed.wait(remaining):
+                return None
 
 
 class Broker:
     """The process's pub/sub listener and its fan-out to subscriptions."""
 
     def __init__(
-        self, redis: RedisClient, keys: Keys, *, queue_size: int, poll: float = 1.0
+        self, redis: RedisClient, keys: Keys, *, buffer: int, poll: float = 1.0
     ) -> None:
         self.redis = redis
         self.keys = keys
-        self.queue_size = queue_size
+        self.buffer = buffer
         self.poll = poll
         self.pid = os.getpid()
-        self._subs: dict[str, set[Subscription]] = {}
+        self._subs: dict[str, Timeline] = {}
         self._lock = threading.Lock()
         self._io_lock = threading.RLock()
         self._pubsub: Any = None
@@ -114,44 +183,51 @@ class Broker:
         """Number of streams this process currently follows."""
         return len(self._subs)
 
-    def subscribe(self, stream_id: str) -> Subscription:
+    def subscribe(self, stream_id: str) -> Follower:
         """Start following a stream; the caller must :meth:`unsubscribe`."""
-        sub = Subscription(stream_id, self.queue_size)
         with self._lock:
-            followers = self._subs.setdefault(stream_id, set())
-            followers.add(sub)
-            first = len(followers) == 1
+            timeline = self._subs.get(stream_id)
+            first = timeline is None
+            if timeline is None:
+                timeline = self._subs[stream_id] = Timeline(self.buffer)
+            follower = Follower(stream_id, timeline)
+            timeline.followers.add(follower)
         self._ensure_running()
         if first:
             self._send("subscribe", stream_id)
-        return sub
+        return follower
 
-    def unsubscribe(self, sub: Subscription) -> None:
-        """Stop delivering to ``sub``; the last one out leaves the channel."""
+    def unsubscribe(self, follower: Follower) -> None:
+        """Stop following; the last one out leaves the channel."""
         with self._lock:
-            followers = self._subs.get(sub.stream_id)
-            if followers is None:
+            timeline = self._subs.get(follower.stream_id)
+            if timeline is None or follower not in timeline.followers:
                 return
-            followers.discard(sub)
-            last = not followers
+            timeline.followers.discard(follower)
+            last = not timeline.followers
             if last:
-                del self._subs[sub.stream_id]
+                del self._subs[follower.stream_id]
         if last:
-            self._send("unsubscribe", sub.stream_id)
+            self._send("unsubscribe", follower.stream_id)
 
     def close_all(self, reason: Signal) -> int:
-        """Close every subscription of this process; return how many."""
+        """Close every follower in this process; return how many."""
         with self._lock:
-            subs = [sub for followers in self._subs.values() for sub in followers]
-        for sub in subs:
-            sub.close(reason)
-        return len(subs)
+            followers = [f for t in self._subs.values() for f in t.followers]
+        for follower in followers:
+            follower.close(reason)
+        return len(followers)
 
     @property
     def followers(self) -> int:
         """Number of local connections following some stream."""
         with self._lock:
-            return sum(len(followers) for followers in self._subs.values())
+            return sum(len(t.followers) for t in self._subs.values())
+
+    def buffered(self, stream_id: str) -> int:
+        """Number of live events this process holds for ``stream_id``."""
+        timeline = self._subs.get(stream_id)
+        return len(timeline.events) if timeline is not None else 0
 
     def stop(self) -> None:
         """Stop the listener and close its connection."""
@@ -240,18 +316,17 @@ class Broker:
         if kind not in ("message", "subscribe"):
             return
         stream_id = self.keys.stream_id_from_channel(as_text(message["channel"]))
-        with self._lock:
-            followers = list(self._subs.get(stream_id, ()))
-        if not followers:
+        timeline = self._subs.get(stream_id)
+        if timeline is None:
             return
-        item: Item
         if kind == "subscribe":
-            item = RESYNC
-        else:
-            try:
-                item = parse_message(message["data"])
-            except ValueError:
-                log.error("malformed announcement on %s", message["channel"])
-                item = RESYNC
-        for sub in followers:
-            sub.put(item)
+            timeline.resync()
+            return
+        try:
+            event = parse_message(message["data"])
+        except ValueError:
+            log.error("malformed announcement on %s", message["channel"])
+            timeline.resync()
+            return
+        event.encode()  # once per worker, here; followers share the bytes
+        timeline.add(event)

@@ -54,8 +54,9 @@ class Settings:
     max_event_bytes: int = 65_536
     #: Size of the bounded, blocking Redis connection pool per process.
     redis_max_connections: int = 4
-    #: Events buffered per SSE connection before it falls back to the log.
-    connection_queue_size: int = 10_000
+    #: Recent live events each process keeps per followed stream, shared by
+    #: its connections; a client further behind reads the log instead.
+    live_buffer: int = 10_000
     #: Whether to feed Prometheus metrics (needs the ``metrics`` extra).
     metrics: bool = False
     #: Extra rule app-given stream ids must match (on top of 1-128 characters
@@ -158,7 +159,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "max_events": _positive_int,
     "max_event_bytes": _positive_int,
     "redis_max_connections": _positive_int,
-    "connection_queue_size": _positive_int,
+    "live_buffer": _positive_int,
     "metrics": _boolean,
     "stream_id_pattern": _pattern,
     "max_connections_per_user": _positive_int,

@@ -131,9 +131,7 @@ class State:
         """This process's pub/sub broker, created on first use."""
         return self._local(
             "_broker",
-            lambda: Broker(
-                self.redis, self.keys, queue_size=self.settings.connection_queue_size
-            ),
+            lambda: Broker(self.redis, self.keys, buffer=self.settings.live_buffer),
         )
 
     @property

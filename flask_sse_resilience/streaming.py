@@ -17,7 +17,7 @@ import dataclasses
 import itertools
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from . import disconnect, wire
@@ -52,6 +52,10 @@ def ended_event(record: StreamMetadata, completion: CompletionData | None) -> Ev
 
 #: The reconnection delay advised to clients of a worker that shuts down, in ms.
 RECONNECT_MS = 500
+
+#: Frames joined into one write when a client is behind, in bytes at most
+#: (plus one frame).
+WRITE_BYTES = 64 * 1024
 
 #: Sent when a followed stream's record is gone and no terminal event exists.
 LOST = Event(id=None, seq=0, type="failed", data_json='{"reason":"lost"}')
@@ -104,19 +108,17 @@ class EventStream:
         if self.last_event_id is None:
             yield ended_event(self.record, self.completion).encode()
             return
-        for event in self._replay():
-            yield event.encode()
-            if event.terminal:
-                return
+        if (yield from self._batched(self._replay())):
+            return
         # The log held no terminal event (ended by hand): close with one.
         yield ended_event(self.record, self.completion).encode()
 
     def _follow(self) -> Iterator[bytes]:
         assert self.broker is not None
-        subscription = self.broker.subscribe(self.stream_id)
+        follower = self.broker.subscribe(self.stream_id)
         watch = disconnect.watch(
             self.client_socket,
-            lambda: subscription.close(Signal.DISCONNECTED),
+            lambda: follower.close(Signal.DISCONNECTED),
             # Half a heartbeat: with TCP's retransmission backoff, a vanished
             # client is dropped within two keep-alive intervals.
             timeout_ms=int(self.keepalive * 500),
@@ -124,47 +126,58 @@ class EventStream:
         counted = False
         try:
             counted = self.registry.count_connection(self.stream_id, 1) is not None
-            for event in self._replay():
-                yield event.encode()
-                if event.terminal:
-                    return
+            if (yield from self._batched(self._replay())):
+                return
             while True:
-                item = subscription.get(timeout=self.keepalive)
+                follower.seq = self._last_seq
+                item = follower.wait(self._last_seq, timeout=self.keepalive)
+                if isinstance(item, list):
+                    # The hot path: every event this client lacks, each frame
+                    # encoded once per worker, in one write.
+                    if (yield from self._batched(self._deliver(iter(item)))):
+                        return
+                    continue
                 if item is None:
                     yield wire.KEEPALIVE
-                    continue
-                if item is Signal.DISCONNECTED:
+                elif isinstance(item, Event):
+                    yield item.encode()  # end notice: the stream vanished
                     return
-                if item is Signal.RECONNECT:
+                elif item is Signal.DISCONNECTED:
+                    return
+                elif item is Signal.RECONNECT:
                     # Reconnect soon, to a live worker, by Last-Event-ID.
                     yield wire.encode_retry(RECONNECT_MS)
                     return
-                if isinstance(item, Event):
-                    if item.id is None:
-                        yield item.encode()  # end notice: the stream vanished
-                        return
-                    if item.seq == self._last_seq + 1:
-                        # The hot path: the next event, its frame encoded once
-                        # per worker and shared by every connection.
-                        self._last_id, self._last_seq = item.id, item.seq
-                        yield item.encode()
-                        if item.terminal:
-                            return
-                        continue
-                    if item.seq <= self._last_seq:
-                        continue  # already delivered
-                if item is Signal.RESYNC and not self._still_there():
+                elif item is Signal.RESYNC and not self._still_there():
                     yield LOST.encode()
                     return
-                for event in self._deliver(self._catch_up()):  # RESYNC, or a gap
-                    yield event.encode()
-                    if event.terminal:
-                        return
+                elif (yield from self._batched(self._deliver(self._catch_up()))):
+                    return  # caught up (RESYNC, or BEHIND the timeline) to the end
         finally:
             watch.cancel()
-            self.broker.unsubscribe(subscription)
+            self.broker.unsubscribe(follower)
             if counted:
                 self._uncount()
+
+    def _batched(self, events: Iterator[Event]) -> Generator[bytes, None, bool]:
+        """Yield the frames of ``events`` (already filtered by :meth:`_deliver`),
+        joined into writes of about :data:`WRITE_BYTES`; return True after a
+        terminal event."""
+        frames: list[bytes] = []
+        size = 0
+        for event in events:
+            frame = event.encode()
+            frames.append(frame)
+            size += len(frame)
+            if event.terminal:
+                yield b"".join(frames)
+                return True
+            if size >= WRITE_BYTES:
+                yield b"".join(frames)
+                frames, size = [], 0
+        if frames:
+            yield b"".join(frames)
+        return False
 
     def _still_there(self) -> bool:
         """False if the stream's record vanished (say, Redis lost its data)."""

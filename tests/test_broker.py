@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
-from flask_sse_resilience.broker import RESYNC, Broker, Signal
+from flask_sse_resilience.broker import BEHIND, RESYNC, Broker, Signal
 from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.models import Event
 from flask_sse_resilience.redisutil import make_client
@@ -36,23 +36,24 @@ def server(redis_factory: Callable[[], RedisServer]) -> RedisServer:
 
 
 def test_one_pubsub_connection_fans_out_to_every_follower(server: RedisServer) -> None:
-    broker = Broker(make_client(server.url, max_connections=4), KEYS, queue_size=10)
+    broker = Broker(make_client(server.url, max_connections=4), KEYS, buffer=10)
     subs = [broker.subscribe(f"s{i}") for i in range(3)]
     try:
         for sub in subs:
-            assert sub.get(timeout=5) is RESYNC  # subscription confirmed
+            assert sub.wait(0, timeout=5) is RESYNC  # subscription confirmed
         # Later followers join a live channel: their own log read covers them.
         subs += [broker.subscribe(f"s{i % 3}") for i in range(27)]
         time.sleep(0.2)
         for sub in subs:  # a racing duplicate SUBSCRIBE only repeats the RESYNC
-            while sub.get(timeout=0) is RESYNC:
+            while sub.wait(0, timeout=0) is RESYNC:
                 pass
         assert pubsub_clients(server) == 1
         announce(server, "s1", 1)
         for sub in subs:
-            item = sub.get(timeout=2 if sub.stream_id == "s1" else 0.05)
+            item = sub.wait(0, timeout=2 if sub.stream_id == "s1" else 0.05)
             if sub.stream_id == "s1":
-                assert isinstance(item, Event) and item.seq == 1
+                assert isinstance(item, list) and [e.seq for e in item] == [1]
+                assert item[0] is subs[1].wait(0, timeout=0)[0]  # type: ignore[index]
             else:
                 assert item is None
         for sub in subs:
@@ -65,48 +66,82 @@ def test_one_pubsub_connection_fans_out_to_every_follower(server: RedisServer) -
 
 def test_followers_are_told_to_reconnect_when_redis_goes(server: RedisServer) -> None:
     broker = Broker(
-        make_client(server.url, max_connections=4), KEYS, queue_size=10, poll=0.2
+        make_client(server.url, max_connections=4), KEYS, buffer=10, poll=0.2
     )
     sub = broker.subscribe("s")
     try:
-        assert sub.get(timeout=5) is RESYNC
+        assert sub.wait(0, timeout=5) is RESYNC
         port = server.port
         server.kill()
         deadline = time.monotonic() + 10
-        item = sub.get(timeout=1)
+        item = sub.wait(0, timeout=1)
         while item is RESYNC or item is None:  # until the listener notices
             assert time.monotonic() < deadline
-            item = sub.get(timeout=1)
+            item = sub.wait(0, timeout=1)
         assert item is Signal.RECONNECT
-        assert sub.get(timeout=0) is Signal.RECONNECT  # and it stays closed
+        assert sub.wait(0, timeout=0) is Signal.RECONNECT  # and it stays closed
         broker.unsubscribe(sub)
         server.port = port
         server.start()
         # The listener reconnects by itself; new followers are served at once.
         again = broker.subscribe("s")
-        assert again.get(timeout=10) is RESYNC
+        assert again.wait(0, timeout=10) is RESYNC
         wait_for(lambda: server.client().pubsub_numsub("sse:events:{s}")[0][1] == 1)
         announce(server, "s", 7)
-        item = again.get(timeout=2)
+        item = again.wait(6, timeout=2)
         while item is RESYNC:
-            item = again.get(timeout=2)
-        assert isinstance(item, Event) and item.seq == 7
+            item = again.wait(6, timeout=2)
+        assert again.wait(0, timeout=0) is BEHIND  # 1-6 are not in memory
+        assert isinstance(item, list) and [e.seq for e in item] == [7]
         assert broker.connects >= 2
         broker.unsubscribe(again)
     finally:
         broker.stop()
 
 
-def test_a_follower_that_falls_behind_is_told_to_resync(server: RedisServer) -> None:
-    broker = Broker(make_client(server.url, max_connections=4), KEYS, queue_size=3)
-    sub = broker.subscribe("s")
+def test_followers_share_one_bounded_timeline(server: RedisServer) -> None:
+    broker = Broker(make_client(server.url, max_connections=4), KEYS, buffer=3)
+    slow, fast = broker.subscribe("s"), broker.subscribe("s")
     try:
-        assert sub.get(timeout=5) is RESYNC
+        assert slow.wait(0, timeout=5) is RESYNC
+        fast.wait(0, timeout=0)  # RESYNC too, unless it joined after the confirmation
         for seq in range(1, 11):
             announce(server, "s", seq)
-        time.sleep(0.3)
-        assert sub.get(timeout=1) is RESYNC  # queue dropped, not grown
-        assert sub.get(timeout=0.1) is None
+        wait_for(lambda: fast.wait(9, timeout=0) is not None)
+        assert broker.buffered("s") == 3  # bounded: 8, 9, 10
+        assert slow.wait(0, timeout=1) is BEHIND  # so it reads the log instead
+        assert [e.seq for e in fast.wait(7, timeout=0)] == [8, 9, 10]  # type: ignore[union-attr]
+        assert fast.wait(10, timeout=0.1) is None  # nothing newer
+        # Once every follower has passed an event, the worker lets it go.
+        slow.seq = fast.seq = 10
+        for seq in range(11, 75):
+            announce(server, "s", seq)
+        wait_for(lambda: fast.wait(73, timeout=0) is not None)
+        slow.seq = fast.seq = 74
+        announce(server, "s", 75)  # 64 events later: trimmed to what is unsent
+        wait_for(lambda: broker.buffered("s") <= 1)
+        # A gap in the announcements (a missed one) starts the timeline over.
+        announce(server, "s", 78)
+        wait_for(lambda: fast.wait(75, timeout=0) is BEHIND)
+        announce(server, "s", 78)  # duplicates are ignored
+        time.sleep(0.1)
+        assert [e.seq for e in fast.wait(77, timeout=0)] == [78]  # type: ignore[union-attr]
+    finally:
+        broker.unsubscribe(slow)
+        broker.unsubscribe(fast)
+        broker.stop()
+
+
+def test_a_vanished_stream_ends_its_followers(server: RedisServer) -> None:
+    broker = Broker(make_client(server.url, max_connections=4), KEYS, buffer=10)
+    sub = broker.subscribe("s")
+    try:
+        assert sub.wait(0, timeout=5) is RESYNC
+        server.client().publish(KEYS.channel("s"), "\n0\nfailed\n{}")
+        item = sub.wait(0, timeout=2)
+        assert isinstance(item, Event) and item.id is None and item.type == "failed"
+        sub.close(Signal.DISCONNECTED)
+        assert sub.wait(0, timeout=0) is Signal.DISCONNECTED
     finally:
         broker.unsubscribe(sub)
         broker.stop()
