@@ -292,6 +292,18 @@ class EventLog:
         """Return up to ``count`` logged events from log id ``start`` (inclusive;
         ``-`` is the start of the log, a ``(`` prefix makes it exclusive)."""
         entries = self.redis.xrange(self.keys.log(stream_id), start, "+", count=count)
+        return self.parse_entries(entries)
+
+    def queue_read_from(
+        self, pipe: Any, stream_id: str, start: str, count: int
+    ) -> None:
+        """Queue :meth:`read_from` on ``pipe``; turn its reply into events
+        with :meth:`parse_entries`."""
+        pipe.xrange(self.keys.log(stream_id), start, "+", count=count)
+
+    @staticmethod
+    def parse_entries(entries: Any) -> list[Event]:
+        """Events from an ``XRANGE`` reply."""
         return [parse_entry(entry_id, fields) for entry_id, fields in entries or ()]
 
     def iter_after(

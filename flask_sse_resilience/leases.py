@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import threading
+from typing import Any
 
 from .keys import Keys
 from .redisutil import LUA_NOW, UNAVAILABLE, RedisClient, script
@@ -67,8 +68,25 @@ class ConnectionLeases:
         """Take a lease for ``user_id``; return its id, or None at the limit."""
         lease = secrets.token_hex(8)
         key = self.keys.user_connections(user_id)
-        if not self._acquire(keys=[key], args=[lease, self.limit, self.lease_ms]):
+        granted = self._acquire(keys=[key], args=[lease, self.limit, self.lease_ms])
+        return self.granted(user_id, lease, granted)
+
+    def queue_acquire(self, pipe: Any, user_id: str) -> str:
+        """Queue a lease request for ``user_id`` on ``pipe`` (for
+        :func:`~flask_sse_resilience.redisutil.run_pipeline`); return the
+        lease id to pass to :meth:`granted` with the reply."""
+        lease = secrets.token_hex(8)
+        key = self.keys.user_connections(user_id)
+        self._acquire.queue(pipe, [key], [lease, self.limit, self.lease_ms])
+        return lease
+
+    def granted(self, user_id: str, lease: str, reply: Any) -> str | None:
+        """Record the outcome of a lease request: the lease id if ``reply``
+        granted it (this process then renews it until :meth:`release`), or
+        None at the limit."""
+        if not reply:
             return None
+        key = self.keys.user_connections(user_id)
         with self._lock:
             self._held[lease] = key
             if self._thread is None or not self._thread.is_alive():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
 import redis
@@ -47,6 +47,11 @@ def make_client(url: str, *, max_connections: int) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
+#: Every script this process uses, by SHA1: what a pipeline that met
+#: ``NOSCRIPT`` loads before it runs again.
+_SOURCES: dict[str, str] = {}
+
+
 class LuaScript:
     """A Lua script run by ``EVALSHA``, loaded into Redis on first use.
 
@@ -60,6 +65,7 @@ class LuaScript:
         self.client = client
         self.source = source
         self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+        _SOURCES[self.sha] = source
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
         """Run the script once and return its reply."""
@@ -69,23 +75,46 @@ class LuaScript:
             self.client.script_load(self.source)
             return self.client.evalsha(self.sha, len(keys), *keys, *args)
 
+    def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[Any] = ()) -> None:
+        """Add one run of the script to ``pipe`` (see :func:`run_pipeline`)."""
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
     def run_batch(
         self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
     ) -> list[Any]:
         """Run the script once per ``(keys, args)`` in one pipelined round trip."""
-        for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
+
+        def build(pipe: Any) -> None:
             for keys, args in calls:
-                pipe.evalsha(self.sha, len(keys), *keys, *args)
-            replies = pipe.execute(raise_on_error=False)
-            if attempt == 1 and any(isinstance(x, NoScriptError) for x in replies):
-                self.client.script_load(self.source)
-                continue
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    raise reply
-            return list(replies)
-        raise AssertionError("unreachable")
+                self.queue(pipe, keys, args)
+
+        return run_pipeline(self.client, build)
+
+
+def run_pipeline(client: RedisClient, build: Callable[[Any], None]) -> list[Any]:
+    """Queue commands with ``build(pipe)`` and run them in one round trip
+    (no transaction); return the replies, raising the first error.
+
+    If a script call meets ``NOSCRIPT`` (first use, or Redis restarted), every
+    script is loaded and the whole pipeline runs again: so everything in
+    it must be safe to repeat, except one script call (which, having met
+    ``NOSCRIPT``, did not run the first time).
+    """
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        replies = pipe.execute(raise_on_error=False)
+        if attempt == 1 and any(isinstance(x, NoScriptError) for x in replies):
+            loader = client.pipeline(transaction=False)
+            for source in list(_SOURCES.values()):
+                loader.script_load(source)
+            loader.execute()
+            continue
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return list(replies)
+    raise AssertionError("unreachable")
 
 
 def script(client: RedisClient, source: str) -> LuaScript:

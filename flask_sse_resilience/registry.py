@@ -244,3 +244,9 @@ class StreamRegistry:
             keys=[self.keys.stream(stream_id)], args=[delta]
         )
         return None if result is None else int(result)
+
+    def queue_count_connection(self, pipe: Any, stream_id: str, delta: int) -> None:
+        """Queue :meth:`count_connection` on ``pipe`` (for
+        :func:`~flask_sse_resilience.redisutil.run_pipeline`); its reply is
+        the new count, or None if the record is gone."""
+        self._count_connection.queue(pipe, [self.keys.stream(stream_id)], [delta])

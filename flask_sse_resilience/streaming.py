@@ -25,7 +25,7 @@ from .broker import Broker, Signal
 from .eventlog import EventLog
 from .ids import parse_event_id
 from .models import CompletionData, Event, StreamMetadata, StreamState
-from .redisutil import UNAVAILABLE
+from .redisutil import UNAVAILABLE, run_pipeline
 from .registry import StreamRegistry
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,9 @@ def ended_event(record: StreamMetadata, completion: CompletionData | None) -> Ev
 
 #: The reconnection delay advised to clients of a worker that shuts down, in ms.
 RECONNECT_MS = 500
+
+#: Log entries read per round trip when a client catches up.
+PAGE = 500
 
 #: Frames joined into one write when a client is behind, in bytes at most
 #: (plus one frame).
@@ -108,7 +111,7 @@ class EventStream:
         if self.last_event_id is None:
             yield ended_event(self.record, self.completion).encode()
             return
-        if (yield from self._batched(self._replay())):
+        if (yield from self._batched(self._replay(self._first_page()))):
             return
         # The log held no terminal event (ended by hand): close with one.
         yield ended_event(self.record, self.completion).encode()
@@ -125,8 +128,8 @@ class EventStream:
         )
         counted = False
         try:
-            counted = self.registry.count_connection(self.stream_id, 1) is not None
-            if (yield from self._batched(self._replay())):
+            counted, page = self._open()
+            if (yield from self._batched(self._replay(page))):
                 return
             while True:
                 follower.seq = self._last_seq
@@ -189,17 +192,36 @@ class EventStream:
         except UNAVAILABLE:
             log.warning("could not release connection count of %s", self.stream_id)
 
-    def _replay(self) -> Iterator[Event]:
-        """The first events for this client: everything after Last-Event-ID."""
+    def _open(self) -> tuple[bool, list[Event]]:
+        """Count this connection and read the first page of the log, in one
+        round trip; return (counted, page) (not counted: the record is gone)."""
+        start = self._start()
+
+        def build(pipe: Any) -> None:
+            self.registry.queue_count_connection(pipe, self.stream_id, 1)
+            self.log.queue_read_from(pipe, self.stream_id, start, PAGE)
+
+        count, entries = run_pipeline(self.registry.redis, build)
+        return count is not None, self.log.parse_entries(entries)
+
+    def _start(self) -> str:
+        """Where this client's replay starts in the log (inclusive)."""
+        return "-" if self.last_event_id is None else self.last_event_id
+
+    def _first_page(self) -> list[Event]:
+        return self.log.read_from(self.stream_id, self._start(), PAGE)
+
+    def _replay(self, page: list[Event]) -> Iterator[Event]:
+        """The first events for this client: everything after Last-Event-ID,
+        given the first ``page`` of the log from there (see :meth:`_start`)."""
         if self.last_event_id is not None:
-            found = self.log.read_from(self.stream_id, self.last_event_id, count=1)
-            if found and found[0].id == self.last_event_id:
-                self._last_id, self._last_seq = found[0].id, found[0].seq
+            if page and page[0].id == self.last_event_id:
+                self._last_id, self._last_seq = page[0].id, page[0].seq
             else:
                 # The client's event is not in the log: trimmed, or an id this
                 # stream never sent. Start over, explicitly unless provably
                 # nothing was lost (an id before the very first event).
-                first = found[0] if found else None
+                first = page[0] if page else None
                 before_start = (
                     first is not None
                     and first.seq == 1
@@ -208,12 +230,16 @@ class EventStream:
                 if not before_start:
                     yield from self._reset("unknown-last-event-id")
                     return
-        else:
+        elif page:
             # A new client wants the whole log; a trimmed start is no gap to it.
-            head = self.log.read(self.stream_id, None, count=1)
-            if head:
-                self._last_seq = head[0].seq - 1
-        yield from self._deliver(self._catch_up())
+            self._last_seq = page[0].seq - 1
+        yield from self._deliver(self._rest(page))
+
+    def _rest(self, page: list[Event]) -> Iterator[Event]:
+        """``page``, then the rest of the log after it if it was full."""
+        yield from page
+        if len(page) >= PAGE:
+            yield from self.log.iter_after(self.stream_id, page[-1].id, PAGE)
 
     def _catch_up(self) -> Iterator[Event]:
         return self.log.iter_after(self.stream_id, self._last_id)

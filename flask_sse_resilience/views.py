@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -27,7 +27,7 @@ from .errors import (
 )
 from .ids import is_valid_stream_id, parse_event_id
 from .models import CompletionData, StreamMetadata, StreamState, to_iso
-from .redisutil import UNAVAILABLE, hash_to_text
+from .redisutil import UNAVAILABLE, hash_to_text, run_pipeline
 from .state import State
 from .streaming import EventStream
 from .tokens import read_token
@@ -81,22 +81,43 @@ def _with_redis(call: Callable[[], T]) -> T:
         raise RedisUnavailable() from exc
 
 
-def _load(
-    state: State, stream_id: str, user: str
-) -> tuple[StreamMetadata, CompletionData | None]:
-    """Read the record and completion in one round trip; 404 unless ``user``
-    may follow the stream (the same 404 as for an unknown id)."""
-    pipe = state.redis.pipeline(transaction=False)
-    pipe.hgetall(state.keys.stream(stream_id))
-    pipe.hgetall(state.keys.completion(stream_id))
-    raw_record, raw_completion = (hash_to_text(raw) for raw in pipe.execute())
-    if not raw_record:
+class _Loaded(NamedTuple):
+    record: StreamMetadata
+    completion: CompletionData | None
+    #: The connection lease taken with the read, if one was asked for and granted.
+    lease: str | None
+
+
+def _load(state: State, stream_id: str, user: str, *, lease: bool) -> _Loaded:
+    """Read the record and completion, and take a connection lease for
+    ``user`` if ``lease``, all in one round trip; 404 unless ``user`` may
+    follow the stream (the same 404 as for an unknown id; no lease kept)."""
+    asked: list[str] = []
+
+    def build(pipe: Any) -> None:
+        pipe.hgetall(state.keys.stream(stream_id))
+        pipe.hgetall(state.keys.completion(stream_id))
+        if lease:
+            asked[:] = [state.leases.queue_acquire(pipe, user)]
+
+    raw_record, raw_completion, *grant = run_pipeline(state.redis, build)
+    taken = state.leases.granted(user, asked[0], grant[0]) if grant else None
+    record = StreamMetadata.from_hash(hash_to_text(raw_record)) if raw_record else None
+    if record is None or not state.may_follow(record, user):
+        if taken is not None:
+            state.leases.release(taken)
         raise StreamNotFound()
-    record = StreamMetadata.from_hash(raw_record)
-    if not state.may_follow(record, user):
-        raise StreamNotFound()
-    completion = CompletionData.from_hash(raw_completion) if raw_completion else None
-    return record, completion
+    completion = (
+        CompletionData.from_hash(hash_to_text(raw_completion))
+        if raw_completion
+        else None
+    )
+    return _Loaded(record, completion, taken)
+
+
+def _give_back(state: State, lease: str | None) -> None:
+    if lease is not None:
+        state.leases.release(lease)
 
 
 def _check(state: State, stream_id: str) -> None:
@@ -144,18 +165,23 @@ def stream_response(state: State, stream_id: str) -> Response:
     _check(state, stream_id)
     last_event_id = _last_event_id()
     user = _current_user(state, stream_id)
-    record, completion = _with_redis(lambda: _load(state, stream_id, user))
-    if last_event_id is not None:
-        if _is_ahead(last_event_id, record.last_event_id):
-            raise InvalidLastEventId()
-        if record.state.ended and last_event_id == record.last_event_id:
-            # The client has the terminal event already. 204 is the one answer
-            # that makes a browser's EventSource stop reconnecting for good.
-            return Response(status=204, headers={"Cache-Control": "no-cache"})
+    # Most streams asked for are live: take the lease in the same round trip.
+    record, completion, lease = _with_redis(
+        lambda: _load(state, stream_id, user, lease=True)
+    )
     active = record.state is StreamState.ACTIVE
-    lease = _with_redis(lambda: state.leases.acquire(user)) if active else None
+    if last_event_id is not None and _is_ahead(last_event_id, record.last_event_id):
+        _give_back(state, lease)
+        raise InvalidLastEventId()
+    if record.state.ended and last_event_id == record.last_event_id:
+        # The client has the terminal event already. 204 is the one answer
+        # that makes a browser's EventSource stop reconnecting for good.
+        _give_back(state, lease)
+        return Response(status=204, headers={"Cache-Control": "no-cache"})
     if active and lease is None:
         raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
+    # An ended stream's short response keeps a lease if it got one (given back
+    # when the body closes) and is served without one at the limit.
     stream = EventStream(
         stream_id=stream_id,
         record=record,
@@ -198,7 +224,9 @@ def recover_response(state: State, stream_id: str) -> Response:
     _check(state, stream_id)
     user = _current_user(state, stream_id)
     try:
-        record, completion = _with_redis(lambda: _load(state, stream_id, user))
+        record, completion, _ = _with_redis(
+            lambda: _load(state, stream_id, user, lease=False)
+        )
     except StreamNotFound as exc:
         body = jsonify(status="unknown", error=exc.error_code, message=exc.description)
         body.status_code = 404
