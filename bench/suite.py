@@ -204,6 +204,9 @@ def hold(
         before = rss_kib(server.worker)
         opened = client.call(cmd="connect", port=server.port, path=server.path,
                              n=n, cookie=server.cookie)  # fmt: skip
+        # Hold only once the server serves every client: RSS measured while
+        # requests are still queued would count too few connections.
+        following(server, n, seconds=30 + n / 200)
         time.sleep(seconds)
         stats = client.call(cmd="stats")
         result = {
