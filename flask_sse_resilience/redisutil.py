@@ -105,16 +105,21 @@ def run_pipeline(client: RedisClient, build: Callable[[Any], None]) -> list[Any]
         build(pipe)
         replies = pipe.execute(raise_on_error=False)
         if attempt == 1 and any(isinstance(x, NoScriptError) for x in replies):
-            loader = client.pipeline(transaction=False)
-            for source in list(_SOURCES.values()):
-                loader.script_load(source)
-            loader.execute()
+            load_scripts(client)
             continue
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
         return list(replies)
     raise AssertionError("unreachable")
+
+
+def load_scripts(client: RedisClient) -> None:
+    """Load every script this process uses into Redis, in one round trip."""
+    loader = client.pipeline(transaction=False)
+    for source in list(_SOURCES.values()):
+        loader.script_load(source)
+    loader.execute()
 
 
 def script(client: RedisClient, source: str) -> LuaScript:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from blinker import NamedSignal
 
 from . import signals
+from .batching import Batcher
 from .broker import Broker, Signal
 from .completion import CompletionStore
 from .eventlog import EventLog
@@ -80,6 +81,7 @@ class State:
         self._heartbeater: Heartbeater | None = None
         self._guardian: StreamGuardian | None = None
         self._leases: ConnectionLeases | None = None
+        self._batcher: Batcher | None = None
         #: True once :meth:`shutdown` ran in this process.
         self.shutting_down = False
         #: Called after each event a producer of this app logged (metrics).
@@ -133,6 +135,11 @@ class State:
             "_broker",
             lambda: Broker(self.redis, self.keys, buffer=self.settings.live_buffer),
         )
+
+    @property
+    def batcher(self) -> Batcher:
+        """This process's shared round trips for request pipelines."""
+        return self._local("_batcher", lambda: Batcher(self.redis))
 
     @property
     def heartbeater(self) -> Heartbeater:

@@ -80,6 +80,9 @@ class EventStream:
     registry: StreamRegistry
     broker: Broker | None
     keepalive: float
+    #: Runs a pipeline (``build(pipe)`` -> replies); by default on its own,
+    #: in the extension shared with concurrent requests (see ``batching``).
+    batch: Callable[[Callable[[Any], None]], list[Any]] | None = None
     #: The client's socket when the server exposes it (gunicorn), else None.
     client_socket: Any = None
     #: Called once the response body starts, and once it ends.
@@ -201,7 +204,10 @@ class EventStream:
             self.registry.queue_count_connection(pipe, self.stream_id, 1)
             self.log.queue_read_from(pipe, self.stream_id, start, PAGE)
 
-        count, entries = run_pipeline(self.registry.redis, build)
+        if self.batch is not None:
+            count, entries = self.batch(build)
+        else:
+            count, entries = run_pipeline(self.registry.redis, build)
         return count is not None, self.log.parse_entries(entries)
 
     def _start(self) -> str:

@@ -27,7 +27,7 @@ from .errors import (
 )
 from .ids import is_valid_stream_id, parse_event_id
 from .models import CompletionData, StreamMetadata, StreamState, to_iso
-from .redisutil import UNAVAILABLE, hash_to_text, run_pipeline
+from .redisutil import UNAVAILABLE, hash_to_text
 from .state import State
 from .streaming import EventStream
 from .tokens import read_token
@@ -100,7 +100,7 @@ def _load(state: State, stream_id: str, user: str, *, lease: bool) -> _Loaded:
         if lease:
             asked[:] = [state.leases.queue_acquire(pipe, user)]
 
-    raw_record, raw_completion, *grant = run_pipeline(state.redis, build)
+    raw_record, raw_completion, *grant = state.batcher.run(build)
     taken = state.leases.granted(user, asked[0], grant[0]) if grant else None
     record = StreamMetadata.from_hash(hash_to_text(raw_record)) if raw_record else None
     if record is None or not state.may_follow(record, user):
@@ -190,6 +190,7 @@ def stream_response(state: State, stream_id: str) -> Response:
         log=state.log,
         registry=state.registry,
         broker=state.broker if active else None,
+        batch=state.batcher.run,
         keepalive=state.settings.heartbeat_interval,
         client_socket=request.environ.get("gunicorn.socket"),
         on_connect=lambda: state.emit(

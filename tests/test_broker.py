@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
-from flask_sse_resilience.broker import BEHIND, RESYNC, Broker, Signal
+from flask_sse_resilience.broker import BEHIND, RESYNC, Broker, Follower, Signal
 from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.models import Event
 from flask_sse_resilience.redisutil import make_client
@@ -24,6 +24,15 @@ def wait_for(predicate: Callable[[], bool], seconds: float = 5) -> None:
 
 def announce(server: RedisServer, sid: str, seq: int) -> None:
     server.client().publish(KEYS.channel(sid), f"{seq}-0\n{seq}\ntoken\n{seq}")
+
+
+def settled(follower: Follower, after: int, timeout: float) -> object:
+    """What ``follower`` gets next, past any RESYNC (a racing duplicate
+    SUBSCRIBE confirms twice)."""
+    item = follower.wait(after, timeout=timeout)
+    while item is RESYNC:
+        item = follower.wait(after, timeout=timeout)
+    return item
 
 
 def pubsub_clients(server: RedisServer) -> int:
@@ -50,7 +59,7 @@ def test_one_pubsub_connection_fans_out_to_every_follower(server: RedisServer) -
         assert pubsub_clients(server) == 1
         announce(server, "s1", 1)
         for sub in subs:
-            item = sub.wait(0, timeout=2 if sub.stream_id == "s1" else 0.05)
+            item = settled(sub, 0, timeout=2 if sub.stream_id == "s1" else 0.05)
             if sub.stream_id == "s1":
                 assert isinstance(item, list) and [e.seq for e in item] == [1]
                 assert item[0] is subs[1].wait(0, timeout=0)[0]  # type: ignore[index]
@@ -107,25 +116,25 @@ def test_followers_share_one_bounded_timeline(server: RedisServer) -> None:
         fast.wait(0, timeout=0)  # RESYNC too, unless it joined after the confirmation
         for seq in range(1, 11):
             announce(server, "s", seq)
-        wait_for(lambda: fast.wait(9, timeout=0) is not None)
+        wait_for(lambda: isinstance(settled(fast, 9, timeout=0), list))
         assert broker.buffered("s") == 3  # bounded: 8, 9, 10
-        assert slow.wait(0, timeout=1) is BEHIND  # so it reads the log instead
-        assert [e.seq for e in fast.wait(7, timeout=0)] == [8, 9, 10]  # type: ignore[union-attr]
-        assert fast.wait(10, timeout=0.1) is None  # nothing newer
+        assert settled(slow, 0, timeout=1) is BEHIND  # so it reads the log instead
+        assert [e.seq for e in settled(fast, 7, timeout=0)] == [8, 9, 10]  # type: ignore[attr-defined]
+        assert settled(fast, 10, timeout=0.1) is None  # nothing newer
         # Once every follower has passed an event, the worker lets it go.
         slow.seq = fast.seq = 10
         for seq in range(11, 75):
             announce(server, "s", seq)
-        wait_for(lambda: fast.wait(73, timeout=0) is not None)
+        wait_for(lambda: isinstance(settled(fast, 73, timeout=0), list))
         slow.seq = fast.seq = 74
         announce(server, "s", 75)  # 64 events later: trimmed to what is unsent
         wait_for(lambda: broker.buffered("s") <= 1)
         # A gap in the announcements (a missed one) starts the timeline over.
         announce(server, "s", 78)
-        wait_for(lambda: fast.wait(75, timeout=0) is BEHIND)
+        wait_for(lambda: settled(fast, 75, timeout=0) is BEHIND)
         announce(server, "s", 78)  # duplicates are ignored
         time.sleep(0.1)
-        assert [e.seq for e in fast.wait(77, timeout=0)] == [78]  # type: ignore[union-attr]
+        assert [e.seq for e in settled(fast, 77, timeout=0)] == [78]  # type: ignore[attr-defined]
     finally:
         broker.unsubscribe(slow)
         broker.unsubscribe(fast)
@@ -138,7 +147,7 @@ def test_a_vanished_stream_ends_its_followers(server: RedisServer) -> None:
     try:
         assert sub.wait(0, timeout=5) is RESYNC
         server.client().publish(KEYS.channel("s"), "\n0\nfailed\n{}")
-        item = sub.wait(0, timeout=2)
+        item = settled(sub, 0, timeout=2)
         assert isinstance(item, Event) and item.id is None and item.type == "failed"
         sub.close(Signal.DISCONNECTED)
         assert sub.wait(0, timeout=0) is Signal.DISCONNECTED

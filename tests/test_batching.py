@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from redis.exceptions import ResponseError
+
+from flask_sse_resilience.batching import Batcher
+from flask_sse_resilience.redisutil import UNAVAILABLE, make_client, script
+
+from .redis_server import RedisServer
+
+
+def test_concurrent_callers_share_round_trips(redis_server: RedisServer) -> None:
+    client = make_client(redis_server.url, max_connections=2)
+    client.flushall()
+    batcher = Batcher(client)
+    results: dict[int, list[Any]] = {}
+    start = threading.Barrier(40)
+
+    def caller(i: int) -> None:
+        def build(pipe: Any) -> None:
+            pipe.set(f"k{i}", i)
+            pipe.incrby("total", i)
+            pipe.get(f"k{i}")
+
+        start.wait()
+        results[i] = batcher.run(build)
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Every caller got its own replies, in its own order.
+    for i, replies in results.items():
+        assert replies[0] is True and replies[2] == str(i)
+    assert int(client.get("total") or 0) == sum(range(40))
+    assert batcher.calls == 40
+    assert batcher.turns < 40  # waiting callers rode along with a leader
+
+
+def test_an_error_stays_with_its_caller(r: redis.Redis) -> None:
+    client = make_client(
+        f"redis://127.0.0.1:{r.connection_pool.connection_kwargs['port']}",
+        max_connections=2,
+    )
+    batcher = Batcher(client)
+    r.set("text", "not a number")
+    with pytest.raises(ResponseError):
+        batcher.run(lambda pipe: pipe.incr("text"))
+    assert batcher.run(lambda pipe: pipe.incr("n")) == [1]
+
+
+def test_scripts_are_loaded_after_a_restart(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    server = redis_factory()
+    client = make_client(server.url, max_connections=2)
+    counter = script(client, "return redis.call('INCR', KEYS[1])")
+    batcher = Batcher(client)
+    # Never loaded: the call meets NOSCRIPT, the batcher loads and runs it once.
+    assert batcher.run(lambda pipe: counter.queue(pipe, ["c"])) == [1]
+    client.script_flush()
+    assert batcher.run(lambda pipe: counter.queue(pipe, ["c"])) == [2]
+    assert client.get("c") == "2"  # never run twice
+
+
+def test_redis_down_reaches_every_caller(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    server = redis_factory()
+    client = make_client(server.url, max_connections=2)
+    batcher = Batcher(client)
+    server.kill()
+    with pytest.raises(UNAVAILABLE):
+        batcher.run(lambda pipe: pipe.get("x"))
+    with pytest.raises(UNAVAILABLE):  # and the next caller is not left waiting
+        batcher.run(lambda pipe: pipe.get("x"))
