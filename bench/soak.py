@@ -99,7 +99,7 @@ def main() -> None:
         time.sleep(5 + 3)  # completion TTL, then a margin
         left = sum(
             1
-            for pattern in ("stream:*", "log:*", "completion:*", "user:*")
+            for pattern in ("{s*}:*", "user:*")
             for _ in redis.client().scan_iter(match=f"sse:{pattern}", count=1000)
         )
         drift = {pid: samples[-1] - samples[0] for pid, samples in rss.items()}

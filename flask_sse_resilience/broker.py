@@ -30,7 +30,7 @@ from typing import Any, Final
 from .eventlog import parse_message
 from .keys import Keys
 from .models import Event
-from .redisutil import UNAVAILABLE, RedisClient, as_text
+from .redisutil import UNAVAILABLE, RedisClient, as_text, is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +158,127 @@ class Follower:
                 return None
 
 
+class _Link:
+    """One pub/sub connection (to the Redis, or to one cluster node) and the
+    thread listening on it."""
+
+    def __init__(
+        self, broker: Broker, name: str, make_pubsub: Any, *, sharded: bool
+    ) -> None:
+        self.broker = broker
+        self.name = name
+        self.make_pubsub = make_pubsub
+        self.sharded = sharded
+        self.commands = ("ssubscribe", "sunsubscribe") if sharded else (
+            "subscribe", "unsubscribe"
+        )  # fmt: skip
+        #: Streams subscribed through this link.
+        self.streams: set[str] = set()
+        self.connects = 0
+        self._io_lock = threading.RLock()
+        self._pubsub: Any = None
+        self._thread: threading.Thread | None = None
+
+    def add(self, stream_id: str) -> None:
+        self.streams.add(stream_id)
+        self._ensure_running()
+        self._send(self.commands[0], stream_id)
+
+    def remove(self, stream_id: str) -> None:
+        self.streams.discard(stream_id)
+        self._send(self.commands[1], stream_id)
+
+    def _send(self, command: str, stream_id: str) -> None:
+        with self._io_lock:
+            pubsub = self._pubsub
+            if pubsub is None:
+                return  # the listener subscribes to everything when it connects
+            try:
+                getattr(pubsub, command)(self.broker.keys.channel(stream_id))
+            except UNAVAILABLE:
+                log.warning("pub/sub %s failed; the listener will reconnect", command)
+                self.close()
+
+    def _ensure_running(self) -> None:
+        with self._io_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(
+                target=self._run, name=f"sse-resilience-pubsub-{self.name}", daemon=True
+            )
+            self._thread.start()
+
+    def _connect(self) -> Any:
+        # Under the I/O lock, so that a subscribe() racing with us either is in
+        # the channel list read here or sends its own SUBSCRIBE on the new
+        # connection, never neither; and only one greenlet opens the socket.
+        with self._io_lock:
+            pubsub = self.make_pubsub()
+            channels = [self.broker.keys.channel(sid) for sid in list(self.streams)]
+            try:
+                for channel in channels:  # one by one: a cluster wants one slot each
+                    getattr(pubsub, self.commands[0])(channel)
+            except BaseException:
+                pubsub.close()
+                raise
+            self._pubsub = pubsub
+        self.connects += 1
+        return pubsub
+
+    def close(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:  # noqa: BLE001 - closing a broken socket
+                log.debug("closing pub/sub failed", exc_info=True)
+
+    def _run(self) -> None:
+        broker = self.broker
+        delay = 0.05
+        while not broker.stopped.is_set():
+            if self.sharded and not self.streams:
+                break  # a cluster node's link lives while it carries streams
+            try:
+                pubsub = self._pubsub or self._connect()
+                message = pubsub.get_message(timeout=broker.poll)
+            except Exception as exc:  # noqa: BLE001 - the listener must survive
+                # Exponential backoff with jitter, so the workers of a fleet do
+                # not reconnect in lockstep when Redis comes back.
+                pause = random.uniform(delay / 2, delay)
+                if isinstance(exc, UNAVAILABLE):
+                    log.warning("pub/sub lost (%s); retrying in %.2fs", exc, pause)
+                else:
+                    log.exception("pub/sub listener failed; reconnecting")
+                self.close()
+                # Nothing reaches these followers until Redis is back: let
+                # their clients know (they retry, with backoff, and resume)
+                # rather than leave them on a line that went silent.
+                broker.close_streams(list(self.streams), Signal.RECONNECT)
+                broker.lost(self)
+                broker.stopped.wait(pause)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.05
+            if message is not None:
+                broker.dispatch(message)
+        self.close()
+        broker.forget(self)
+
+    def stop(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+        self.close()
+
+
 class Broker:
-    """The process's pub/sub listener and its fan-out to subscriptions."""
+    """The process's pub/sub listeners and their fan-out to followers.
+
+    On a single Redis (or behind Sentinel) one pub/sub connection carries
+    every stream; on a cluster, streams are followed with sharded pub/sub
+    (``SSUBSCRIBE``) on the node serving their slot, one connection per node
+    at most.
+    """
 
     def __init__(
         self, redis: RedisClient, keys: Keys, *, buffer: int, poll: float = 1.0
@@ -169,14 +288,17 @@ class Broker:
         self.buffer = buffer
         self.poll = poll
         self.pid = os.getpid()
+        self.cluster = is_cluster(redis)
         self._subs: dict[str, Timeline] = {}
+        self._homes: dict[str, _Link] = {}
+        self._links: dict[str, _Link] = {}
         self._lock = threading.Lock()
-        self._io_lock = threading.RLock()
-        self._pubsub: Any = None
-        self._thread: threading.Thread | None = None
-        self._stopped = threading.Event()
-        #: Times the listener has (re)connected; for tests and metrics.
-        self.connects = 0
+        self.stopped = threading.Event()
+
+    @property
+    def connects(self) -> int:
+        """Times the listeners have (re)connected; for tests and metrics."""
+        return sum(link.connects for link in list(self._links.values()))
 
     @property
     def channels(self) -> int:
@@ -192,9 +314,11 @@ class Broker:
                 timeline = self._subs[stream_id] = Timeline(self.buffer)
             follower = Follower(stream_id, timeline)
             timeline.followers.add(follower)
-        self._ensure_running()
         if first:
-            self._send("subscribe", stream_id)
+            self.stopped.clear()
+            link = self._link_for(stream_id)
+            self._homes[stream_id] = link
+            link.add(stream_id)
         return follower
 
     def unsubscribe(self, follower: Follower) -> None:
@@ -207,13 +331,21 @@ class Broker:
             last = not timeline.followers
             if last:
                 del self._subs[follower.stream_id]
-        if last:
-            self._send("unsubscribe", follower.stream_id)
+        link = self._homes.pop(follower.stream_id, None) if last else None
+        if link is not None:
+            link.remove(follower.stream_id)
 
     def close_all(self, reason: Signal) -> int:
         """Close every follower in this process; return how many."""
+        return self.close_streams(list(self._subs), reason)
+
+    def close_streams(self, stream_ids: list[str], reason: Signal) -> int:
+        """Close every local follower of the given streams; return how many."""
         with self._lock:
-            followers = [f for t in self._subs.values() for f in t.followers]
+            followers = [
+                f for sid in stream_ids if sid in self._subs
+                for f in self._subs[sid].followers
+            ]  # fmt: skip
         for follower in followers:
             follower.close(reason)
         return len(followers)
@@ -230,96 +362,60 @@ class Broker:
         return len(timeline.events) if timeline is not None else 0
 
     def stop(self) -> None:
-        """Stop the listener and close its connection."""
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.poll * 3)
-        self._close_pubsub()
+        """Stop the listeners and close their connections."""
+        self.stopped.set()
+        for link in list(self._links.values()):
+            link.stop(timeout=self.poll * 3)
 
-    def _send(self, command: str, stream_id: str) -> None:
-        with self._io_lock:
-            pubsub = self._pubsub
-            if pubsub is None:
-                return  # the listener subscribes to everything when it connects
-            try:
-                getattr(pubsub, command)(self.keys.channel(stream_id))
-            except UNAVAILABLE:
-                log.warning("pub/sub %s failed; the listener will reconnect", command)
-                self._close_pubsub()
+    def _link_for(self, stream_id: str) -> _Link:
+        with self._lock:
+            if not self.cluster:
+                name, make = "main", self.redis.pubsub
+            else:
+                node = self.redis.get_node_from_key(self.keys.channel(stream_id))  # type: ignore[union-attr]
+                name = node.name
+                make = self.redis.get_redis_connection(node).pubsub  # type: ignore[union-attr]
+            link = self._links.get(name)
+            if link is None:
+                link = self._links[name] = _Link(self, name, make, sharded=self.cluster)
+            return link
 
-    def _ensure_running(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+    def lost(self, link: _Link) -> None:
+        """A link lost its connection: on a cluster, let go of its streams
+        (their followers were told to reconnect; they will subscribe afresh,
+        through whichever node serves their slot after a failover) and
+        refresh the cluster's map of slots."""
+        if not self.cluster:
             return
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._stopped.clear()
-            self._thread = threading.Thread(
-                target=self._run, name="sse-resilience-broker", daemon=True
-            )
-            self._thread.start()
+            for stream_id in list(link.streams):
+                if self._homes.get(stream_id) is link:
+                    # The next follower of it starts a new timeline and
+                    # subscription; the old followers are on their way out.
+                    self._homes.pop(stream_id, None)
+                    self._subs.pop(stream_id, None)
+            link.streams.clear()
+        try:
+            self.redis.nodes_manager.initialize()  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - the next command retries it anyway
+            log.debug("refreshing the cluster map failed", exc_info=True)
 
-    def _connect(self) -> Any:
-        # Under the I/O lock, so that a subscribe() racing with us either is in
-        # the channel list read here or sends its own SUBSCRIBE on the new
-        # connection, never neither; and only one greenlet opens the socket.
-        with self._io_lock:
-            pubsub = self.redis.pubsub()  # type: ignore[no-untyped-call]
-            with self._lock:
-                channels = [self.keys.channel(sid) for sid in self._subs]
-            try:
-                if channels:
-                    pubsub.subscribe(*channels)
-            except BaseException:
-                pubsub.close()
-                raise
-            self._pubsub = pubsub
-        self.connects += 1
-        return pubsub
+    def forget(self, link: _Link) -> None:
+        """A link's listener ended: drop it, unless it is busy again."""
+        with self._lock:
+            if self._links.get(link.name) is link and not link.streams:
+                del self._links[link.name]
 
-    def _close_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            try:
-                pubsub.close()
-            except Exception:  # noqa: BLE001 - closing a broken socket
-                log.debug("closing pub/sub failed", exc_info=True)
-
-    def _run(self) -> None:
-        delay = 0.05
-        while not self._stopped.is_set():
-            try:
-                pubsub = self._pubsub or self._connect()
-                message = pubsub.get_message(timeout=self.poll)
-            except Exception as exc:  # noqa: BLE001 - the listener must survive
-                # Exponential backoff with jitter, so the workers of a fleet do
-                # not reconnect in lockstep when Redis comes back.
-                pause = random.uniform(delay / 2, delay)
-                if isinstance(exc, UNAVAILABLE):
-                    log.warning("pub/sub lost (%s); retrying in %.2fs", exc, pause)
-                else:
-                    log.exception("pub/sub listener failed; reconnecting")
-                self._close_pubsub()
-                # Nothing reaches this worker's followers until Redis is back:
-                # let their clients know (they retry, with backoff, and resume)
-                # rather than leave them on a line that went silent.
-                self.close_all(Signal.RECONNECT)
-                self._stopped.wait(pause)
-                delay = min(delay * 2, 2.0)
-                continue
-            delay = 0.05
-            if message is not None:
-                self._dispatch(message)
-
-    def _dispatch(self, message: dict[str, Any]) -> None:
+    def dispatch(self, message: dict[str, Any]) -> None:
+        """Hand one pub/sub message to the followers of its stream."""
         kind = message.get("type")
-        if kind not in ("message", "subscribe"):
+        if kind not in ("message", "smessage", "subscribe", "ssubscribe"):
             return
         stream_id = self.keys.stream_id_from_channel(as_text(message["channel"]))
         timeline = self._subs.get(stream_id)
         if timeline is None:
             return
-        if kind == "subscribe":
+        if kind in ("subscribe", "ssubscribe"):
             timeline.resync()
             return
         try:

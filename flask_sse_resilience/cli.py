@@ -35,14 +35,13 @@ def _ago(when: datetime | None) -> str:
 
 def _records(state: State, wanted: set[str], limit: int) -> list[StreamMetadata]:
     if wanted == {"active"}:
-        ids = [as_text(m) for m in state.redis.zrange(state.keys.active, 0, limit - 1)]
+        ids = state.registry.active_ids(limit)
         return [r for r in state.registry.get_many(ids) if r.state.value == "active"]
     # Ended streams are not indexed: scan for them (fine for a shell command).
     records: list[StreamMetadata] = []
-    pattern = state.keys.stream("*")
     batch: list[str] = []
-    for key in state.redis.scan_iter(match=pattern, count=1000):
-        batch.append(as_text(key)[len(state.keys.stream("")) - 1 : -1])
+    for key in state.redis.scan_iter(match=state.keys.stream_pattern, count=1000):
+        batch.append(state.keys.stream_id_from_key(as_text(key)))
         if len(batch) >= 500:
             records += state.registry.get_many(batch)
             batch = []
@@ -124,7 +123,7 @@ def stats_command() -> None:
         counts[record.state.value] += 1
     for name, count in counts.items():
         click.echo(f"{name:<10} {count}")
-    click.echo(f"{'indexed':<10} {state.redis.zcard(state.keys.active)}")
+    click.echo(f"{'indexed':<10} {state.registry.index()[0]}")
     last = hash_to_text(state.redis.hgetall(state.keys.guardian_last))
     sweeps = state.redis.get(state.keys.guardian_sweeps)
     if last:

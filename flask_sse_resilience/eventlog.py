@@ -19,13 +19,24 @@ as the completion record.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 from .errors import ProducerConflictError, StreamNotActiveError
 from .keys import Keys
 from .models import Event, StreamState
-from .redisutil import LUA_NOW, RedisClient, as_text, hash_to_text, script
+from .redisutil import (
+    LUA_NOW,
+    UNAVAILABLE,
+    RedisClient,
+    as_text,
+    hash_to_text,
+    is_cluster,
+    script,
+)
+
+log = logging.getLogger(__name__)
 
 # KEYS: record, active. ARGV: id, token. Returns the current seq, -1 when the
 # stream has ended, -2 when it does not exist.
@@ -110,7 +121,7 @@ for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[7]) end
 redis.call('ZREM', KEYS[4], ARGV[10])
 """
     + _PUBLISH
-    + "return {1, id}\n"
+    + "return {1, id, rec[5]}\n"
 )
 
 
@@ -163,8 +174,11 @@ class EventLog:
         self.max_events = max_events
         self.completion_ttl = completion_ttl
         self._claim = script(redis, _CLAIM)
-        self._append = script(redis, _APPEND)
-        self._finish = script(redis, _FINISH)
+        # A cluster announces on sharded channels (SPUBLISH), which live in
+        # the stream's own slot like its keys, so the scripts stay on one node.
+        publish = "'SPUBLISH'" if is_cluster(redis) else "'PUBLISH'"
+        self._append = script(redis, _APPEND.replace("'PUBLISH'", publish))
+        self._finish = script(redis, _FINISH.replace("'PUBLISH'", publish))
 
     def claim(self, stream_id: str, token: str) -> int:
         """Take the write lease of an active stream; return its current seq.
@@ -175,7 +189,7 @@ class EventLog:
         """
         seq = int(
             self._claim(
-                keys=[self.keys.stream(stream_id), self.keys.active],
+                keys=[self.keys.stream(stream_id), self.keys.active_of(stream_id)],
                 args=[stream_id, token],
             )
         )
@@ -237,7 +251,21 @@ class EventLog:
         )
         reply = self._finish(keys=keys, args=args)
         _raise_for(int(reply[0]), stream_id)
+        if len(reply) > 2:  # ended now, not a retry: it no longer counts
+            self._uncount([(stream_id, as_text(reply[2]))])
         return as_text(reply[1])
+
+    def _uncount(self, ended: list[tuple[str, str]]) -> None:
+        """Drop ended streams from their users' open-stream counts. The counts
+        live in the users' cluster slots, not the streams': a separate write
+        (if it fails, the entries expire with the stream TTL)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for stream_id, user_id in ended:
+            pipe.zrem(self.keys.user_streams(user_id), stream_id)
+        try:
+            pipe.execute()
+        except UNAVAILABLE:
+            log.warning("could not uncount %d ended streams", len(ended))
 
     def orphan_many(
         self, stream_ids: list[str], *, stale_ms: int, data: str
@@ -257,7 +285,15 @@ class EventLog:
         ]
         if not calls:
             return []
-        return [int(reply[0]) for reply in self._finish.run_batch(calls)]
+        replies = self._finish.run_batch(calls)
+        ended = [
+            (stream_id, as_text(reply[2]))
+            for stream_id, reply in zip(stream_ids, replies, strict=True)
+            if int(reply[0]) == 1
+        ]
+        if ended:
+            self._uncount(ended)
+        return [int(reply[0]) for reply in replies]
 
     def _finish_call(
         self,
@@ -274,7 +310,7 @@ class EventLog:
             self.keys.stream(stream_id),
             self.keys.log(stream_id),
             self.keys.completion(stream_id),
-            self.keys.active,
+            self.keys.active_of(stream_id),
         ]
         args = [
             token, seq, event_type, data_json, self.max_events,

@@ -58,7 +58,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS: active. ARGV: stale_ms, limit.
+# KEYS: one shard of the active index. ARGV: stale_ms, limit.
 _CANDIDATES = (
     LUA_NOW
     + """
@@ -163,21 +163,25 @@ class StreamGuardian:
         stale_ms = int(self.settings.stale_threshold * 1000)
         orphaned: list[str] = []
         pruned = 0
-        while True:
-            ids = [
-                as_text(member)
-                for member in self._candidates(
-                    keys=[self.keys.active], args=[stale_ms, self.batch]
-                )
-            ]
+        # One pipeline asks every shard of the index for its stale entries;
+        # only a shard that filled its batch is asked again.
+        shards = self.keys.active_all()
+        while shards:
+            replies = self._candidates.run_batch(
+                [([key], [stale_ms, self.batch]) for key in shards]
+            )
+            ids = [as_text(member) for members in replies for member in members]
             statuses = self.log.orphan_many(ids, stale_ms=stale_ms, data=ORPHANED_DATA)
             for stream_id, status in zip(ids, statuses, strict=True):
                 if status == 1:
                     orphaned.append(stream_id)
                 elif status in (-1, -2):
                     pruned += 1
-            if len(ids) < self.batch:
-                break
+            shards = [
+                key
+                for key, members in zip(shards, replies, strict=True)
+                if len(members) >= self.batch
+            ]
         seconds = time.monotonic() - started
         self._record(
             keys=[self.keys.guardian_sweeps, self.keys.guardian_last],

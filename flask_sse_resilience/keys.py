@@ -1,14 +1,27 @@
 """Every Redis key and channel name the extension uses, built in one place.
 
-A stream's own keys carry its id as a Redis Cluster hash tag (``{<id>}``), so
-the scripts and transactions over one stream stay legal on a cluster. Stream ids
-are validated before any key is built (see :mod:`flask_sse_resilience.ids`).
+Streams are spread over ``shards`` (64 by default) by a CRC32 of their id, and
+every key of one stream (record, log, completion, channel) carries its shard as
+a Redis Cluster hash tag: ``<prefix>{s<shard>}:stream:<id>``. The active index
+is one sorted set per shard under the same tag, so each write that touches a
+stream and its index entry (register, heartbeat, terminal write, orphaning) is
+still one atomic script on one slot, on a cluster as on a single Redis, while
+the index is spread over as many slots as there are shards instead of being one
+hot key. Stream ids are validated before any key is built (see
+:mod:`flask_sse_resilience.ids`), and no id contains ``:``.
+
+A user's keys are tagged by a hash of the user id; the guardian's keys share
+the ``{guardian}`` tag.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import zlib
+
+#: Shards of the active index unless configured (``SSE_RESILIENCE_SHARDS``).
+DEFAULT_SHARDS = 64
 
 
 def _digest(user_id: str) -> str:
@@ -20,26 +33,44 @@ class Keys:
     """Key names under one prefix (``SSE_RESILIENCE_KEY_PREFIX``)."""
 
     prefix: str = "sse:"
+    #: Every host of a deployment must use the same number: it decides where
+    #: each stream's keys live.
+    shards: int = DEFAULT_SHARDS
 
-    @property
-    def active(self) -> str:
-        """Sorted set of active stream ids, scored by last heartbeat (ms)."""
-        return f"{self.prefix}streams:active"
+    def shard(self, stream_id: str) -> int:
+        """The shard of a stream: the same on every host and process."""
+        return zlib.crc32(stream_id.encode("utf-8")) % self.shards
+
+    def _tag(self, shard: int) -> str:
+        return f"{self.prefix}{{s{shard}}}:"
+
+    def active(self, shard: int) -> str:
+        """Sorted set of one shard's active stream ids, scored by last
+        heartbeat (ms)."""
+        return f"{self._tag(shard)}active"
+
+    def active_of(self, stream_id: str) -> str:
+        """The active index shard holding ``stream_id``."""
+        return self.active(self.shard(stream_id))
+
+    def active_all(self) -> list[str]:
+        """Every shard of the active index, in shard order."""
+        return [self.active(shard) for shard in range(self.shards)]
 
     @property
     def guardian_leader(self) -> str:
         """String holding the token of the worker that leads the guardian."""
-        return f"{self.prefix}guardian:leader"
+        return f"{self.prefix}{{guardian}}:leader"
 
     @property
     def guardian_sweeps(self) -> str:
         """Counter of guardian sweeps ever run."""
-        return f"{self.prefix}guardian:sweeps"
+        return f"{self.prefix}{{guardian}}:sweeps"
 
     @property
     def guardian_last(self) -> str:
         """Hash describing the last guardian sweep (when, who, what it did)."""
-        return f"{self.prefix}guardian:last"
+        return f"{self.prefix}{{guardian}}:last"
 
     def user_streams(self, user_id: str) -> str:
         """Sorted set of a user's open streams, scored by their expiry (ms).
@@ -55,20 +86,30 @@ class Keys:
 
     def stream(self, stream_id: str) -> str:
         """Hash holding one stream's registry record."""
-        return f"{self.prefix}stream:{{{stream_id}}}"
+        return f"{self._tag(self.shard(stream_id))}stream:{stream_id}"
 
     def log(self, stream_id: str) -> str:
         """Redis Stream holding one stream's events."""
-        return f"{self.prefix}log:{{{stream_id}}}"
+        return f"{self._tag(self.shard(stream_id))}log:{stream_id}"
 
     def completion(self, stream_id: str) -> str:
         """Hash holding one stream's terminal event."""
-        return f"{self.prefix}completion:{{{stream_id}}}"
+        return f"{self._tag(self.shard(stream_id))}completion:{stream_id}"
 
     def channel(self, stream_id: str) -> str:
         """Pub/sub channel announcing one stream's new events."""
-        return f"{self.prefix}events:{{{stream_id}}}"
+        return f"{self._tag(self.shard(stream_id))}events:{stream_id}"
+
+    @property
+    def stream_pattern(self) -> str:
+        """``SCAN`` pattern matching every stream record key."""
+        return f"{self.prefix}{{s*}}:stream:*"
+
+    @staticmethod
+    def stream_id_from_key(key: str) -> str:
+        """Return the stream id a :meth:`stream` key was built from."""
+        return key.rsplit(":", 1)[1]
 
     def stream_id_from_channel(self, channel: str) -> str:
         """Return the stream id a :meth:`channel` name was built from."""
-        return channel[len(self.prefix) + len("events:{") : -1]
+        return channel.rsplit(":", 1)[1]

@@ -86,16 +86,14 @@ class _RedisCollector:
         )
         for state in list(self.metrics.states):
             try:
-                pipe = state.redis.pipeline(transaction=False)
-                pipe.zcard(state.keys.active)
-                pipe.zrange(state.keys.active, 0, 0, withscores=True)
-                pipe.time()
-                count, oldest, (seconds, micros) = pipe.execute()
+                count, oldest = state.registry.index()
+                seconds, micros = state.redis.time()
             except UNAVAILABLE:
                 continue
             now_ms = int(seconds) * 1000 + int(micros) // 1000
-            active.add_metric([state.settings.key_prefix], int(count))
-            age = (now_ms - oldest[0][1]) / 1000 if oldest else 0.0
+            active.add_metric([state.settings.key_prefix], count)
+            first = min((beat for _, beat in oldest), default=now_ms)
+            age = (now_ms - first) / 1000
             lag.add_metric([state.settings.key_prefix], max(0.0, age))
         yield active
         yield lag

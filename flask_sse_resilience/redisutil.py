@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 RedisClient = Union["redis.Redis", "redis.RedisCluster"]
 
@@ -25,26 +26,100 @@ LUA_NOW = (
 UNAVAILABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
 
 
-def make_client(url: str, *, max_connections: int) -> redis.Redis:
-    """Return a client for ``url`` with a bounded, blocking connection pool.
+#: URL schemes :func:`make_client` understands.
+SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+)
 
-    The pool holds at most ``max_connections`` sockets; a greenlet that finds
-    them all busy waits (up to 5 s) instead of opening another, so a worker
-    serving thousands of SSE clients still holds a handful of Redis
+
+def _retry() -> Retry:
+    return Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 3)
+
+
+_SOCKETS: dict[str, Any] = {
+    "decode_responses": True,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
+
+
+def make_client(url: str, *, max_connections: int) -> RedisClient:
+    """Return a client for ``url`` with bounded, blocking connection pools.
+
+    ``redis://``, ``rediss://`` and ``unix://`` URLs give a plain client;
+    ``redis+cluster://host:port`` a :class:`redis.RedisCluster` that finds the
+    other nodes itself; ``redis+sentinel://host:port[,host:port...]/<master
+    name>[/<db>]`` a client of the master the sentinels name, following
+    failovers (``rediss+`` for TLS).
+
+    Each pool (one per cluster node) holds at most ``max_connections`` sockets;
+    a greenlet that finds them all busy waits instead of opening another, so a
+    worker serving thousands of SSE clients still holds a handful of Redis
     connections. Failed commands are retried 3 times with jittered exponential
     backoff, so a short blip is absorbed but an outage is reported in about a
     second instead of redis-py's default ten retries.
+
+    :raises ValueError: for a URL of another scheme, or a sentinel URL without
+        a master name.
     """
+    scheme, _, rest = url.partition("://")
+    if scheme not in SCHEMES or not rest:
+        raise ValueError(
+            f"unsupported Redis URL {url!r}: use one of "
+            + ", ".join(f"{s}://" for s in SCHEMES)
+        )
+    if scheme.endswith("+cluster"):
+        return redis.RedisCluster.from_url(
+            f"{scheme.split('+')[0]}://{rest}",
+            connection_pool_class=redis.BlockingConnectionPool,
+            max_connections=max_connections,
+            retry=_retry(),
+            **_SOCKETS,
+        )
+    if scheme.endswith("+sentinel"):
+        return _sentinel_client(scheme, rest, max_connections)
     pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=5,
-        decode_responses=True,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 3),
+        url, max_connections=max_connections, timeout=5, retry=_retry(), **_SOCKETS
     )
     return redis.Redis(connection_pool=pool)
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """A sentinel-managed pool that waits for a free connection when full."""
+
+
+def _sentinel_client(scheme: str, rest: str, max_connections: int) -> redis.Redis:
+    hosts, _, path = rest.partition("/")
+    service, _, db = path.strip("/").partition("/")
+    if not service:
+        raise ValueError("a redis+sentinel:// URL needs the master name as its path")
+    sentinels = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        sentinels.append((name or "localhost", int(port or 26379)))
+    sentinel = Sentinel(sentinels, sentinel_kwargs={"socket_timeout": 2})  # type: ignore[no-untyped-call]
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        service,
+        connection_pool_class=_BlockingSentinelPool,
+        max_connections=max_connections,
+        timeout=5,
+        db=int(db or 0),
+        ssl=scheme.startswith("rediss"),
+        retry=_retry(),
+        **_SOCKETS,
+    )
+    return client
+
+
+def is_cluster(client: RedisClient) -> bool:
+    """True for a Redis Cluster client (sharded pub/sub, per-node pools)."""
+    return isinstance(client, redis.RedisCluster)
 
 
 #: Every script this process uses, by SHA1: what a pipeline that met
@@ -77,7 +152,9 @@ class LuaScript:
 
     def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[Any] = ()) -> None:
         """Add one run of the script to ``pipe`` (see :func:`run_pipeline`)."""
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+        # Not pipe.evalsha(): a cluster pipeline refuses that method by name,
+        # yet routes the command itself by its keys.
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def run_batch(
         self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
@@ -115,7 +192,12 @@ def run_pipeline(client: RedisClient, build: Callable[[Any], None]) -> list[Any]
 
 
 def load_scripts(client: RedisClient) -> None:
-    """Load every script this process uses into Redis, in one round trip."""
+    """Load every script this process uses into Redis (into every master of
+    a cluster), in one round trip per node."""
+    if is_cluster(client):
+        for source in list(_SOURCES.values()):
+            client.script_load(source)
+        return
     loader = client.pipeline(transaction=False)
     for source in list(_SOURCES.values()):
         loader.script_load(source)

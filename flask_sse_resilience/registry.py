@@ -4,11 +4,13 @@ A record holds ``streamId``, ``streamType``, ``userId``, ``startedAt``,
 ``lastHeartbeat``, ``state`` and ``metadata`` (JSON), as in the seed, plus the
 log position (``seq``, ``lastEventId``), the producer lease (``producer``) and
 the live connection count (``connections``). The active index is a sorted set
-of stream ids scored by last heartbeat in milliseconds.
+of stream ids scored by last heartbeat in milliseconds, split into shards that
+share their streams' cluster slots (see :mod:`flask_sse_resilience.keys`).
 
 Every timestamp comes from the Redis server clock (``TIME`` inside a script),
 so app hosts with skewed clocks agree on what is stale. Every write is one round
-trip, and no write re-creates a record that has expired (the seed's
+trip (registration two: the user's open-stream count lives in the user's own
+cluster slot), and no write re-creates a record that has expired (the seed's
 ``EXISTS``-then-write could resurrect a record without a TTL).
 """
 
@@ -23,16 +25,29 @@ from .keys import Keys
 from .models import StreamMetadata, StreamState
 from .redisutil import LUA_NOW, RedisClient, as_text, hash_to_text, script
 
-# KEYS: record, active, user's streams.
-# ARGV: id, type, user, metadata, ttl_ms, limit.
+# KEYS: user's streams. ARGV: id, ttl_ms, limit. Counts a new stream against
+# the user's limit: -1 at the limit, 1 counted, 0 counted already (same id).
+_RESERVE = (
+    LUA_NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[1])
+  return 0
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
+redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+)
+
+# KEYS: record, active. ARGV: id, type, user, metadata, ttl_ms.
+# Returns 0 if the id is taken (nothing written).
 _REGISTER = (
     LUA_NOW
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[6]) then return -1 end
-redis.call('ZADD', KEYS[3], now + ARGV[5], ARGV[1])
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call('HSET', KEYS[1], 'streamId', ARGV[1], 'streamType', ARGV[2],
   'userId', ARGV[3], 'metadata', ARGV[4], 'state', 'active', 'startedAt', now,
   'lastHeartbeat', now, 'seq', 0, 'connections', 0)
@@ -57,7 +72,8 @@ return 1
 """
 )
 
-# KEYS: active. ARGV: threshold_ms. Ids whose heartbeat is older than that.
+# KEYS: one shard of the active index. ARGV: threshold_ms. Ids whose heartbeat
+# is older than that.
 _STALE_IDS = (
     LUA_NOW
     + """
@@ -101,6 +117,7 @@ class StreamRegistry:
         self.keys = keys
         self.stream_ttl = stream_ttl
         self.max_streams_per_user = max_streams_per_user
+        self._reserve = script(redis, _RESERVE)
         self._register = script(redis, _REGISTER)
         self._heartbeat = script(redis, _HEARTBEAT)
         self._stale_ids = script(redis, _STALE_IDS)
@@ -121,25 +138,29 @@ class StreamRegistry:
         :raises StreamLimitExceeded: if the user already has
             ``max_streams_per_user`` active streams.
         """
-        args = [
-            stream_id,
-            stream_type,
-            user_id,
-            json.dumps(dict(metadata or {})),
-            self.stream_ttl * 1000,
-            self.max_streams_per_user,
-        ]
-        keys = [
-            self.keys.stream(stream_id),
-            self.keys.active,
-            self.keys.user_streams(user_id),
-        ]
-        created = self._register(keys=keys, args=args)
-        if created == -1 and self._forget_ended(user_id):
-            created = self._register(keys=keys, args=args)
-        if created == -1:
+        ttl_ms = self.stream_ttl * 1000
+        # The user's count and the record live in different cluster slots, so
+        # they are two scripts: count first, and uncount if the id is taken.
+        mine = [self.keys.user_streams(user_id)]
+        limit = [stream_id, ttl_ms, self.max_streams_per_user]
+        counted = self._reserve(keys=mine, args=limit)
+        if counted == -1 and self._forget_ended(user_id):
+            counted = self._reserve(keys=mine, args=limit)
+        if counted == -1:
             raise StreamLimitExceeded()
+        created = self._register(
+            keys=[self.keys.stream(stream_id), self.keys.active_of(stream_id)],
+            args=[
+                stream_id,
+                stream_type,
+                user_id,
+                json.dumps(dict(metadata or {})),
+                ttl_ms,
+            ],
+        )
         if not created:
+            if counted == 1:
+                self.redis.zrem(mine[0], stream_id)
             raise StreamIdTaken()
 
     def _forget_ended(self, user_id: str) -> int:
@@ -169,7 +190,7 @@ class StreamRegistry:
         record is gone or ended is dropped from the active index instead.
         """
         calls = [
-            ([self.keys.stream(stream_id), self.keys.active], [stream_id])
+            ([self.keys.stream(stream_id), self.keys.active_of(stream_id)], [stream_id])
             for stream_id in stream_ids
         ]
         if not calls:
@@ -184,7 +205,7 @@ class StreamRegistry:
         pipe = self.redis.pipeline(transaction=False)
         pipe.delete(self.keys.stream(stream_id))
         pipe.delete(self.keys.log(stream_id), self.keys.completion(stream_id))
-        pipe.zrem(self.keys.active, stream_id)
+        pipe.zrem(self.keys.active_of(stream_id), stream_id)
         return bool(pipe.execute()[0])
 
     def get(self, stream_id: str) -> StreamMetadata | None:
@@ -208,20 +229,39 @@ class StreamRegistry:
         """Return active streams whose last heartbeat is older than ``threshold``
         seconds by the Redis clock.
 
-        Two round trips whatever the number of streams: the index lookup, then
-        one pipeline reading every candidate record.
+        Two round trips whatever the number of streams: the index lookup (one
+        pipeline over every shard), then one pipeline reading every candidate.
         """
-        ids = [
-            as_text(member)
-            for member in self._stale_ids(
-                keys=[self.keys.active], args=[int(threshold * 1000)]
-            )
-        ]
+        threshold_ms = int(threshold * 1000)
+        shards = self._stale_ids.run_batch(
+            [([key], [threshold_ms]) for key in self.keys.active_all()]
+        )
+        ids = [as_text(member) for members in shards for member in members]
         return [
             record
             for record in self.get_many(ids)
             if record.state is StreamState.ACTIVE
         ]
+
+    def index(self) -> tuple[int, list[tuple[str, int]]]:
+        """Return the number of indexed streams and, per shard, its oldest
+        entry as ``(id, last heartbeat in ms)``: one pipeline over the shards."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in self.keys.active_all():
+            pipe.zcard(key)
+            pipe.zrange(key, 0, 0, withscores=True)
+        replies = pipe.execute()
+        count = sum(int(n) for n in replies[0::2])
+        oldest = [(as_text(m), int(s)) for first in replies[1::2] for m, s in first]
+        return count, oldest
+
+    def active_ids(self, limit: int) -> list[str]:
+        """Up to ``limit`` indexed stream ids, longest without heartbeat first."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in self.keys.active_all():
+            pipe.zrange(key, 0, limit - 1, withscores=True)
+        entries = [(s, as_text(m)) for shard in pipe.execute() for m, s in shard]
+        return [stream_id for _, stream_id in sorted(entries)[:limit]]
 
     def update_state(self, stream_id: str, state: StreamState) -> bool:
         """Set a stream's state; an ended state also leaves the active index.
@@ -230,7 +270,7 @@ class StreamRegistry:
         """
         return bool(
             self._update_state(
-                keys=[self.keys.stream(stream_id), self.keys.active],
+                keys=[self.keys.stream(stream_id), self.keys.active_of(stream_id)],
                 args=[stream_id, state.value],
             )
         )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import ConfigurationError
+from .redisutil import SCHEMES
 
 PREFIX = "SSE_RESILIENCE_"
 
@@ -30,10 +31,14 @@ class Settings:
     lower case. All durations are in seconds.
     """
 
-    #: Redis URL used when no client is passed as ``redis=``.
+    #: Redis URL used when no client is passed as ``redis=``: ``redis://``,
+    #: ``rediss://``, ``unix://``, ``redis+cluster://`` or ``redis+sentinel://``.
     redis_url: str = "redis://localhost:6379/0"
     #: Prefix of every Redis key and channel the extension writes.
     key_prefix: str = "sse:"
+    #: Shards of the active-stream index (and cluster slots streams spread
+    #: over); the same on every host, and not changed while streams live.
+    shards: int = 64
     #: URL prefix of the blueprint.
     url_prefix: str = "/sse"
     #: Seconds between producer heartbeats and between keep-alive comments.
@@ -139,6 +144,17 @@ def _origins(key: str, value: Any) -> tuple[str, ...]:
     return origins
 
 
+def _redis_url(key: str, value: Any) -> str:
+    text = _text(key, value)
+    scheme = text.partition("://")[0]
+    if scheme not in SCHEMES or "://" not in text:
+        raise ConfigurationError(
+            f"{key} must be a Redis URL ({', '.join(s + '://' for s in SCHEMES)}), "
+            f"got {value!r}"
+        )
+    return text
+
+
 def _url_prefix(key: str, value: Any) -> str:
     text = _text(key, value)
     if not text.startswith("/"):
@@ -147,8 +163,9 @@ def _url_prefix(key: str, value: Any) -> str:
 
 
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
-    "redis_url": _text,
+    "redis_url": _redis_url,
     "key_prefix": _text,
+    "shards": _positive_int,
     "url_prefix": _url_prefix,
     "heartbeat_interval": _positive_float,
     "stale_threshold": _positive_float,

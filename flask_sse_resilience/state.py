@@ -57,7 +57,7 @@ class State:
         self._app = weakref.ref(app)
         self.settings = settings
         self.redis = redis
-        self.keys = Keys(settings.key_prefix)
+        self.keys = Keys(settings.key_prefix, settings.shards)
         self.stream_id_rule = re.compile(settings.stream_id_pattern)
         self._identity = identity
         self._authorizer = authorizer

@@ -151,7 +151,8 @@ def stream_response(state: State, stream_id: str) -> Response:
 
     :raises InvalidStreamId: 400, a malformed id (checked before any Redis call).
     :raises InvalidLastEventId: 400, a malformed ``Last-Event-ID`` or one ahead
-        of everything this stream has sent.
+        of everything a live stream has sent (an ended stream answers such a
+        client with its terminal event).
     An ended stream whose terminal event the client already has (its
     ``Last-Event-ID``) is answered 204 No Content, which stops an EventSource.
 
@@ -171,8 +172,12 @@ def stream_response(state: State, stream_id: str) -> Response:
     )
     active = record.state is StreamState.ACTIVE
     if last_event_id is not None and _is_ahead(last_event_id, record.last_event_id):
-        _give_back(state, lease)
-        raise InvalidLastEventId()
+        if not record.state.ended:
+            _give_back(state, lease)
+            raise InvalidLastEventId()
+        # The client holds events this stream no longer has (a Redis failover
+        # lost them) and the stream is over: all it still needs is the end.
+        last_event_id = None
     if record.state.ended and last_event_id == record.last_event_id:
         # The client has the terminal event already. 204 is the one answer
         # that makes a browser's EventSource stop reconnecting for good.

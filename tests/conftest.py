@@ -11,6 +11,7 @@ from flask_sse_resilience import SSEResilience
 
 from .demo_server import Demo, DemoFactory
 from .redis_server import RedisServer
+from .redis_topologies import ClusterFixture, SentinelFixture
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +20,22 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ClusterFixture]:
+    """A Redis Cluster (three masters, one replica each) for the session."""
+    fixture = ClusterFixture().start()
+    yield fixture
+    fixture.cleanup()
+
+
+@pytest.fixture(scope="session")
+def sentinel() -> Iterator[SentinelFixture]:
+    """A master, a replica and three sentinels for the session."""
+    fixture = SentinelFixture().start()
+    yield fixture
+    fixture.cleanup()
 
 
 @pytest.fixture

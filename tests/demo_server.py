@@ -28,8 +28,9 @@ class Demo:
         env: dict[str, str],
         extra_bind: str | None = None,
         extra_args: tuple[str, ...] = (),
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.redis_url = redis_url
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"demo-{self.port}.log"

@@ -27,7 +27,9 @@ def free_port() -> int:
 class RedisServer:
     """One private redis-server; ``url`` stays the same across restarts."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, *extra: str, config: str | None = None
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -37,6 +39,9 @@ class RedisServer:
         self.binary = binary
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="sse-redis-")
+        self.extra = extra
+        #: A config file to start from (a sentinel needs one it can rewrite).
+        self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
         self.clients: list[redis.Redis] = []
 
@@ -54,6 +59,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [
                 self.binary,
+                *([self.config] if self.config else []),
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--save", "",
@@ -61,6 +67,7 @@ class RedisServer:
                 "--dir", self.dir,
                 "--maxclients", "20000",
                 "--loglevel", "warning",
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ from flask_sse_resilience.models import Event
 from flask_sse_resilience.redisutil import make_client
 
 from .redis_server import RedisServer
+from .redis_topologies import ClusterFixture
 
 KEYS = Keys("sse:")
 
@@ -68,7 +69,7 @@ def test_one_pubsub_connection_fans_out_to_every_follower(server: RedisServer) -
         for sub in subs:
             broker.unsubscribe(sub)
         assert broker.channels == 0
-        wait_for(lambda: server.client().pubsub_numsub("sse:events:{s1}")[0][1] == 0)
+        wait_for(lambda: server.client().pubsub_numsub(KEYS.channel("s1"))[0][1] == 0)
     finally:
         broker.stop()
 
@@ -95,7 +96,7 @@ def test_followers_are_told_to_reconnect_when_redis_goes(server: RedisServer) ->
         # The listener reconnects by itself; new followers are served at once.
         again = broker.subscribe("s")
         assert again.wait(0, timeout=10) is RESYNC
-        wait_for(lambda: server.client().pubsub_numsub("sse:events:{s}")[0][1] == 1)
+        wait_for(lambda: server.client().pubsub_numsub(KEYS.channel("s"))[0][1] == 1)
         announce(server, "s", 7)
         item = again.wait(6, timeout=2)
         while item is RESYNC:
@@ -153,4 +154,30 @@ def test_a_vanished_stream_ends_its_followers(server: RedisServer) -> None:
         assert sub.wait(0, timeout=0) is Signal.DISCONNECTED
     finally:
         broker.unsubscribe(sub)
+        broker.stop()
+
+
+def test_on_a_cluster_streams_follow_sharded_channels(cluster: ClusterFixture) -> None:
+    client = make_client(cluster.url, max_connections=4)
+    broker = Broker(client, KEYS, buffer=10)
+    # Streams in different shards, hence (mostly) on different nodes.
+    ids = [f"s{i}" for i in range(12)]
+    followers = [broker.subscribe(sid) for sid in ids]
+    try:
+        for follower in followers:
+            assert follower.wait(0, timeout=5) is RESYNC  # SSUBSCRIBE confirmed
+        publisher = cluster.client()
+        for sid in ids:
+            publisher.execute_command(
+                "SPUBLISH", KEYS.channel(sid), f"1-0\n1\ntoken\n{sid!r}"
+            )
+        for sid, follower in zip(ids, followers, strict=True):
+            item = settled(follower, 0, timeout=5)
+            assert isinstance(item, list) and item[0].data_json == repr(sid)
+        nodes = {client.get_node_from_key(KEYS.channel(sid)).name for sid in ids}
+        assert len(broker._links) == len(nodes) > 1  # one connection per node
+        publisher.close()
+    finally:
+        for follower in followers:
+            broker.unsubscribe(follower)
         broker.stop()

@@ -3,7 +3,11 @@ from __future__ import annotations
 import redis
 from flask import Flask
 
+from flask_sse_resilience.keys import Keys
+
 from .conftest import AppFactory
+
+KEYS = Keys("sse:")
 
 
 def setup_streams(make_app: AppFactory, r: redis.Redis) -> tuple[Flask, dict[str, str]]:
@@ -15,8 +19,8 @@ def setup_streams(make_app: AppFactory, r: redis.Redis) -> tuple[Flask, dict[str
     }
     with sse.producer(ids["done"], app=app) as out:
         out.complete({"ok": 1})
-    r.hset(f"sse:stream:{{{ids['stale']}}}", "lastHeartbeat", 0)
-    r.zadd("sse:streams:active", {ids["stale"]: 0})
+    r.hset(KEYS.stream(ids["stale"]), "lastHeartbeat", 0)
+    r.zadd(KEYS.active_of(ids["stale"]), {ids["stale"]: 0})
     return app, ids
 
 

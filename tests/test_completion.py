@@ -8,6 +8,8 @@ from flask_sse_resilience import CompletionData
 from flask_sse_resilience.completion import CompletionStore
 from flask_sse_resilience.keys import Keys
 
+KEYS = Keys("sse:")
+
 
 def test_store_and_get_round_trip_with_ttl(r: redis.Redis) -> None:
     store = CompletionStore(r, Keys("sse:"), ttl=300)
@@ -22,7 +24,7 @@ def test_store_and_get_round_trip_with_ttl(r: redis.Redis) -> None:
     )
     store.store_completion(data)
     assert store.get_completion("s") == data
-    assert 295 <= r.ttl("sse:completion:{s}") <= 300
+    assert 295 <= r.ttl(KEYS.completion("s")) <= 300
 
 
 def test_missing_completion_is_none(r: redis.Redis) -> None:

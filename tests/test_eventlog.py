@@ -30,7 +30,7 @@ def test_append_logs_publishes_and_follows_the_record_ttl(
     seq = log.claim("s", "tok")
     assert seq == 0
     pubsub = r.pubsub()
-    pubsub.subscribe("sse:events:{s}")
+    pubsub.subscribe(KEYS.channel("s"))
     assert pubsub.get_message(timeout=1)["type"] == "subscribe"
     event_id = log.append("s", "tok", 1, "token", '{"x":1}')
     message = pubsub.get_message(timeout=1)
@@ -42,8 +42,8 @@ def test_append_logs_publishes_and_follows_the_record_ttl(
         "token",
         {"x": 1},
     )
-    assert abs(r.pttl("sse:log:{s}") - r.pttl("sse:stream:{s}")) < 1000
-    assert r.hget("sse:stream:{s}", "lastEventId") == event_id
+    assert abs(r.pttl(KEYS.log("s")) - r.pttl(KEYS.stream("s"))) < 1000
+    assert r.hget(KEYS.stream("s"), "lastEventId") == event_id
     pubsub.close()
 
 
@@ -55,7 +55,7 @@ def test_a_retried_append_is_not_doubled(
     first = log.append("s", "tok", 1, "token", "1")
     again = log.append("s", "tok", 1, "token", "1")  # as after a lost reply
     assert again == first
-    assert r.xlen("sse:log:{s}") == 1
+    assert r.xlen(KEYS.log("s")) == 1
     with pytest.raises(ProducerConflictError, match="out of order"):
         log.append("s", "tok", 3, "token", "3")
 
@@ -85,13 +85,13 @@ def test_finish_is_one_atomic_terminal_write(
     record = registry.get("s")
     assert record is not None
     assert record.state is StreamState.COMPLETED and record.last_event_id == event_id
-    assert r.zscore("sse:streams:active", "s") is None
-    completion = r.hgetall("sse:completion:{s}")
+    assert r.zscore(KEYS.active_of("s"), "s") is None
+    completion = r.hgetall(KEYS.completion("s"))
     assert completion["terminalEventType"] == "completed"
     assert completion["eventId"] == event_id and completion["userId"] == "alice"
     assert log.read("s", None)[-1].type == "completed"
     # Everything about the stream now lives exactly as long as its completion.
-    ttls = [r.pttl(k) for k in ("sse:stream:{s}", "sse:log:{s}", "sse:completion:{s}")]
+    ttls = [r.pttl(k) for k in (KEYS.stream("s"), KEYS.log("s"), KEYS.completion("s"))]
     assert all(28_000 < ttl <= 30_000 for ttl in ttls)
     assert max(ttls) - min(ttls) < 100
     # A retry of the same terminal write is acknowledged, not repeated.
@@ -99,7 +99,7 @@ def test_finish_is_one_atomic_terminal_write(
         "s", state=StreamState.COMPLETED, event_type="completed",
         data_json='{"text":"a"}', token="tok", seq=2,
     )  # fmt: skip
-    assert again == event_id and r.xlen("sse:log:{s}") == 2
+    assert again == event_id and r.xlen(KEYS.log("s")) == 2
     with pytest.raises(StreamNotActiveError):
         log.append("s", "tok", 3, "token", '"late"')
 
@@ -113,7 +113,7 @@ def test_guardian_finish_is_a_compare_and_set(
             "s", state=StreamState.ORPHANED, event_type="failed",
             data_json='{"reason":"orphaned"}', stale_ms=30_000,
         )  # fmt: skip
-    r.hset("sse:stream:{s}", "lastHeartbeat", 0)
+    r.hset(KEYS.stream("s"), "lastHeartbeat", 0)
     log.finish(
         "s", state=StreamState.ORPHANED, event_type="failed",
         data_json='{"reason":"orphaned"}', stale_ms=30_000,
@@ -134,7 +134,7 @@ def test_the_log_is_capped(r: redis.Redis) -> None:
     log.claim("big", "tok")
     for seq in range(1, 501):
         log.append("big", "tok", seq, "n", str(seq))
-    assert r.xlen("sse:log:{big}") < 300  # "~" trims whole macro nodes
+    assert r.xlen(KEYS.log("big")) < 300  # "~" trims whole macro nodes
     events = list(log.iter_after("big", None, batch=64))
     assert events[-1].seq == 500
     assert [e.seq for e in events] == list(range(events[0].seq, 501))
@@ -146,4 +146,4 @@ def test_writes_to_a_missing_stream_are_refused(r: redis.Redis) -> None:
         log.claim("nope", "tok")
     with pytest.raises(StreamNotActiveError):
         log.append("nope", "tok", 1, "t", "1")
-    assert not r.exists("sse:log:{nope}", "sse:stream:{nope}")
+    assert not r.exists(KEYS.log("nope"), KEYS.stream("nope"))

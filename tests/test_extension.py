@@ -5,6 +5,7 @@ import redis
 from flask import Flask
 
 from flask_sse_resilience import SSEResilience, StreamIdTaken
+from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.state import State
 
 from .redis_server import RedisServer
@@ -45,7 +46,7 @@ def test_a_ready_client_is_used_as_is(r: redis.Redis) -> None:
     sse = SSEResilience(app, redis=r)
     assert app.extensions["sse_resilience"].redis is r
     sid = sse.open_stream("alice")
-    assert r.exists(f"myapp:stream:{{{sid}}}")
+    assert r.exists(Keys("myapp:").stream(sid))
 
 
 def test_open_stream_ids(r: redis.Redis) -> None:

@@ -9,11 +9,14 @@ from flask import Flask
 
 from flask_sse_resilience import SSEResilience, StreamState, signals, wire
 from flask_sse_resilience.guardian import StreamGuardian
+from flask_sse_resilience.keys import Keys
 
 from .conftest import AppFactory
 from .redis_server import RedisServer
 from .roundtrips import RoundTrips, counting_client
 from .streams import login, open_stream, read, types
+
+KEYS = Keys("sse:")
 
 
 @pytest.fixture
@@ -25,8 +28,8 @@ def age(r: redis.Redis, sid: str, seconds: float = 60) -> None:
     """Make a stream look as if its last heartbeat was ``seconds`` ago."""
     now_ms = int(r.time()[0]) * 1000
     then = now_ms - int(seconds * 1000)
-    r.hset(f"sse:stream:{{{sid}}}", "lastHeartbeat", then)
-    r.zadd("sse:streams:active", {sid: then})
+    r.hset(KEYS.stream(sid), "lastHeartbeat", then)
+    r.zadd(KEYS.active_of(sid), {sid: then})
 
 
 def test_a_sweep_orphans_stale_streams_atomically(
@@ -53,8 +56,8 @@ def test_a_sweep_orphans_stale_streams_atomically(
     assert completion.terminal_event_type == "failed"
     assert completion.terminal_event_data == {"reason": "orphaned"}
     assert sse.event_log(app).read(stale, None)[-1].type == "failed"
-    assert r.zscore("sse:streams:active", stale) is None
-    assert 295_000 < r.pttl(f"sse:log:{{{stale}}}") <= 300_000
+    assert r.zscore(KEYS.active_of(stale), stale) is None
+    assert 295_000 < r.pttl(KEYS.log(stale)) <= 300_000
     client = app.test_client()
     login(client, "alice")
     body = client.get(f"/sse/streams/{stale}/recover").json
@@ -73,10 +76,10 @@ def test_never_orphans_a_stream_that_heartbeated_or_completed(
     done = sse.open_stream("alice", app=app)
     age(r, revived)
     # The record heartbeated after the index was read: only the index is old.
-    r.hset(f"sse:stream:{{{revived}}}", "lastHeartbeat", int(r.time()[0]) * 1000)
+    r.hset(KEYS.stream(revived), "lastHeartbeat", int(r.time()[0]) * 1000)
     with sse.producer(done, app=app) as out:
         out.complete({"ok": True})
-    r.zadd("sse:streams:active", {done: 1})  # a stale index entry left behind
+    r.zadd(KEYS.active_of(done), {done: 1})  # a stale index entry left behind
     result = sse.guardian(app).run_once()
     assert result.orphaned == ()
     assert result.pruned == 1  # the completed one left the index
@@ -96,10 +99,10 @@ def test_expired_streams_leave_the_index_and_their_followers_are_told(
     assert b"connected" in next(body)
     assert next(body) == wire.KEEPALIVE  # following live events now
     age(r, sid)
-    r.delete(f"sse:stream:{{{sid}}}")  # as if its TTL ran out
+    r.delete(KEYS.stream(sid))  # as if its TTL ran out
     result = sse.guardian(app).run_once()
     assert result.pruned == 1 and result.orphaned == ()
-    assert r.zcard("sse:streams:active") == 0
+    assert sum(r.zcard(key) for key in KEYS.active_all()) == 0
     events, _ = read(response)
     assert [json.loads(e.data) for e in events] == [
         {"type": "failed", "data": {"reason": "expired"}}
@@ -146,8 +149,8 @@ def test_only_the_leader_sweeps_and_another_takes_over(
     assert two.lock_ttl_ms == int((0.2 * 1.5 + 0.5) * 1000)
     time.sleep(two.lock_ttl_ms / 1000 + 0.1)
     assert one.run_once().swept
-    assert int(r.get("sse:guardian:sweeps")) == 4
-    last = r.hgetall("sse:guardian:last")
+    assert int(r.get(KEYS.guardian_sweeps)) == 4
+    last = r.hgetall(KEYS.guardian_last)
     assert last["worker"] == one.token and last["sweep"] == "4"
 
 
@@ -178,7 +181,7 @@ def test_the_scheduled_guardian_survives_redis_outages(
     guardian.start()
     observer = server.client()
     deadline = time.monotonic() + 5
-    while int(observer.get("sse:guardian:sweeps") or 0) < 3:
+    while int(observer.get(KEYS.guardian_sweeps) or 0) < 3:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     port = server.port
@@ -203,11 +206,11 @@ def fill(client: redis.Redis, active: int, stale_every: int) -> None:
         sid = f"s{i}"
         beat = now_ms - 120_000 if i % stale_every == 0 else now_ms
         pipe.hset(
-            f"sse:stream:{{{sid}}}",
+            KEYS.stream(sid),
             mapping={"streamId": sid, "userId": "u", "state": "active",
                      "startedAt": beat, "lastHeartbeat": beat, "seq": 0},
         )  # fmt: skip
-        pipe.zadd("sse:streams:active", {sid: beat})
+        pipe.zadd(KEYS.active_of(sid), {sid: beat})
     pipe.execute()
 
 
@@ -225,7 +228,9 @@ def test_sweep_cost_is_constant_round_trips(redis_server: RedisServer) -> None:
         # force: a guardian of an earlier test may still be finishing a tick
         result = guardian.run_once(force=True)
     assert len(result.orphaned) == 100
-    assert rt.count == 4  # lock, candidates, one pipeline, the record
+    # The lock, every shard's candidates (one pipeline), the compare-and-set
+    # orphanings (one pipeline), their users' counts (one pipeline), the record.
+    assert rt.count == 5
     print(f"sweep over 10,000 active / 100 stale: {result.seconds * 1000:.1f} ms")
     app.extensions["sse_resilience"].close()
     client.flushall()

@@ -5,9 +5,12 @@ import re
 import redis
 
 from flask_sse_resilience import metrics
+from flask_sse_resilience.keys import Keys
 
 from .conftest import AppFactory
 from .streams import login, open_stream, read
+
+KEYS = Keys("sse:")
 
 
 def value(name: str, labels: str = "") -> float:
@@ -43,8 +46,8 @@ def test_metrics_follow_streams_clients_and_sweeps(
     assert value("sse_resilience_replays_total") == replays + 1
 
     assert value("sse_resilience_active_streams", '{prefix="sse:"}') == 1
-    r.hset(f"sse:stream:{{{stale}}}", "lastHeartbeat", 0)
-    r.zadd("sse:streams:active", {stale: 0})
+    r.hset(KEYS.stream(stale), "lastHeartbeat", 0)
+    r.zadd(KEYS.active_of(stale), {stale: 0})
     assert value("sse_resilience_heartbeat_lag_seconds", '{prefix="sse:"}') > 1e6
     sse.guardian(app).run_once()
     read(live)

@@ -10,8 +10,11 @@ from flask_sse_resilience import (
     StreamNotActiveError,
     StreamState,
 )
+from flask_sse_resilience.keys import Keys
 
 from .conftest import AppFactory
+
+KEYS = Keys("sse:")
 
 
 @pytest.fixture
@@ -46,7 +49,7 @@ def test_bad_events_raise_and_write_nothing(
     with sse.producer(sid, app=app) as out:
         with pytest.raises(InvalidEventError, match=match):
             out.send(event_type, data)
-        assert r.xlen(f"sse:log:{{{sid}}}") == 0
+        assert r.xlen(KEYS.log(sid)) == 0
         out.send("token", "fine")  # the producer is still usable
     assert [e.type for e in sse.event_log(app).read(sid, None)] == [
         "token",
@@ -100,22 +103,22 @@ def test_heartbeats_are_batched_per_process(
     app, sse = app_sse
     ids = [sse.open_stream("alice", app=app) for _ in range(3)]
     for sid in ids:
-        r.hset(f"sse:stream:{{{sid}}}", "lastHeartbeat", 1)
+        r.hset(KEYS.stream(sid), "lastHeartbeat", 1)
     producers = [sse.producer(sid, app=app) for sid in ids]
     for p in producers:
         p.__enter__()
     heartbeater = app.extensions["sse_resilience"].heartbeater
     for sid in ids:
-        r.hset(f"sse:stream:{{{sid}}}", "lastHeartbeat", 1)
+        r.hset(KEYS.stream(sid), "lastHeartbeat", 1)
     beats = heartbeater.beats
     heartbeater.beat()
     assert heartbeater.beats == beats + 1  # one pipeline for all three
-    assert all(int(r.hget(f"sse:stream:{{{sid}}}", "lastHeartbeat")) > 1 for sid in ids)
+    assert all(int(r.hget(KEYS.stream(sid), "lastHeartbeat")) > 1 for sid in ids)
     for p in producers:
         p.__exit__(None, None, None)
-    r.hset(f"sse:stream:{{{ids[0]}}}", "lastHeartbeat", 1)
+    r.hset(KEYS.stream(ids[0]), "lastHeartbeat", 1)
     heartbeater.beat()  # nothing left to keep alive
-    assert r.hget(f"sse:stream:{{{ids[0]}}}", "lastHeartbeat") == "1"
+    assert r.hget(KEYS.stream(ids[0]), "lastHeartbeat") == "1"
 
 
 def test_the_background_heartbeat_keeps_a_producing_stream_fresh(
@@ -126,9 +129,9 @@ def test_the_background_heartbeat_keeps_a_producing_stream_fresh(
     app, sse = app_sse  # heartbeat interval 0.3 s
     sid = sse.open_stream("alice", app=app)
     with sse.producer(sid, app=app):
-        r.hset(f"sse:stream:{{{sid}}}", "lastHeartbeat", 1)
+        r.hset(KEYS.stream(sid), "lastHeartbeat", 1)
         deadline = time.monotonic() + 3
-        while r.hget(f"sse:stream:{{{sid}}}", "lastHeartbeat") == "1":
+        while r.hget(KEYS.stream(sid), "lastHeartbeat") == "1":
             assert time.monotonic() < deadline, "no heartbeat within 3 s"
             time.sleep(0.05)
 

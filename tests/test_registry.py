@@ -26,14 +26,15 @@ def test_register_writes_the_seed_fields_with_ttl(
     registry.register("warm-up", user_id="x", stream_type="t")  # loads the script
     with RoundTrips() as rt:
         registry.register("s1", user_id="alice", stream_type="chat", metadata={"a": 1})
-    assert rt.count == 1
-    raw = r.hgetall("sse:stream:{s1}")
+    # The user's count, then the record and its index entry: two slots.
+    assert rt.count == 2
+    raw = r.hgetall(KEYS.stream("s1"))
     assert raw["streamId"] == "s1" and raw["userId"] == "alice"
     assert raw["streamType"] == "chat" and raw["state"] == "active"
     assert raw["metadata"] == '{"a": 1}'
     assert raw["startedAt"] == raw["lastHeartbeat"]
-    assert 55 <= r.ttl("sse:stream:{s1}") <= 60
-    assert r.zscore("sse:streams:active", "s1") == float(raw["lastHeartbeat"])
+    assert 55 <= r.ttl(KEYS.stream("s1")) <= 60
+    assert r.zscore(KEYS.active_of("s1"), "s1") == float(raw["lastHeartbeat"])
     record = registry.get("s1")
     assert record is not None and record.state is StreamState.ACTIVE
     assert record.metadata == {"a": 1} and record.seq == 0
@@ -45,7 +46,7 @@ def test_register_refuses_a_taken_id_and_leaves_it_alone(
     registry.register("s1", user_id="alice", stream_type="chat")
     with pytest.raises(StreamIdTaken):
         registry.register("s1", user_id="mallory", stream_type="chat")
-    assert r.hget("sse:stream:{s1}", "userId") == "alice"
+    assert r.hget(KEYS.stream("s1"), "userId") == "alice"
 
 
 def test_heartbeat_is_one_round_trip_for_many_streams(
@@ -54,28 +55,24 @@ def test_heartbeat_is_one_round_trip_for_many_streams(
     ids = [f"s{i}" for i in range(50)]
     for stream_id in ids:
         registry.register(stream_id, user_id="u", stream_type="t")
-    r.zadd("sse:streams:active", {stream_id: 1 for stream_id in ids})
+    for stream_id in ids:
+        r.zadd(KEYS.active_of(stream_id), {stream_id: 1})
     registry.heartbeat(ids[:1])  # loads the script
     with RoundTrips() as rt:
         alive = registry.heartbeat(ids)
     assert rt.count == 1
     assert alive == [True] * 50
-    assert (
-        min(
-            score for _, score in r.zrange("sse:streams:active", 0, -1, withscores=True)
-        )
-        > 1
-    )
+    assert all(r.zscore(KEYS.active_of(sid), sid) > 1 for sid in ids)  # type: ignore[operator]
 
 
 def test_heartbeat_never_resurrects_an_expired_stream(
     registry: StreamRegistry, r: redis.Redis
 ) -> None:
     registry.register("gone", user_id="u", stream_type="t")
-    r.delete("sse:stream:{gone}")  # as if it expired
+    r.delete(KEYS.stream("gone"))  # as if it expired
     assert registry.heartbeat(["gone"]) == [False]
-    assert not r.exists("sse:stream:{gone}")
-    assert r.zscore("sse:streams:active", "gone") is None
+    assert not r.exists(KEYS.stream("gone"))
+    assert r.zscore(KEYS.active_of("gone"), "gone") is None
 
 
 def test_stale_streams_uses_the_redis_clock_and_one_pipeline(
@@ -85,9 +82,9 @@ def test_stale_streams_uses_the_redis_clock_and_one_pipeline(
         registry.register(stream_id, user_id="u", stream_type="t")
     now_ms = int(r.time()[0]) * 1000
     for stream_id in ("old1", "old2", "ended"):
-        r.zadd("sse:streams:active", {stream_id: now_ms - 60_000})
-        r.hset(f"sse:stream:{{{stream_id}}}", "lastHeartbeat", now_ms - 60_000)
-    r.hset("sse:stream:{ended}", "state", "completed")
+        r.zadd(KEYS.active_of(stream_id), {stream_id: now_ms - 60_000})
+        r.hset(KEYS.stream(stream_id), "lastHeartbeat", now_ms - 60_000)
+    r.hset(KEYS.stream("ended"), "state", "completed")
     registry.stale_streams(30)  # loads the script
     with RoundTrips() as rt:
         stale = registry.stale_streams(30)
@@ -98,12 +95,12 @@ def test_stale_streams_uses_the_redis_clock_and_one_pipeline(
 def test_update_state_and_unregister(registry: StreamRegistry, r: redis.Redis) -> None:
     registry.register("s", user_id="u", stream_type="t")
     assert registry.update_state("s", StreamState.FAILED)
-    assert r.zscore("sse:streams:active", "s") is None
+    assert r.zscore(KEYS.active_of("s"), "s") is None
     record = registry.get("s")
     assert record is not None and record.state is StreamState.FAILED
     assert record.ended_at is not None
     assert not registry.update_state("missing", StreamState.FAILED)
-    assert not r.exists("sse:stream:{missing}")
+    assert not r.exists(KEYS.stream("missing"))
     assert registry.unregister("s")
     assert not registry.unregister("s")
     assert registry.get("s") is None
@@ -117,7 +114,7 @@ def test_connection_count_never_creates_a_record(
     assert registry.count_connection("s", 1) == 2
     assert registry.count_connection("s", -2) == 0
     assert registry.count_connection("nope", -1) is None
-    assert not r.exists("sse:stream:{nope}")
+    assert not r.exists(KEYS.stream("nope"))
 
 
 def test_timestamps_come_from_redis(registry: StreamRegistry, r: redis.Redis) -> None:

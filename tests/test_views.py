@@ -8,11 +8,14 @@ import redis
 from flask import Flask
 
 from flask_sse_resilience import SSEResilience, wire
+from flask_sse_resilience.keys import Keys
 
 from .conftest import AppFactory
 from .redis_server import RedisServer
 from .sse import envelope
 from .streams import data, login, open_stream, read, types
+
+KEYS = Keys("sse:")
 
 
 @pytest.fixture
@@ -123,7 +126,7 @@ def test_live_stream_headers_frames_and_end(
     ids = [e.id for e in events[1:]]
     assert len(set(ids)) == 6 and all(ids)
     response.close()
-    assert r.hget(f"sse:stream:{{{sid}}}", "connections") == "0"
+    assert r.hget(KEYS.stream(sid), "connections") == "0"
 
 
 def test_keepalive_comments_while_quiet(
@@ -137,9 +140,9 @@ def test_keepalive_comments_while_quiet(
     body = iter(response.response)
     assert next(body).startswith(b"data: ")
     assert next(body) == wire.KEEPALIVE
-    assert r.hget(f"sse:stream:{{{sid}}}", "connections") == "1"
+    assert r.hget(KEYS.stream(sid), "connections") == "1"
     response.close()
-    assert r.hget(f"sse:stream:{{{sid}}}", "connections") == "0"
+    assert r.hget(KEYS.stream(sid), "connections") == "0"
 
 
 def test_resume_with_last_event_id_loses_and_doubles_nothing(
@@ -181,6 +184,11 @@ def test_ended_stream_sends_its_terminal_event_at_once(
     # A client that has the terminal event is told to stop for good.
     done = open_stream(client, f"/sse/streams/{sid}", terminal_id)
     assert done.status_code == 204
+    # One holding events the stream no longer has (a Redis failover lost
+    # them) is given the end rather than a 400 it could never get past.
+    ahead, _ = read(open_stream(client, f"/sse/streams/{sid}", "99999999999999-0"))
+    assert types(ahead) == ["connected", "completed"]
+    assert ahead[-1].id == terminal_id
 
 
 def test_a_trimmed_log_gives_an_explicit_reset(make_app: AppFactory) -> None:

@@ -12,8 +12,12 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
+from flask_sse_resilience.keys import Keys
+
 from ..demo_server import Demo, DemoFactory
 from ..redis_server import RedisServer
+
+KEYS = Keys("sse:")
 
 pytestmark = pytest.mark.e2e
 
@@ -222,7 +226,7 @@ def test_400_idle_clients_hold_a_handful_of_redis_connections(
         observer = server.client()
 
         def connections() -> int:
-            keys = [f"sse:stream:{{{u.rsplit('/', 1)[1]}}}" for u in urls]
+            keys = [KEYS.stream(u.rsplit("/", 1)[1]) for u in urls]
             return sum(int(observer.hget(key, "connections")) for key in keys)
 
         deadline = time.monotonic() + 15

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from flask_sse_resilience.keys import Keys
+
 from ..demo_server import DemoFactory
 
 pytestmark = pytest.mark.e2e
@@ -51,6 +53,8 @@ def netns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
+KEYS = Keys("sse:")
+
 CLIENT = """
 import socket, sys, time
 sock = socket.create_connection((sys.argv[1], int(sys.argv[2])))
@@ -81,7 +85,7 @@ def test_a_vanished_client_is_released_within_two_heartbeats(
     try:
         assert follower.stdout is not None
         assert follower.stdout.readline().strip() == "following"
-        key = f"sse:stream:{{{url.rsplit('/', 1)[1]}}}"
+        key = KEYS.stream(url.rsplit("/", 1)[1])
         deadline = time.monotonic() + 5
         while r.hget(key, "connections") != "1":
             assert time.monotonic() < deadline

@@ -19,9 +19,12 @@ from flask import Flask
 from httpx_sse import connect_sse
 
 from flask_sse_resilience import SSEResilience
+from flask_sse_resilience.keys import Keys
 
 from ..demo_server import Demo, DemoFactory
 from ..redis_server import RedisServer
+
+KEYS = Keys("sse:")
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +45,7 @@ class Follower:
         self.bases, self.url, self.cookies = bases, url, cookies
         self.events: list[dict[str, Any]] = []
         self.gone = False  # answered 404: the stream no longer exists
+        self.resets = 0
         self.retries: list[int] = []
         self.connections = 0
         self.ended_at: list[float] = []
@@ -85,6 +89,10 @@ class Follower:
                             continue
                         if sse.id:
                             self.last_id = sse.id
+                        if event["type"] == "reset":
+                            self.events.clear()  # told to start over
+                            self.resets += 1
+                            continue
                         self.events.append(event)
                         if event["type"] in ("completed", "failed"):
                             return True
@@ -119,25 +127,25 @@ def test_three_workers_sweep_once_per_interval(
         extra_args=("--preload",),
         FLASK_SSE_RESILIENCE_GUARDIAN_INTERVAL="0.5",
     )
-    wait_for(lambda: int(r.get("sse:guardian:sweeps") or 0) > 0, 5, "no sweep")
-    before = int(r.get("sse:guardian:sweeps"))
+    wait_for(lambda: int(r.get(KEYS.guardian_sweeps) or 0) > 0, 5, "no sweep")
+    before = int(r.get(KEYS.guardian_sweeps))
     sweepers = set()
     for _ in range(25):  # ten intervals
         time.sleep(0.2)
-        sweepers.add(int(r.hget("sse:guardian:last", "worker").split(":")[1]))
-    sweeps = int(r.get("sse:guardian:sweeps")) - before
+        sweepers.add(int(r.hget(KEYS.guardian_last, "worker").split(":")[1]))
+    sweeps = int(r.get(KEYS.guardian_sweeps)) - before
     assert 8 <= sweeps <= 12, f"{sweeps} sweeps in 10 intervals (3 workers)"
     assert sweepers <= set(demo.workers()) and demo.proc.pid not in sweepers
     # The leader dies: another worker takes over within one lock TTL (1.25 s).
     (leader,) = sweepers
     os.kill(leader, signal.SIGKILL)
-    killed_at = int(r.get("sse:guardian:sweeps"))
+    killed_at = int(r.get(KEYS.guardian_sweeps))
     wait_for(
-        lambda: r.hget("sse:guardian:last", "worker").split(":")[1] != str(leader),
+        lambda: r.hget(KEYS.guardian_last, "worker").split(":")[1] != str(leader),
         1.25 + 0.5 + 0.5,
         "no takeover",
     )
-    assert int(r.get("sse:guardian:sweeps")) > killed_at
+    assert int(r.get(KEYS.guardian_sweeps)) > killed_at
 
 
 def test_a_killed_producer_is_orphaned_for_a_client_on_another_host(
@@ -174,7 +182,7 @@ def test_a_closed_client_is_released_within_a_second(
     cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
     sock = socket.create_connection(("127.0.0.1", demo.port))
     sock.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode())
-    key = f"sse:stream:{{{sid}}}"
+    key = KEYS.stream(sid)
     wait_for(lambda: r.hget(key, "connections") == "1", 5, "never connected")
     sock.close()
     released = wait_for(lambda: r.hget(key, "connections") == "0", 1.0, "not released")
