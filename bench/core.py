@@ -108,3 +108,28 @@ def guardian_sweep(redis: RedisServer, active: int, stale: int) -> dict[str, flo
     client.flushall()
     client.close()
     return {"sweep_ms": result.seconds * 1000, "sweep_round_trips": rt.count}
+
+
+def dashboard_snapshot(redis: RedisServer, active: int) -> dict[str, float]:
+    """Build the dashboard's snapshot over ``active`` streams, sorted by
+    heartbeat (from the index) and by owner (every record read)."""
+    from flask_sse_resilience.dashboard import snapshot
+
+    client = counting_client(redis.port)
+    client.flushall()
+    app = Flask("bench-dashboard")
+    SSEResilience(app, redis=client, dashboard=True, guardian_enabled=False)
+    state = app.extensions["sse_resilience"]
+    fill(client, active, 10)
+    snapshot(state)  # warm
+    figures: dict[str, float] = {}
+    for sort in ("heartbeat", "owner"):
+        started = time.perf_counter()
+        with RoundTrips() as rt:
+            shown = snapshot(state, sort=sort)
+        figures[f"{sort}_ms"] = (time.perf_counter() - started) * 1000
+        figures[f"{sort}_round_trips"] = rt.count
+        assert shown["streams"]["total"] == active
+    client.flushall()
+    client.close()
+    return figures

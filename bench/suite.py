@@ -28,7 +28,14 @@ import httpx
 import redis as redis_py
 from flask import Flask
 
-from bench.core import cookie_for, guardian_sweep, redis_sockets, rss_kib, throughput
+from bench.core import (
+    cookie_for,
+    dashboard_snapshot,
+    guardian_sweep,
+    redis_sockets,
+    rss_kib,
+    throughput,
+)
 from flask_sse_resilience import SSEResilience
 from tests.demo_server import Demo
 from tests.redis_server import RedisServer, free_port
@@ -421,6 +428,8 @@ def run(size: Size) -> dict[str, Any]:
         r = results["ours"]
         r["guardian"] = [guardian_sweep(redis, *size.guardian)
                          for _ in range(size.repeats)]  # fmt: skip
+        r["dashboard"] = [dashboard_snapshot(redis, size.guardian[0])
+                          for _ in range(size.repeats)]  # fmt: skip
         results["redis_version"] = redis.client().info()["redis_version"]
     finally:
         client.stop()
@@ -474,6 +483,12 @@ def table(results: dict[str, Any], size: Size) -> list[tuple[str, ...]]:
     g = size.guardian
     row(f"guardian sweep {g[0]:,} active / {g[1]} stale, ms", "guardian", "sweep_ms")
     row("guardian sweep: Redis round trips", "guardian", "sweep_round_trips", "{:.0f}")
+    row(f"dashboard snapshot, {g[0]:,} active, by heartbeat: ms", "dashboard",
+        "heartbeat_ms")  # fmt: skip
+    row("dashboard snapshot by heartbeat: Redis round trips", "dashboard",
+        "heartbeat_round_trips", "{:.0f}")  # fmt: skip
+    row(f"dashboard snapshot, {g[0]:,} active, by owner: ms", "dashboard",
+        "owner_ms")  # fmt: skip
     return rows
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from werkzeug.exceptions import (
     BadRequest,
     Conflict,
+    Forbidden,
     HTTPException,
     NotFound,
     ServiceUnavailable,
@@ -130,3 +131,24 @@ class RedisUnavailable(HTTPError, ServiceUnavailable):
 
     error_code = "redis_unavailable"
     description = "The stream store is unavailable; retry shortly."
+
+
+class DashboardNotFound(HTTPError, NotFound):
+    """The dashboard is off, or on without an admin check: it does not exist."""
+
+    error_code = "not_found"
+    description = "Not found."
+
+
+class DashboardForbidden(HTTPError, Forbidden):
+    """The app's admin check refused the current user."""
+
+    error_code = "forbidden"
+    description = "The dashboard is for admins."
+
+
+class InvalidDashboardQuery(HTTPError, BadRequest):
+    """A dashboard URL's ``sort``, ``order`` or ``page`` is not allowed."""
+
+    error_code = "bad_request"
+    description = "sort must be a column name, order asc or desc, page 1-10000."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, has_app_context
@@ -40,6 +41,8 @@ class SSEResilience:
     :param identity: a callable returning the current user's id, or None when
         nobody is signed in (the request is then answered 401). Also settable
         with :meth:`identity_loader`.
+    :param dashboard_auth: the dashboard's admin check; see
+        :meth:`dashboard_auth`.
     :param options: any setting by its lower-case name without the prefix,
         e.g. ``heartbeat_interval=5``; beats the app config.
 
@@ -52,11 +55,13 @@ class SSEResilience:
         *,
         redis: RedisClient | None = None,
         identity: IdentityLoader | None = None,
+        dashboard_auth: Callable[[], bool] | None = None,
         **options: Any,
     ) -> None:
         check_option_names(options)
         self._redis = redis
         self._identity = identity
+        self._dashboard_auth = dashboard_auth
         self._authorizer: Authorizer | None = None
         self._options = options
         self._states: weakref.WeakKeyDictionary[Flask, State] = (
@@ -86,6 +91,7 @@ class SSEResilience:
             client,
             lambda: self._identity,
             lambda: self._authorizer,
+            lambda: self._dashboard_auth,
         )
         app.extensions[EXTENSION_KEY] = state
         self._states[app] = state
@@ -124,6 +130,16 @@ class SSEResilience:
         """
         self._authorizer = authorizer
         return authorizer
+
+    def dashboard_auth(self, check: Callable[[], bool]) -> Callable[[], bool]:
+        """Decorator: allow the operations dashboard to users ``check()``
+        accepts (it runs inside the request; return True for admins).
+
+        The dashboard (``SSE_RESILIENCE_DASHBOARD``) is never served without
+        one: its URLs answer 404 and an error is logged. Refused users get 403.
+        """
+        self._dashboard_auth = check
+        return check
 
     def stream_token(
         self,
@@ -230,6 +246,7 @@ class SSEResilience:
                 if final is StreamState.COMPLETED
                 else signals.stream_failed
             )
+            state.count(final.value)
             state.emit(signal, stream_id=stream_id)
 
         return Producer(
@@ -238,7 +255,7 @@ class SSEResilience:
             heartbeater=state.heartbeater,
             max_event_bytes=state.settings.max_event_bytes,
             on_end=ended,
-            on_send=state.on_event_sent,
+            on_send=state.event_sent,
             retry_for=retry_for,
         )
 

@@ -72,6 +72,15 @@ class Keys:
         """Hash describing the last guardian sweep (when, who, what it did)."""
         return f"{self.prefix}{{guardian}}:last"
 
+    def stats_minute(self, minute: int) -> str:
+        """Hash of one minute's counts (``minute`` since the Unix epoch)."""
+        return f"{self.prefix}{{stats}}:m:{minute}"
+
+    @property
+    def stats_workers(self) -> str:
+        """Hash of each serving process's client count."""
+        return f"{self.prefix}{{stats}}:workers"
+
     def user_streams(self, user_id: str) -> str:
         """Sorted set of a user's open streams, scored by their expiry (ms).
 

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .keys import Keys
@@ -96,14 +97,24 @@ class ConnectionLeases:
                 self._thread.start()
         return lease
 
-    def release(self, lease: str) -> None:
-        """Give a lease back (idempotent; a Redis error leaves it to expire)."""
+    def release(
+        self, lease: str, batch: Callable[[Callable[[Any], None]], Any] | None = None
+    ) -> None:
+        """Give a lease back (idempotent; a Redis error leaves it to expire).
+
+        ``batch`` (a :class:`~flask_sse_resilience.batching.Batcher`'s ``run``)
+        shares the round trip with other requests, as when thousands of
+        clients leave at once.
+        """
         with self._lock:
             key = self._held.pop(lease, None)
         if key is None:
             return
         try:
-            self.redis.zrem(key, lease)
+            if batch is None:
+                self.redis.zrem(key, lease)
+            else:
+                batch(lambda pipe: pipe.zrem(key, lease))
         except UNAVAILABLE:
             log.warning("could not release a connection lease; it will expire")
 

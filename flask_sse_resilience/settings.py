@@ -75,6 +75,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     #: Seconds a stream token from ``stream_token()`` stays valid.
     token_max_age: int = 300
+    #: Whether to serve the operations dashboard (needs ``dashboard_auth``).
+    dashboard: bool = False
 
 
 def _number(key: str, value: Any, *, integer: bool) -> float:
@@ -183,6 +185,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "max_streams_per_user": _positive_int,
     "cors_origins": _origins,
     "token_max_age": _positive_int,
+    "dashboard": _boolean,
 }
 
 #: Every config key the extension reads, mapped to its default.

@@ -32,6 +32,7 @@ from .models import StreamMetadata
 from .redisutil import RedisClient
 from .registry import StreamRegistry
 from .settings import Settings
+from .stats import Stats
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -53,6 +54,7 @@ class State:
         redis: RedisClient,
         identity: Callable[[], IdentityLoader | None],
         authorizer: Callable[[], Authorizer | None] = lambda: None,
+        dashboard_auth: Callable[[], Callable[[], bool] | None] = lambda: None,
     ) -> None:
         self._app = weakref.ref(app)
         self.settings = settings
@@ -61,6 +63,7 @@ class State:
         self.stream_id_rule = re.compile(settings.stream_id_pattern)
         self._identity = identity
         self._authorizer = authorizer
+        self._dashboard_auth = dashboard_auth
         self.registry = StreamRegistry(
             redis,
             self.keys,
@@ -82,6 +85,7 @@ class State:
         self._guardian: StreamGuardian | None = None
         self._leases: ConnectionLeases | None = None
         self._batcher: Batcher | None = None
+        self._stats: Stats | None = None
         #: True once :meth:`shutdown` ran in this process.
         self.shutting_down = False
         #: Called after each event a producer of this app logged (metrics).
@@ -99,6 +103,11 @@ class State:
     def identity(self) -> IdentityLoader | None:
         """The app's identity loader, or None if none was given."""
         return self._identity()
+
+    @property
+    def dashboard_auth(self) -> Callable[[], bool] | None:
+        """The app's admin check for the dashboard, or None if none was set."""
+        return self._dashboard_auth()
 
     def may_follow(self, record: StreamMetadata, user_id: str) -> bool:
         """Whether ``user_id`` may follow or recover the stream ``record``:
@@ -142,6 +151,30 @@ class State:
         return self._local("_batcher", lambda: Batcher(self.redis))
 
     @property
+    def stats(self) -> Stats:
+        """This process's dashboard counters, created on first use."""
+        return self._local(
+            "_stats",
+            lambda: Stats(
+                self.redis,
+                self.keys,
+                interval=self.settings.heartbeat_interval,
+                clients=lambda: self._broker.followers if self._broker else 0,
+            ),
+        )
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Count ``name`` for the dashboard (in memory; only when it is on)."""
+        if self.settings.dashboard:
+            self.stats.count(name, n)
+
+    def event_sent(self) -> None:
+        """A producer of this app logged an event."""
+        self.count("events")
+        if self.on_event_sent is not None:
+            self.on_event_sent()
+
+    @property
     def heartbeater(self) -> Heartbeater:
         """This process's heartbeat thread, created on first use."""
         return self._local(
@@ -172,17 +205,22 @@ class State:
                 self.keys,
                 self.log,
                 self.settings,
-                on_orphaned=lambda sid: self.emit(
-                    signals.stream_orphaned, stream_id=sid
-                ),
+                on_orphaned=self._orphaned,
                 on_swept=lambda result: self.emit(
                     signals.guardian_swept, result=result
                 ),
             ),
         )
 
+    def _orphaned(self, stream_id: str) -> None:
+        self.count("orphaned")
+        self.emit(signals.stream_orphaned, stream_id=stream_id)
+
     def start_background(self) -> None:
-        """Schedule the guardian in this process, if enabled. Idempotent."""
+        """Schedule the guardian in this process, if enabled, and report to
+        the dashboard (if on) from now on. Idempotent."""
+        if self.settings.dashboard and not self.shutting_down:
+            self.stats.start()
         if self.settings.guardian_enabled and not self.shutting_down:
             guardian = self.guardian
             if not guardian.running:
@@ -218,7 +256,10 @@ class State:
             heartbeater, self._heartbeater = self._heartbeater, None
             guardian, self._guardian = self._guardian, None
             leases, self._leases = self._leases, None
+            stats, self._stats = self._stats, None
         pid = os.getpid()
+        if stats is not None and stats.pid == pid:
+            stats.stop()
         if leases is not None and leases.pid == pid:
             leases.stop()
         if guardian is not None and guardian.pid == pid:

@@ -191,7 +191,14 @@ class EventStream:
 
     def _uncount(self) -> None:
         try:
-            self.registry.count_connection(self.stream_id, -1)
+            if self.batch is None:
+                self.registry.count_connection(self.stream_id, -1)
+            else:  # thousands may leave at once: share the round trip
+                self.batch(
+                    lambda pipe: self.registry.queue_count_connection(
+                        pipe, self.stream_id, -1
+                    )
+                )
         except UNAVAILABLE:
             log.warning("could not release connection count of %s", self.stream_id)
 

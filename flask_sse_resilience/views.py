@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from . import signals
+from . import dashboard, signals
 from .errors import (
     AuthenticationRequired,
     ConnectionLimitExceeded,
@@ -185,6 +185,8 @@ def stream_response(state: State, stream_id: str) -> Response:
         return Response(status=204, headers={"Cache-Control": "no-cache"})
     if active and lease is None:
         raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
+    if active:
+        state.count("connects")
     # An ended stream's short response keeps a lease if it got one (given back
     # when the body closes) and is served without one at the limit.
     stream = EventStream(
@@ -207,7 +209,11 @@ def stream_response(state: State, stream_id: str) -> Response:
             signals.client_disconnected, stream_id=stream_id
         ),
     )
-    release = (lambda: state.leases.release(lease)) if lease is not None else None
+    release = (
+        (lambda: state.leases.release(lease, state.batcher.run))
+        if lease is not None
+        else None
+    )
     # direct_passthrough: the server iterates our body itself (no per-chunk
     # encoding layer) and calls its close(), which runs even for a body that
     # never started (a generator's own finally would not run then).
@@ -316,4 +322,5 @@ def make_blueprint(url_prefix: str) -> Blueprint:
     def recover(stream_id: str) -> Response:
         return recover_response(get_state(), stream_id)
 
+    dashboard.register(bp, get_state)
     return bp

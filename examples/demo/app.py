@@ -34,6 +34,16 @@ def current_user() -> str | None:
     return user if isinstance(user, str) else None
 
 
+#: Who may open the operations dashboard (``/sse/_dashboard``).
+ADMINS = frozenset(os.environ.get("DEMO_ADMINS", "admin").split(","))
+
+
+@sse.dashboard_auth
+def is_admin() -> bool:
+    """The demo's admin check: a signed-in user named in ``DEMO_ADMINS``."""
+    return current_user() in ADMINS
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the demo app; ``config`` overrides the environment."""
     app = Flask(__name__)
@@ -41,6 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY="demo-only-secret-change-me",
         MAX_CONTENT_LENGTH=64 * 1024,
         SESSION_COOKIE_SAMESITE="Lax",
+        SSE_RESILIENCE_DASHBOARD=True,
     )
     app.config.from_prefixed_env()
     app.config.update(config or {})

@@ -1,0 +1,271 @@
+"""The operations dashboard: one read-only page of what the registry knows.
+
+Opt-in (``SSE_RESILIENCE_DASHBOARD``) and never open: the app supplies an
+admin check (``@sse.dashboard_auth``); without one every dashboard URL is a 404
+and an error is logged, and a user the check refuses gets 403. Served under
+the blueprint:
+
+- ``<prefix>/_dashboard``: the page (HTML, CSS and a small script from the
+  package's static folder; no build step, no CDN);
+- ``<prefix>/_dashboard/snapshot``: the numbers as JSON;
+- ``<prefix>/_dashboard/stream``: the same as Server-Sent Events, one snapshot
+  every two seconds, which is how the page refreshes itself.
+
+A snapshot reads only what the registry, the guardian and the per-process
+counters (:mod:`flask_sse_resilience.stats`) keep: one pipeline for the index,
+the counters and the last sweep, and one for the records shown (or, to sort
+by a record field, for every active record).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from . import wire
+from .errors import (
+    DashboardForbidden,
+    DashboardNotFound,
+    InvalidDashboardQuery,
+    RedisUnavailable,
+)
+from .models import StreamMetadata, StreamState, from_millis, to_iso
+from .redisutil import UNAVAILABLE, as_text, hash_to_text
+from .state import State
+from .stats import COUNTS, HISTORY
+
+log = logging.getLogger(__name__)
+
+#: Columns the active-streams table sorts by, server-side.
+SORTS = ("heartbeat", "age", "owner", "type", "connections", "events")
+
+#: Rows per page of the active-streams table.
+PER_PAGE = 50
+
+#: The page; its script and style come from the blueprint's static folder.
+_PAGE = Path(__file__).parent / "static" / "dashboard.html"
+
+#: Seconds between snapshots on the dashboard's own stream.
+REFRESH = 2.0
+
+DashboardAuth = Callable[[], bool]
+
+
+def snapshot(
+    state: State, *, sort: str = "heartbeat", desc: bool = False, page: int = 1
+) -> dict[str, Any]:
+    """Everything the page shows, as JSON-ready values.
+
+    ``sort`` is one of :data:`SORTS` (``heartbeat``: longest silent first,
+    unless ``desc``); ``page`` counts from 1.
+
+    :raises ValueError: for an unknown ``sort`` or a page below 1.
+    """
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {', '.join(SORTS)}")
+    if page < 1:
+        raise ValueError("page must be 1 or more")
+    keys, settings = state.keys, state.settings
+    pipe = state.redis.pipeline(transaction=False)
+    for key in keys.active_all():
+        pipe.zrange(key, 0, -1, withscores=True)
+    pipe.time()
+    pipe.hgetall(keys.guardian_last)
+    pipe.hgetall(keys.stats_workers)
+    replies = pipe.execute()
+    shards = len(keys.active_all())
+    index = [(as_text(m), int(s)) for shard in replies[:shards] for m, s in shard]
+    seconds, micros = replies[shards]
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    sweep = hash_to_text(replies[shards + 1])
+    workers = hash_to_text(replies[shards + 2])
+    minutes = _history(state, now_ms // 60_000)
+
+    if sort == "heartbeat":
+        index.sort(key=lambda entry: entry[1], reverse=desc)
+        start = (page - 1) * PER_PAGE
+        records = _active(
+            state.registry.get_many(i for i, _ in index[start : start + PER_PAGE])
+        )
+    else:
+        records = _active(state.registry.get_many(i for i, _ in index))
+        records.sort(key=_sort_key(sort), reverse=desc)
+        start = (page - 1) * PER_PAGE
+        records = records[start : start + PER_PAGE]
+    stale_ms = settings.stale_threshold * 1000
+    return {
+        "at": to_iso(from_millis(now_ms)),
+        "staleThresholdMs": int(stale_ms),
+        "counts": {
+            "active": len(index),
+            **{
+                name: sum(m.get(name, 0) for m in minutes)
+                for name in ("completed", "failed", "orphaned")
+            },
+        },
+        "workers": _workers(workers, now_ms, settings.heartbeat_interval),
+        "streams": {
+            "total": len(index),
+            "page": page,
+            "perPage": PER_PAGE,
+            "sort": sort,
+            "desc": desc,
+            "rows": [_row(r, now_ms, stale_ms) for r in records],
+        },
+        "sweep": _sweep(sweep, now_ms),
+        "history": minutes,
+    }
+
+
+def _active(records: list[StreamMetadata]) -> list[StreamMetadata]:
+    """Drop records that ended since the index was read."""
+    return [r for r in records if r.state is StreamState.ACTIVE]
+
+
+def _sort_key(sort: str) -> Callable[[StreamMetadata], Any]:
+    return {
+        "age": lambda r: -r.started_at.timestamp(),
+        "owner": lambda r: r.user_id,
+        "type": lambda r: r.stream_type,
+        "connections": lambda r: r.connections,
+        "events": lambda r: r.seq,
+    }[sort]
+
+
+def _history(state: State, minute: int) -> list[dict[str, int]]:
+    """Counts of the last :data:`HISTORY` minutes, oldest first (the current,
+    unfinished minute last)."""
+    pipe = state.redis.pipeline(transaction=False)
+    span = range(minute - HISTORY + 1, minute + 1)
+    for m in span:
+        pipe.hgetall(state.keys.stats_minute(m))
+    rows = []
+    for m, raw in zip(span, pipe.execute(), strict=True):
+        counts = {name: int(v) for name, v in hash_to_text(raw).items()}
+        rows.append({"minute": m, **{name: counts.get(name, 0) for name in COUNTS}})
+    return rows
+
+
+def _workers(raw: dict[str, str], now_ms: int, interval: float) -> list[dict[str, Any]]:
+    """Processes that reported within three intervals, by name."""
+    live = []
+    for name, value in sorted(raw.items()):
+        report = json.loads(value)
+        if now_ms - int(report["at"]) <= interval * 3000 + 2000:
+            live.append({"worker": name, "clients": int(report["clients"])})
+    return live
+
+
+def _row(record: StreamMetadata, now_ms: int, stale_ms: float) -> dict[str, Any]:
+    beat = record.last_heartbeat.timestamp() * 1000
+    started = record.started_at.timestamp() * 1000
+    silent = max(0.0, (now_ms - beat) / 1000)
+    return {
+        "id": record.stream_id,
+        "owner": record.user_id,
+        "type": record.stream_type,
+        "ageS": round(max(0.0, (now_ms - started) / 1000), 1),
+        "silentS": round(silent, 1),
+        # Near stale from half the threshold on: the producer missed a beat.
+        "health": "stale"
+        if silent * 1000 > stale_ms
+        else "warning"
+        if silent * 1000 > stale_ms / 2
+        else "ok",
+        "connections": record.connections,
+        "events": record.seq,
+    }
+
+
+def _sweep(raw: dict[str, str], now_ms: int) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    return {
+        "at": to_iso(from_millis(int(raw["at"]))),
+        "agoS": round((now_ms - int(raw["at"])) / 1000, 1),
+        "worker": raw.get("worker", ""),
+        "orphaned": int(raw.get("orphaned", 0)),
+        "pruned": int(raw.get("pruned", 0)),
+        "ms": int(raw.get("ms", 0)),
+        "sweep": int(raw.get("sweep", 0)),
+    }
+
+
+def _params() -> dict[str, Any]:
+    sort = request.args.get("sort", "heartbeat")
+    order = request.args.get("order", "asc")
+    try:
+        page = int(request.args.get("page", "1"))
+    except ValueError:
+        page = 0
+    if sort not in SORTS or order not in ("asc", "desc") or not 1 <= page <= 10_000:
+        raise InvalidDashboardQuery()
+    return {"sort": sort, "desc": order == "desc", "page": page}
+
+
+def register(bp: Blueprint, get_state: Callable[[], State]) -> None:
+    """Add the dashboard's routes to the extension's blueprint."""
+
+    def guard() -> State:
+        state = get_state()
+        check = state.dashboard_auth
+        if not state.settings.dashboard:
+            raise DashboardNotFound()
+        if check is None:
+            log.error(
+                "SSE_RESILIENCE_DASHBOARD is on but no @sse.dashboard_auth is "
+                "set: refusing to serve an open admin page"
+            )
+            raise DashboardNotFound()
+        if not check():
+            raise DashboardForbidden()
+        return state
+
+    @bp.get("/_dashboard")
+    def dashboard_page() -> Response:
+        guard()
+        return Response(
+            _PAGE.read_bytes(),
+            mimetype="text/html",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @bp.get("/_dashboard/snapshot")
+    def dashboard_snapshot() -> Response:
+        state = guard()
+        params = _params()
+        try:
+            body = jsonify(snapshot(state, **params))
+        except UNAVAILABLE as exc:
+            raise RedisUnavailable() from exc
+        body.headers["Cache-Control"] = "no-store"
+        return body
+
+    @bp.get("/_dashboard/stream")
+    def dashboard_stream() -> Response:
+        state = guard()
+        params = _params()
+        return Response(
+            _frames(state, params),
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+
+def _frames(state: State, params: dict[str, Any]) -> Iterator[bytes]:
+    """A snapshot every :data:`REFRESH` seconds for ten minutes, then a
+    reconnect hint (so a page left open re-checks its admin rights)."""
+    yield wire.encode_retry(int(REFRESH * 1000))
+    ends = time.monotonic() + 600
+    while time.monotonic() < ends:
+        try:
+            yield wire.encode(json.dumps(snapshot(state, **params)))
+        except UNAVAILABLE:
+            yield wire.encode(json.dumps({"error": "redis_unavailable"}))
+        time.sleep(REFRESH)

@@ -1,0 +1,113 @@
+"""Operational counters for the dashboard, kept without touching the client path.
+
+Each process counts what it does in memory (events sent, client connects,
+streams ended by state) and, once per heartbeat interval, adds its counts to a
+per-minute hash in Redis and records how many clients it serves, in one
+pipeline. A client request never waits on Redis for this; the dashboard reads
+the last fifteen minutes back.
+
+Keys (all tagged ``{stats}``): ``<prefix>{stats}:m:<unix minute>`` (hash of
+counts, kept 16 minutes) and ``<prefix>{stats}:workers`` (hash of
+``host:pid`` -> JSON ``{"clients": n, "at": ms}``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from .keys import Keys
+from .redisutil import UNAVAILABLE, RedisClient
+
+log = logging.getLogger(__name__)
+
+#: Names counted per minute.
+COUNTS = ("events", "connects", "completed", "failed", "orphaned")
+
+#: Minutes of history kept (and shown).
+HISTORY = 15
+
+
+class Stats:
+    """This process's counters; see the module docstring."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        keys: Keys,
+        *,
+        interval: float,
+        clients: Callable[[], int],
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.interval = interval
+        self.clients = clients
+        self.pid = os.getpid()
+        self.worker = f"{socket.gethostname()}:{self.pid}"
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``name`` (one of :data:`COUNTS`); no I/O."""
+        with self._lock:
+            self._counts[name] += n
+        if self._thread is None:
+            self.start()
+
+    def start(self) -> None:
+        """Flush every interval from now on, in a background thread."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(
+                target=self._run, name="sse-resilience-stats", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Flush once more and stop."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval + 1)
+        self.flush()
+
+    def flush(self) -> None:
+        """Add this process's counts to the current minute and record its
+        client count, in one round trip. Counts are kept for the next flush
+        if Redis is unreachable."""
+        with self._lock:
+            counts, self._counts = self._counts, Counter()
+        seconds = time.time()
+        minute = int(seconds // 60)
+        now_ms = int(seconds * 1000)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            bucket = self.keys.stats_minute(minute)
+            for name, n in counts.items():
+                pipe.hincrby(bucket, name, n)
+            if counts:
+                pipe.expire(bucket, (HISTORY + 1) * 60)
+            pipe.hset(
+                self.keys.stats_workers,
+                self.worker,
+                json.dumps({"clients": self.clients(), "at": now_ms}),
+            )
+            pipe.expire(self.keys.stats_workers, int(self.interval * 3) + 60)
+            pipe.execute()
+        except UNAVAILABLE:
+            with self._lock:
+                self._counts.update(counts)
+            log.debug("stats not flushed, Redis unavailable")
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            self.flush()
