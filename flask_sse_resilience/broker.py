@@ -179,13 +179,13 @@ class _Link:
         self._pubsub: Any = None
         self._thread: threading.Thread | None = None
 
-    def add(self, stream_id: str) -> None:
-        self.streams.add(stream_id)
+    def subscribe(self, stream_id: str) -> None:
+        """Subscribe to a stream already added to :attr:`streams`."""
         self._ensure_running()
         self._send(self.commands[0], stream_id)
 
-    def remove(self, stream_id: str) -> None:
-        self.streams.discard(stream_id)
+    def unsubscribe(self, stream_id: str) -> None:
+        """Unsubscribe from a stream already removed from :attr:`streams`."""
         self._send(self.commands[1], stream_id)
 
     def _send(self, command: str, stream_id: str) -> None:
@@ -237,7 +237,7 @@ class _Link:
         broker = self.broker
         delay = 0.05
         while not broker.stopped.is_set():
-            if self.sharded and not self.streams:
+            if self.sharded and broker.retire(self):
                 break  # a cluster node's link lives while it carries streams
             try:
                 pubsub = self._pubsub or self._connect()
@@ -263,7 +263,6 @@ class _Link:
             if message is not None:
                 broker.dispatch(message)
         self.close()
-        broker.forget(self)
 
     def stop(self, timeout: float) -> None:
         if self._thread is not None:
@@ -314,26 +313,29 @@ class Broker:
                 timeline = self._subs[stream_id] = Timeline(self.buffer)
             follower = Follower(stream_id, timeline)
             timeline.followers.add(follower)
+            if first:
+                link = self._homes[stream_id] = self._link_for(stream_id)
+                link.streams.add(stream_id)
         if first:
             self.stopped.clear()
-            link = self._link_for(stream_id)
-            self._homes[stream_id] = link
-            link.add(stream_id)
+            link.subscribe(stream_id)
         return follower
 
     def unsubscribe(self, follower: Follower) -> None:
         """Stop following; the last one out leaves the channel."""
+        link = None
         with self._lock:
             timeline = self._subs.get(follower.stream_id)
             if timeline is None or follower not in timeline.followers:
                 return
             timeline.followers.discard(follower)
-            last = not timeline.followers
-            if last:
+            if not timeline.followers:
                 del self._subs[follower.stream_id]
-        link = self._homes.pop(follower.stream_id, None) if last else None
+                link = self._homes.pop(follower.stream_id, None)
+                if link is not None:
+                    link.streams.discard(follower.stream_id)
         if link is not None:
-            link.remove(follower.stream_id)
+            link.unsubscribe(follower.stream_id)
 
     def close_all(self, reason: Signal) -> int:
         """Close every follower in this process; return how many."""
@@ -368,17 +370,17 @@ class Broker:
             link.stop(timeout=self.poll * 3)
 
     def _link_for(self, stream_id: str) -> _Link:
-        with self._lock:
-            if not self.cluster:
-                name, make = "main", self.redis.pubsub
-            else:
-                node = self.redis.get_node_from_key(self.keys.channel(stream_id))  # type: ignore[union-attr]
-                name = node.name
-                make = self.redis.get_redis_connection(node).pubsub  # type: ignore[union-attr]
-            link = self._links.get(name)
-            if link is None:
-                link = self._links[name] = _Link(self, name, make, sharded=self.cluster)
-            return link
+        """The link serving ``stream_id``'s channel (caller holds the lock)."""
+        if not self.cluster:
+            name, make = "main", self.redis.pubsub
+        else:
+            node = self.redis.get_node_from_key(self.keys.channel(stream_id))  # type: ignore[union-attr]
+            name = node.name
+            make = self.redis.get_redis_connection(node).pubsub  # type: ignore[union-attr]
+        link = self._links.get(name)
+        if link is None:
+            link = self._links[name] = _Link(self, name, make, sharded=self.cluster)
+        return link
 
     def lost(self, link: _Link) -> None:
         """A link lost its connection: on a cluster, let go of its streams
@@ -400,11 +402,15 @@ class Broker:
         except Exception:  # noqa: BLE001 - the next command retries it anyway
             log.debug("refreshing the cluster map failed", exc_info=True)
 
-    def forget(self, link: _Link) -> None:
-        """A link's listener ended: drop it, unless it is busy again."""
+    def retire(self, link: _Link) -> bool:
+        """Drop a cluster node's link that carries no stream; True if dropped.
+        Under the lock, so a subscribe either finds it busy or makes a new one."""
         with self._lock:
-            if self._links.get(link.name) is link and not link.streams:
+            if link.streams:
+                return False
+            if self._links.get(link.name) is link:
                 del self._links[link.name]
+            return True
 
     def dispatch(self, message: dict[str, Any]) -> None:
         """Hand one pub/sub message to the followers of its stream."""
