@@ -376,6 +376,11 @@ def say(*parts: Any) -> None:
 
 
 def med(runs: list[dict[str, float]], key: str) -> float:
+    """The median of the runs; for memory growth, the first run's figure: the
+    server is fresh for it, while later runs reuse memory the first freed and
+    so count too little (a median once showed 1.3 KiB a connection)."""
+    if key == "rss_per_conn_kib":
+        return runs[0][key]
     return statistics.median(run[key] for run in runs)
 
 
@@ -574,8 +579,10 @@ Notes:
   client (the client's and its own Redis pub/sub), so it tops out near 10,000
   clients; ours and the baseline need one.
 - *hold*: N idle clients for {size.hold_seconds:g} s (not 15 s, so that the
-  whole suite fits in 15 minutes on 2 cores); *dropped* counts connections the
-  server closed meanwhile.
+  whole suite fits in 15 minutes on 2 cores), counted from when the server
+  serves all of them; *dropped* counts connections the server closed
+  meanwhile. RSS per connection is the growth in the first of the runs, on a
+  server started fresh for that N (later runs reuse memory the first freed).
 - *steady* runs {size.steady_seconds:g} s; latency is from the publisher's
   timestamp to arrival at the client, same machine clock. CPU is the worker's
   utime+stime from /proc.
