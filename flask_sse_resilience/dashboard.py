@@ -12,9 +12,10 @@ the blueprint:
   every two seconds, which is how the page refreshes itself.
 
 A snapshot reads only what the registry, the guardian and the per-process
-counters (:mod:`flask_sse_resilience.stats`) keep: one pipeline for the index,
-the counters and the last sweep, and one for the records shown (or, to sort
-by a record field, for every active record).
+counters (:mod:`flask_sse_resilience.stats`) keep, in two round trips: one
+pipeline for the index shards, the counters, the workers and the last sweep,
+and one for the records shown (or, to sort by a record field, for every active
+record).
 """
 
 from __future__ import annotations
@@ -54,8 +55,6 @@ _PAGE = Path(__file__).parent / "static" / "dashboard.html"
 #: Seconds between snapshots on the dashboard's own stream.
 REFRESH = 2.0
 
-DashboardAuth = Callable[[], bool]
-
 
 def snapshot(
     state: State, *, sort: str = "heartbeat", desc: bool = False, page: int = 1
@@ -72,20 +71,25 @@ def snapshot(
     if page < 1:
         raise ValueError("page must be 1 or more")
     keys, settings = state.keys, state.settings
+    shard_keys = keys.active_all()
+    # Minutes by this host's clock, like the counters' writers (stats.py).
+    span = range(int(time.time() // 60) - HISTORY + 1, int(time.time() // 60) + 1)
     pipe = state.redis.pipeline(transaction=False)
-    for key in keys.active_all():
+    for key in shard_keys:
         pipe.zrange(key, 0, -1, withscores=True)
     pipe.time()
     pipe.hgetall(keys.guardian_last)
     pipe.hgetall(keys.stats_workers)
+    for minute in span:
+        pipe.hgetall(keys.stats_minute(minute))
     replies = pipe.execute()
-    shards = len(keys.active_all())
-    index = [(as_text(m), int(s)) for shard in replies[:shards] for m, s in shard]
-    seconds, micros = replies[shards]
+    n = len(shard_keys)
+    index = [(as_text(m), int(s)) for shard in replies[:n] for m, s in shard]
+    seconds, micros = replies[n]
     now_ms = int(seconds) * 1000 + int(micros) // 1000
-    sweep = hash_to_text(replies[shards + 1])
-    workers = hash_to_text(replies[shards + 2])
-    minutes = _history(state, now_ms // 60_000)
+    sweep = hash_to_text(replies[n + 1])
+    workers = hash_to_text(replies[n + 2])
+    minutes = _history(span, replies[n + 3 :])
 
     if sort == "heartbeat":
         index.sort(key=lambda entry: entry[1], reverse=desc)
@@ -138,15 +142,11 @@ def _sort_key(sort: str) -> Callable[[StreamMetadata], Any]:
     }[sort]
 
 
-def _history(state: State, minute: int) -> list[dict[str, int]]:
-    """Counts of the last :data:`HISTORY` minutes, oldest first (the current,
-    unfinished minute last)."""
-    pipe = state.redis.pipeline(transaction=False)
-    span = range(minute - HISTORY + 1, minute + 1)
-    for m in span:
-        pipe.hgetall(state.keys.stats_minute(m))
+def _history(span: range, raws: list[Any]) -> list[dict[str, int]]:
+    """Counts of the minutes in ``span``, oldest first (the current,
+    unfinished minute last), from their ``HGETALL`` replies."""
     rows = []
-    for m, raw in zip(span, pipe.execute(), strict=True):
+    for m, raw in zip(span, raws, strict=True):
         counts = {name: int(v) for name, v in hash_to_text(raw).items()}
         rows.append({"minute": m, **{name: counts.get(name, 0) for name in COUNTS}})
     return rows
