@@ -306,9 +306,9 @@ def saturate(
         while time.time() - start < seconds:
             publish(sent)
             sent += 1
-        # Until delivery stops (3 quiet seconds), 30 s at most: a server that
+        # Until delivery stops (3 quiet seconds), 20 s at most: a server that
         # falls that far behind is not keeping up, whatever it does later.
-        previous, quiet, deadline = -1, 0, time.monotonic() + 30
+        previous, quiet, deadline = -1, 0, time.monotonic() + 20
         while quiet < 3 and time.monotonic() < deadline:  # until delivery stops
             time.sleep(1.0)
             stats = client.call(cmd="stats")
