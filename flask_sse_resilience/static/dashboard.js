@@ -64,7 +64,7 @@
       var row = document.createElement("tr");
       row.className = "health-" + r.health;
       row.dataset.streamId = r.id;
-      var id = cell(row, r.id.slice(0, 8) + "…", r.id);
+      var id = cell(row, r.id.length > 8 ? r.id.slice(0, 8) + "…" : r.id, r.id);
       id.style.fontFamily = "monospace";
       cell(row, r.owner);
       cell(row, r.type);
