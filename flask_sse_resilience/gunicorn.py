@@ -7,8 +7,9 @@ Use them from a gunicorn config file::
 
 With them, each worker schedules the guardian (and, with the dashboard on,
 starts reporting to it) as soon as it boots instead of on its first request,
-and on a graceful stop or reload (``SIGTERM``, ``SIGHUP``) the worker ends its open stream responses within a fraction of a
-second, after sending a ``retry:`` hint, so clients reconnect to a live worker
+and on a graceful stop or reload (``SIGTERM``, ``SIGHUP``) the worker ends its
+open stream responses within a fraction of a second, after sending a
+``retry:`` hint, so clients reconnect to a live worker
 and resume by ``Last-Event-ID``; then it lets its own producers finish within
 ``graceful_timeout``. A producer still running after that is left to the
 guardian, which ends its stream once the heartbeat goes stale.
