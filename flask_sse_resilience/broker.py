@@ -1,13 +1,12 @@
-"""Live delivery: one pub/sub connection per worker, one buffer per stream.
+"""Live delivery: one pub/sub connection per worker (per node on a cluster).
 
-The :class:`Broker` keeps one Redis pub/sub connection for the whole process and
-subscribes to a stream's channel while at least one local connection follows
-it. Every announced event is parsed and encoded once per worker into that
-stream's :class:`Timeline`, a bounded run of recent events with consecutive
-sequence numbers that all local followers read: per connection there is only
-a :class:`Follower` holding its position. A follower that is behind takes every
-event it lacks from the timeline at once, so one socket write carries many
-events.
+The :class:`Broker` keeps one Redis pub/sub connection for the whole process
+(on a cluster, one sharded pub/sub connection per node serving a followed
+stream) and subscribes to a stream's channel while at least one local
+connection follows it. Every announced event is parsed and encoded once per
+worker into that stream's :class:`~flask_sse_resilience.timeline.Timeline`,
+which all local followers read: per connection there is only a
+:class:`~flask_sse_resilience.timeline.Follower` holding its position.
 
 Whenever Redis confirms a subscription (first subscribe, or resubscribe after a
 reconnect) every local follower of that stream is told to :data:`RESYNC`: catch
@@ -19,143 +18,28 @@ the log instead; memory per stream stays bounded.
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import random
 import threading
-import time
-from typing import Any, Final
+from typing import Any
 
 from .eventlog import parse_message
 from .keys import Keys
-from .models import Event
 from .redisutil import UNAVAILABLE, RedisClient, as_text, is_cluster
+from .timeline import BATCH, BEHIND, RESYNC, Follower, Signal, Timeline
+
+__all__ = [
+    "BATCH",
+    "BEHIND",
+    "RESYNC",
+    "Broker",
+    "Follower",
+    "Signal",
+    "Timeline",
+]
 
 log = logging.getLogger(__name__)
-
-#: Most events handed to a follower in one batch (one socket write).
-BATCH: Final = 256
-
-
-class Signal(enum.Enum):
-    """What :meth:`Follower.wait` returns when it is not events."""
-
-    #: Events may have been missed: check the stream and catch up from the log.
-    RESYNC = "resync"
-    #: The follower is behind what the timeline holds: catch up from the log.
-    BEHIND = "behind"
-    #: The client went away: stop serving it.
-    DISCONNECTED = "disconnected"
-    #: The worker is stopping, or lost Redis: tell the client to reconnect
-    #: (elsewhere, or later) and resume by its last event id.
-    RECONNECT = "reconnect"
-
-
-RESYNC: Final = Signal.RESYNC
-BEHIND: Final = Signal.BEHIND
-
-
-class Timeline:
-    """Recent live events of one stream in this process, shared by its followers.
-
-    ``events`` always holds consecutive sequence numbers. Events every follower
-    has passed are dropped, and at most ``capacity`` are kept.
-    """
-
-    __slots__ = ("capacity", "changed", "end", "events", "followers", "resyncs")
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.events: list[Event] = []
-        self.followers: set[Follower] = set()
-        #: Bumped whenever followers must catch up from the log.
-        self.resyncs = 0
-        #: The end notice of a stream that vanished, once announced.
-        self.end: Event | None = None
-        self.changed = threading.Event()
-
-    def wake(self) -> None:
-        """Wake every follower waiting on this timeline."""
-        changed, self.changed = self.changed, threading.Event()
-        changed.set()
-
-    def add(self, event: Event) -> None:
-        """Append an announced event (duplicates ignored; a gap starts over)."""
-        if event.id is None:
-            self.end = event
-        else:
-            events = self.events
-            if events and event.seq <= events[-1].seq:
-                return  # a duplicate announcement
-            if events and event.seq != events[-1].seq + 1:
-                # Missed announcements: followers read the log.
-                events = self.events = []
-            events.append(event)
-            if len(events) > self.capacity or len(events) % 64 == 0:
-                self._trim()
-        self.wake()
-
-    def resync(self) -> None:
-        """Tell every follower to catch up from the log."""
-        self.resyncs += 1
-        self.wake()
-
-    def _trim(self) -> None:
-        events = self.events
-        first = events[0].seq
-        passed = min((f.seq for f in self.followers), default=events[-1].seq)
-        drop = max(passed - first + 1, len(events) - self.capacity, 0)
-        if drop:
-            # A new list, never a shortened one: a follower in another thread
-            # may be slicing the old one, which only ever grows at its end.
-            self.events = events[drop:]
-
-
-class Follower:
-    """One connection's place in a stream's :class:`Timeline`."""
-
-    __slots__ = ("_resyncs", "closed", "seq", "stream_id", "timeline")
-
-    def __init__(self, stream_id: str, timeline: Timeline) -> None:
-        self.stream_id = stream_id
-        self.timeline = timeline
-        #: Sequence number of the last event this connection has delivered;
-        #: kept up to date by the caller so that passed events can be dropped.
-        self.seq = 0
-        self.closed: Signal | None = None
-        self._resyncs = timeline.resyncs
-
-    def close(self, reason: Signal) -> None:
-        """End the follower: :meth:`wait` returns ``reason`` from now on."""
-        self.closed = reason
-        self.timeline.wake()
-
-    def wait(self, after: int, timeout: float) -> list[Event] | Event | Signal | None:
-        """Return the events after sequence number ``after`` (at most
-        :data:`BATCH`, in order), else a :class:`Signal`, else the end notice
-        of a vanished stream; or None if nothing came within ``timeout`` s."""
-        timeline = self.timeline
-        deadline = time.monotonic() + timeout
-        while True:
-            # Take the wake-up before looking, so no wake-up is missed between.
-            changed = timeline.changed
-            if self.closed is not None:
-                return self.closed
-            if self._resyncs != timeline.resyncs:
-                self._resyncs = timeline.resyncs
-                return RESYNC
-            events = timeline.events
-            if events and after < events[-1].seq:
-                start = after + 1 - events[0].seq
-                if start < 0:
-                    return BEHIND
-                return events[start : start + BATCH]
-            if timeline.end is not None:
-                return timeline.end
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not changed.wait(remaining):
-                return None
 
 
 class _Link:
