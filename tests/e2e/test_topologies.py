@@ -23,7 +23,7 @@ from flask_sse_resilience.redisutil import make_client
 from ..demo_server import Demo, DemoFactory
 from ..redis_topologies import ClusterFixture, SentinelFixture
 from . import test_demo as demo_tests
-from .test_lifecycle import Follower, generate, wait_for
+from .test_lifecycle import Follower, generate, orphaned_on_another_host, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.topology]
 
@@ -78,19 +78,7 @@ def test_reconnect_after_completion_gets_the_result_at_once(
 def test_a_killed_producer_is_orphaned_for_a_client_on_another_host(
     topology: str, demo_factory: DemoFactory
 ) -> None:
-    host_a, host_b = demo_factory(topology), demo_factory(topology)
-    url, producer_pid, client = generate(host_a, tokens=1000, interval_ms=50)
-    follower = Follower([host_b.base], url, client.cookies)
-    wait_for(lambda: len(follower.tokens()) >= 5, 15, "no tokens")
-    os.kill(producer_pid, signal.SIGKILL)
-    killed = time.monotonic()
-    events = follower.join(20)
-    delay = time.monotonic() - killed
-    assert events[-1] == {"type": "failed", "data": {"reason": "orphaned"}}
-    assert delay < 8, f"orphaned after {delay:.1f}s"
-    tokens = follower.tokens()
-    assert tokens == list(range(len(tokens)))
-    assert client.get(url + "/recover").json()["status"] == "orphaned"
+    orphaned_on_another_host(demo_factory(topology), demo_factory(topology), bound=8)
 
 
 def test_three_hosts_a_dead_producer_host_and_its_restart(
