@@ -158,8 +158,15 @@ class Server:
 
     @property
     def worker(self) -> int:
+        """The PID of the server's one gunicorn worker, once it is forked (the
+        master accepts connections on its socket before that)."""
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        (pid,) = (int(p) for p in children.read_text().split())
+        deadline = time.monotonic() + 20
+        while not (pids := children.read_text().split()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: no gunicorn worker")
+            time.sleep(0.05)
+        (pid,) = (int(p) for p in pids)
         return pid
 
     @contextmanager
