@@ -73,7 +73,8 @@ def snapshot(
     keys, settings = state.keys, state.settings
     shard_keys = keys.active_all()
     # Minutes by this host's clock, like the counters' writers (stats.py).
-    span = range(int(time.time() // 60) - HISTORY + 1, int(time.time() // 60) + 1)
+    minute = int(time.time() // 60)
+    span = range(minute - HISTORY + 1, minute + 1)
     pipe = state.redis.pipeline(transaction=False)
     for key in shard_keys:
         pipe.zrange(key, 0, -1, withscores=True)
