@@ -26,6 +26,7 @@ from typing import Any
 
 from .eventlog import parse_message
 from .keys import Keys
+from .loops import supervise
 from .redisutil import UNAVAILABLE, RedisClient, as_text, is_cluster
 from .timeline import BATCH, BEHIND, RESYNC, Follower, Signal, Timeline
 
@@ -65,7 +66,7 @@ class _Link:
 
     def subscribe(self, stream_id: str) -> None:
         """Subscribe to a stream already added to :attr:`streams`."""
-        self._ensure_running()
+        self.ensure_running()
         self._send(self.commands[0], stream_id)
 
     def unsubscribe(self, stream_id: str) -> None:
@@ -83,7 +84,8 @@ class _Link:
                 log.warning("pub/sub %s failed; the listener will reconnect", command)
                 self.close()
 
-    def _ensure_running(self) -> None:
+    def ensure_running(self) -> None:
+        """Start the listener thread unless it runs."""
         with self._io_lock:
             if self._thread is not None and self._thread.is_alive():
                 return
@@ -144,8 +146,13 @@ class _Link:
                 delay = min(delay * 2, 2.0)
                 continue
             delay = 0.05
-            if message is not None:
+            if message is None:
+                continue
+            try:
                 broker.dispatch(message)
+            except Exception:  # noqa: BLE001 - the listener must survive
+                log.exception("could not deliver a pub/sub message; resyncing")
+                broker.resync(list(self.streams))
         self.close()
 
     def stop(self, timeout: float) -> None:
@@ -177,6 +184,23 @@ class Broker:
         self._links: dict[str, _Link] = {}
         self._lock = threading.Lock()
         self.stopped = threading.Event()
+        supervise(self)
+
+    def revive(self) -> None:
+        """Restart the listener of every link that carries streams and whose
+        thread ended; see :mod:`~flask_sse_resilience.loops`."""
+        if self.pid != os.getpid() or self.stopped.is_set():
+            return
+        for link in list(self._links.values()):
+            if link.streams:
+                link.ensure_running()
+
+    def resync(self, stream_ids: list[str]) -> None:
+        """Have every local follower of these streams catch up from the log."""
+        for stream_id in stream_ids:
+            timeline = self._subs.get(stream_id)
+            if timeline is not None:
+                timeline.resync()
 
     @property
     def connects(self) -> int:

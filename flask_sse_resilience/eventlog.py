@@ -63,16 +63,20 @@ local rec = redis.call('HMGET', KEYS[1], 'state', 'producer', 'seq', 'lastEventI
 local seq = tonumber(ARGV[2])
 if ARGV[1] == '' then
   if not rec[1] then
-    if redis.call('ZREM', KEYS[#KEYS], ARGV[10]) == 1 then
+    if redis.call('ZREM', KEYS[4], ARGV[10]) == 1 then
       redis.call('PUBLISH', ARGV[6], '\\n0\\nfailed\\n{"reason":"expired"}')
     end
     return {-2}
   end
   if rec[1] ~= 'active' then
-    redis.call('ZREM', KEYS[#KEYS], ARGV[10])
+    redis.call('ZREM', KEYS[4], ARGV[10])
     return {-1}
   end
-  if now - tonumber(rec[6]) <= tonumber(ARGV[8]) then return {-5} end
+  local beat = tonumber(rec[6])
+  if KEYS[5] then  -- the shard's watch: a heartbeat is no older than its grace
+    beat = math.max(beat, tonumber(redis.call('HGET', KEYS[5], 'since') or 0))
+  end
+  if now - beat <= tonumber(ARGV[8]) then return {-5} end
   seq = tonumber(rec[3]) + 1
 else
   if not rec[1] then return {-2} end
@@ -102,7 +106,8 @@ redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
     + "return {1, id}\n"
 )
 
-# KEYS: record, log, completion, active.
+# KEYS: record, log, completion, active (and, for the guardian, the shard's
+# watch, unless forced).
 # ARGV: token ('' for the guardian), seq, type, data, maxlen, channel,
 #       completion_ttl_ms, stale_ms, state, stream id.
 _FINISH = (
@@ -268,21 +273,25 @@ class EventLog:
             log.warning("could not uncount %d ended streams", len(ended))
 
     def orphan_many(
-        self, stream_ids: list[str], *, stale_ms: int, data: str
+        self, stream_ids: list[str], *, stale_ms: int, data: str, grace: bool = True
     ) -> list[int]:
         """End each still-active, still-stale stream as ``orphaned``, in one
-        pipelined round trip; the guardian's write.
+        pipelined round trip; the guardian's write. With ``grace``, a stream
+        whose shard is in its grace after an outage is not stale yet (see
+        :mod:`~flask_sse_resilience.guardian`).
 
         Returns a status per id: 1 orphaned now, -5 no longer stale (left
         alone), -1 already ended and -2 expired (both dropped from the active
         index; followers of an expired stream are told it is over).
         """
-        calls = [
-            self._finish_call(
+        calls = []
+        for stream_id in stream_ids:
+            keys, args = self._finish_call(
                 stream_id, StreamState.ORPHANED, "failed", data, "", 0, stale_ms
             )
-            for stream_id in stream_ids
-        ]
+            if grace:
+                keys.append(self.keys.watch_of(stream_id))
+            calls.append((keys, args))
         if not calls:
             return []
         replies = self._finish.run_batch(calls)

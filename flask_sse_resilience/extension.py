@@ -228,7 +228,11 @@ class SSEResilience:
         return stream_id
 
     def producer(
-        self, stream_id: str, *, app: Flask | None = None, retry_for: float = 0.0
+        self,
+        stream_id: str,
+        *,
+        app: Flask | None = None,
+        retry_for: float | None = None,
     ) -> Producer:
         """Return the context manager that writes ``stream_id``'s events.
 
@@ -236,8 +240,10 @@ class SSEResilience:
         same Redis. See :class:`~flask_sse_resilience.producer.Producer`.
 
         :param retry_for: seconds to keep retrying a write while Redis is
-            unreachable (each write is idempotent, so nothing is doubled);
-            0, the default, raises after the client's own quick retries.
+            unavailable (each write is idempotent, so nothing is doubled);
+            0 raises after the client's own quick retries. By default
+            ``SSE_RESILIENCE_PRODUCER_RETRY_FOR`` (30 s), enough to ride out a
+            Sentinel or Cluster failover.
         """
         state = self._state(app)
 
@@ -257,7 +263,9 @@ class SSEResilience:
             max_event_bytes=state.settings.max_event_bytes,
             on_end=ended,
             on_send=state.event_sent,
-            retry_for=retry_for,
+            retry_for=(
+                state.settings.producer_retry_for if retry_for is None else retry_for
+            ),
         )
 
     def stream_response(self, stream_id: str) -> Response:

@@ -11,6 +11,18 @@ A sweep reads the active index for streams whose heartbeat is older than the
 stale threshold by the Redis clock, and ends each one as ``orphaned`` in one
 script that checks it is *still* active and *still* stale, so a leader paused
 past its lock cannot orphan a stream that heartbeated or completed meanwhile.
+
+A producer cut off by a Redis outage (a failover, ``CLUSTERDOWN``, a restart)
+cannot heartbeat, yet it is alive. So staleness is judged against the
+guardian's own view of each shard, kept in Redis beside the shard (its
+*watch*: when it was last swept, and since when without a gap): a shard that
+went unswept for longer than :attr:`Settings.guardian_gap
+<flask_sse_resilience.settings.Settings.guardian_gap>` (because its node could
+not be reached, or no guardian ran) gets one stale threshold of grace from the
+first sweep that reaches it again, whichever worker or host leads by then. A
+heartbeat counts as no older than the start of that grace. Since the guardian
+ticks at least five times per ``stale - heartbeat``, an outage long enough to
+make a live stream look stale always leaves such a gap.
 The terminal event (type ``failed``, data ``{"reason": "orphaned"}``) is
 logged, stored as the completion and announced to every follower on every
 worker. Index entries whose stream expired or already ended are dropped, so
@@ -34,6 +46,7 @@ from typing import Any
 
 from .eventlog import EventLog
 from .keys import Keys
+from .loops import revive_all, supervise
 from .redisutil import LUA_NOW, UNAVAILABLE, RedisClient, as_text, script
 from .settings import Settings
 
@@ -58,12 +71,22 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS: one shard of the active index. ARGV: stale_ms, limit.
+# KEYS: one shard of the active index, its watch. ARGV: stale_ms, limit,
+# gap_ms, watch_ttl_ms, force. Stamps the watch (a gap since the last stamp
+# restarts ``since``: grace) and returns {in grace, stale ids}. A missing watch
+# (a new deployment, or one whose guardian stopped long ago) is no gap.
 _CANDIDATES = (
     LUA_NOW
     + """
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - ARGV[1]),
-  'LIMIT', 0, ARGV[2])
+local w = redis.call('HMGET', KEYS[2], 'at', 'since')
+local at, since = tonumber(w[1]), tonumber(w[2]) or 0
+if at and now - at > tonumber(ARGV[3]) then since = now end
+redis.call('HSET', KEYS[2], 'at', now, 'since', since)
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local cutoff = now - tonumber(ARGV[1])
+if ARGV[5] ~= '1' and since >= cutoff then return {1, {}} end
+return {0, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff,
+  'LIMIT', 0, ARGV[2])}
 """
 )
 
@@ -91,8 +114,11 @@ class SweepResult:
     pruned: int = 0
     #: Wall time of the sweep, in seconds.
     seconds: float = 0.0
-    #: Why nothing was swept: ``not-leader`` or ``grace`` (after an outage).
+    #: Why nothing was swept: ``not-leader``.
     skipped: str = ""
+    #: Shards whose streams are in their grace after a gap in the sweeps
+    #: (an outage); none of their streams was judged.
+    grace: int = 0
 
 
 def _gevent_patched() -> bool:
@@ -101,6 +127,18 @@ def _gevent_patched() -> bool:
     except ImportError:  # pragma: no cover - gevent is a dependency
         return False
     return bool(monkey.is_module_patched("threading"))
+
+
+def _alive(scheduler: Any) -> bool:
+    """Whether a started APScheduler scheduler's thread or greenlet runs."""
+    runner = getattr(scheduler, "_thread", None) or getattr(
+        scheduler, "_greenlet", None
+    )
+    if runner is None:
+        return False
+    if hasattr(runner, "is_alive"):
+        return bool(runner.is_alive())
+    return not runner.dead
 
 
 class StreamGuardian:
@@ -127,7 +165,7 @@ class StreamGuardian:
         self.pid = os.getpid()
         #: This worker's owner token for the leader lock.
         self.token = f"{socket.gethostname()}:{self.pid}:{secrets.token_hex(4)}"
-        self.lock_ttl_ms = int((settings.guardian_interval * 1.5 + 0.5) * 1000)
+        self.lock_ttl_ms = int((settings.guardian_tick * 1.5 + 0.5) * 1000)
         self._lead = script(redis, _LEAD)
         self._release = script(redis, _RELEASE)
         self._candidates = script(redis, _CANDIDATES)
@@ -135,51 +173,61 @@ class StreamGuardian:
         self._scheduler: Any = None
         self._stopping = False
         self._lock = threading.Lock()
-        self._outage = False
-        self._grace_until = 0.0
         #: The last tick's result, or None before the first.
         self.last_result: SweepResult | None = None
+        supervise(self)
 
     def run_once(self, *, force: bool = False) -> SweepResult:
-        """Sweep once if this worker leads (always with ``force``).
+        """Sweep once if this worker leads.
 
-        :raises redis.exceptions.ConnectionError: if Redis is unreachable.
+        ``force`` (an operator's ``flask sse sweep``) sweeps whether or not
+        this worker leads, and judges streams in their grace after an outage
+        too.
+
+        :raises redis.exceptions.RedisError: one of
+            :data:`~flask_sse_resilience.redisutil.UNAVAILABLE` if Redis
+            cannot be reached.
         """
         leads = bool(self._lead(keys=[self.keys.guardian_leader],
                                 args=[self.token, self.lock_ttl_ms]))  # fmt: skip
         if not (leads or force):
             return SweepResult(swept=False, skipped="not-leader")
-        if self._outage:
-            # Producers could not heartbeat while Redis was away; give them one
-            # stale threshold to catch up before judging them.
-            self._outage = False
-            self._grace_until = time.monotonic() + self.settings.stale_threshold
-        if time.monotonic() < self._grace_until and not force:
-            return SweepResult(swept=False, skipped="grace")
-        return self._sweep()
+        return self._sweep(force)
 
-    def _sweep(self) -> SweepResult:
+    def _sweep(self, force: bool) -> SweepResult:
         started = time.monotonic()
-        stale_ms = int(self.settings.stale_threshold * 1000)
+        settings = self.settings
+        stale_ms = int(settings.stale_threshold * 1000)
+        gap_ms = int(settings.guardian_gap * 1000)
+        watch_ttl_ms = settings.stream_ttl * 1000
         orphaned: list[str] = []
-        pruned = 0
+        pruned = grace = 0
         # One pipeline asks every shard of the index for its stale entries;
         # only a shard that filled its batch is asked again.
-        shards = self.keys.active_all()
+        shards = list(range(self.keys.shards))
         while shards:
             replies = self._candidates.run_batch(
-                [([key], [stale_ms, self.batch]) for key in shards]
+                [
+                    (
+                        [self.keys.active(shard), self.keys.watch(shard)],
+                        [stale_ms, self.batch, gap_ms, watch_ttl_ms, int(force)],
+                    )
+                    for shard in shards
+                ]
             )
-            ids = [as_text(member) for members in replies for member in members]
-            statuses = self.log.orphan_many(ids, stale_ms=stale_ms, data=ORPHANED_DATA)
+            grace += sum(int(in_grace) for in_grace, _ in replies)
+            ids = [as_text(member) for _, members in replies for member in members]
+            statuses = self.log.orphan_many(
+                ids, stale_ms=stale_ms, data=ORPHANED_DATA, grace=not force
+            )
             for stream_id, status in zip(ids, statuses, strict=True):
                 if status == 1:
                     orphaned.append(stream_id)
                 elif status in (-1, -2):
                     pruned += 1
             shards = [
-                key
-                for key, members in zip(shards, replies, strict=True)
+                shard
+                for shard, (_, members) in zip(shards, replies, strict=True)
                 if len(members) >= self.batch
             ]
         seconds = time.monotonic() - started
@@ -194,8 +242,15 @@ class StreamGuardian:
                 self.on_orphaned(stream_id)
         if pruned:
             log.info("guardian dropped %d expired or ended index entries", pruned)
+        if grace:
+            log.info("guardian: %d shards in their grace after a gap in sweeps "
+                     "(Redis unavailable, or no guardian ran)", grace)  # fmt: skip
         result = SweepResult(
-            swept=True, orphaned=tuple(orphaned), pruned=pruned, seconds=seconds
+            swept=True,
+            orphaned=tuple(orphaned),
+            pruned=pruned,
+            seconds=seconds,
+            grace=grace,
         )
         if self.on_swept is not None:
             self.on_swept(result)
@@ -208,10 +263,12 @@ class StreamGuardian:
         try:
             self.last_result = self.run_once()
         except UNAVAILABLE as exc:
-            self._outage = True
+            # Nothing to remember here: the gap this leaves in the shards'
+            # watches gives their streams a grace, whoever sweeps next.
             log.warning("guardian skipped a tick, Redis unavailable: %s", exc)
         except Exception:  # noqa: BLE001 - a scheduled job must not die
             log.exception("guardian tick failed")
+        revive_all()
 
     @property
     def running(self) -> bool:
@@ -237,7 +294,7 @@ class StreamGuardian:
                 from apscheduler.schedulers.background import BackgroundScheduler
 
                 scheduler = BackgroundScheduler(daemon=True)
-            interval = self.settings.guardian_interval
+            interval = self.settings.guardian_tick
             # Spread workers' first ticks over the interval.
             first = datetime.now() + timedelta(seconds=random.uniform(0, interval))
             scheduler.add_job(
@@ -253,6 +310,23 @@ class StreamGuardian:
             scheduler.start()
             self._scheduler = scheduler
         log.info("guardian scheduled every %ss (worker %s)", interval, self.token)
+
+    def revive(self) -> None:
+        """Restart the scheduler if it was started in this process and its
+        thread (or greenlet) ended; see :mod:`~flask_sse_resilience.loops`."""
+        with self._lock:
+            scheduler = self._scheduler
+            if scheduler is None or self._stopping or self.pid != os.getpid():
+                return
+            if _alive(scheduler):
+                return
+            self._scheduler = None
+        log.warning("the guardian's scheduler had stopped; restarting it")
+        try:
+            scheduler.shutdown(wait=False)
+        except Exception:  # noqa: BLE001 - it is dead already
+            log.debug("shutting a dead scheduler down failed", exc_info=True)
+        self.start()
 
     def stop(self) -> None:
         """Stop the scheduler and give up the leader lock if this worker holds it."""

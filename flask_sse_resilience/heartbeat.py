@@ -9,14 +9,11 @@ merely connected does not keep a dead producer's stream alive.
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import threading
 
-from .redisutil import UNAVAILABLE
+from .loops import Periodic
 from .registry import StreamRegistry
-
-log = logging.getLogger(__name__)
 
 
 class Heartbeater:
@@ -28,8 +25,12 @@ class Heartbeater:
         self.pid = os.getpid()
         self._streams: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+        # After a failure, retry within a second rather than a whole interval,
+        # so that once Redis is back our streams look alive again at once
+        # (the guardian gives them a stale threshold for that; see guardian).
+        self.loop = Periodic(
+            "heartbeat", self.beat, interval, retry=0.25, max_retry=min(1.0, interval)
+        )
         #: Pipelines sent so far; for tests and metrics.
         self.beats = 0
 
@@ -37,12 +38,7 @@ class Heartbeater:
         """Keep ``stream_id`` alive until a matching :meth:`discard`."""
         with self._lock:
             self._streams[stream_id] += 1
-            if self._thread is None or not self._thread.is_alive():
-                self._stopped.clear()
-                self._thread = threading.Thread(
-                    target=self._run, name="sse-resilience-heartbeat", daemon=True
-                )
-                self._thread.start()
+        self.loop.ensure()
 
     def discard(self, stream_id: str) -> None:
         """Undo one :meth:`add`."""
@@ -66,17 +62,5 @@ class Heartbeater:
             self.beats += 1
 
     def stop(self) -> None:
-        """Stop the background thread."""
-        self._stopped.set()
-
-    def _run(self) -> None:
-        wait = self.interval
-        while not self._stopped.wait(wait):
-            try:
-                self.beat()
-                wait = self.interval
-            except UNAVAILABLE as exc:
-                # Retry within a second rather than a whole interval, so that
-                # once Redis is back our streams look alive again at once.
-                wait = min(1.0, self.interval)
-                log.warning("heartbeat failed, retrying in %.1fs: %s", wait, exc)
+        """Stop the background loop."""
+        self.loop.stop()

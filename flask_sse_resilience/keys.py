@@ -53,6 +53,15 @@ class Keys:
         """The active index shard holding ``stream_id``."""
         return self.active(self.shard(stream_id))
 
+    def watch(self, shard: int) -> str:
+        """Hash of when the guardian last swept one shard (``at``) and since
+        when it has done so without a gap (``since``), in Redis ms."""
+        return f"{self._tag(shard)}watch"
+
+    def watch_of(self, stream_id: str) -> str:
+        """The guardian's watch of ``stream_id``'s shard."""
+        return self.watch(self.shard(stream_id))
+
     def active_all(self) -> list[str]:
         """Every shard of the active index, in shard order."""
         return [self.active(shard) for shard in range(self.shards)]

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .keys import Keys
+from .loops import Periodic
 from .redisutil import LUA_NOW, UNAVAILABLE, RedisClient, script
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,7 @@ class ConnectionLeases:
         self.pid = os.getpid()
         self._held: dict[str, str] = {}  # lease id -> user key
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.loop = Periodic("leases", self.renew, interval)
         self._acquire = script(redis, _ACQUIRE)
         self._renew = script(redis, _RENEW)
 
@@ -90,11 +90,7 @@ class ConnectionLeases:
         key = self.keys.user_connections(user_id)
         with self._lock:
             self._held[lease] = key
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="sse-resilience-leases", daemon=True
-                )
-                self._thread.start()
+        self.loop.ensure()
         return lease
 
     def release(
@@ -129,11 +125,4 @@ class ConnectionLeases:
 
     def stop(self) -> None:
         """Stop renewing."""
-        self._stopped.set()
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self.interval):
-            try:
-                self.renew()
-            except UNAVAILABLE as exc:
-                log.warning("connection leases not renewed: %s", exc)
+        self.loop.stop()

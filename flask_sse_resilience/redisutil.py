@@ -7,12 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
 import redis
+from redis import exceptions as rx
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
+
+from .pool import FairQueue
 
 RedisClient = Union["redis.Redis", "redis.RedisCluster"]
 
@@ -22,8 +23,53 @@ LUA_NOW = (
     "local t = redis.call('TIME')\nlocal now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 )
 
-#: Errors meaning "Redis cannot be reached right now" (answered with a 503).
-UNAVAILABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+
+class NodeInTransition(rx.ConnectionError):
+    """A reply error redis-py has no class for that means "not now" rather
+    than "wrong": ``NOREPLICAS`` (too few replicas to accept a write, as during
+    a failover) and ``BUSY`` (a script or module runs past its time limit).
+    Raised by this package in place of the plain ``ResponseError``."""
+
+
+#: Reply prefixes turned into :class:`NodeInTransition`.
+_TRANSIENT_PREFIXES = ("NOREPLICAS", "BUSY ")
+
+#: Every error meaning "Redis cannot serve this right now, try again soon":
+#: answered with a 503, retried by producers with ``retry_for``, and survived
+#: by every background loop. Defined once; nothing else in the package lists
+#: Redis errors.
+#:
+#: - ``ConnectionError`` (with ``BusyLoadingError``: ``LOADING`` while a
+#:   restarted Redis reads its dataset; ``MaxConnectionsError``; a sentinel
+#:   client's "the previous master is now a replica") and ``TimeoutError``
+#:   (a paused or sleeping server);
+#: - ``ClusterError``: ``CLUSTERDOWN`` (every node, while a failed master is
+#:   not yet replaced), ``MASTERDOWN`` (a replica whose master is gone) and
+#:   "TTL exhausted" (redirections that never settled);
+#: - ``TryAgainError`` (``TRYAGAIN``: a multi-key call on a slot being
+#:   migrated) and ``AskError`` / ``MovedError`` (``ASK`` / ``MOVED`` that
+#:   redis-py did not resolve, as in a resharding storm);
+#: - ``ReadOnlyError`` (``READONLY``: a write reached a demoted master);
+#: - ``RedisClusterException``: a slot map with a hole mid-failover
+#:   (``SlotNotCoveredError``), or no node reachable to read the map from;
+#: - :class:`NodeInTransition` (``NOREPLICAS``, ``BUSY``).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    rx.ConnectionError,
+    rx.TimeoutError,
+    rx.ClusterError,
+    rx.TryAgainError,
+    rx.AskError,
+    rx.ReadOnlyError,
+    rx.RedisClusterException,
+)
+
+
+def reply_error(exc: Exception) -> Exception:
+    """The exception to raise for an error reply: :class:`NodeInTransition`
+    for a transient reply redis-py leaves as a plain ``ResponseError``."""
+    if type(exc) is rx.ResponseError and str(exc).startswith(_TRANSIENT_PREFIXES):
+        return NodeInTransition(str(exc))
+    return exc
 
 
 #: URL schemes :func:`make_client` understands.
@@ -41,6 +87,9 @@ SCHEMES = (
 def _retry() -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 3)
 
+
+#: Seconds a command waits for a free pooled connection before failing.
+_POOL_WAIT = 5
 
 _SOCKETS: dict[str, Any] = {
     "decode_responses": True,
@@ -61,7 +110,9 @@ def make_client(url: str, *, max_connections: int) -> RedisClient:
     Each pool (one per cluster node) holds at most ``max_connections`` sockets;
     a greenlet that finds them all busy waits instead of opening another, so a
     worker serving thousands of SSE clients still holds a handful of Redis
-    connections. Failed commands are retried 3 times with jittered exponential
+    connections. Waiters are served first come, first served (see
+    :class:`~flask_sse_resilience.pool.FairQueue`), so a tight loop cannot
+    starve them. Failed commands are retried 3 times with jittered exponential
     backoff, so a short blip is absorbed but an outage is reported in about a
     second instead of redis-py's default ten retries.
 
@@ -79,13 +130,20 @@ def make_client(url: str, *, max_connections: int) -> RedisClient:
             f"{scheme.split('+')[0]}://{rest}",
             connection_pool_class=redis.BlockingConnectionPool,
             max_connections=max_connections,
+            queue_class=FairQueue,
+            timeout=_POOL_WAIT,
             retry=_retry(),
             **_SOCKETS,
         )
     if scheme.endswith("+sentinel"):
         return _sentinel_client(scheme, rest, max_connections)
     pool = redis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=5, retry=_retry(), **_SOCKETS
+        url,
+        max_connections=max_connections,
+        timeout=_POOL_WAIT,
+        queue_class=FairQueue,
+        retry=_retry(),
+        **_SOCKETS,
     )
     return redis.Redis(connection_pool=pool)
 
@@ -108,7 +166,8 @@ def _sentinel_client(scheme: str, rest: str, max_connections: int) -> redis.Redi
         service,
         connection_pool_class=_BlockingSentinelPool,
         max_connections=max_connections,
-        timeout=5,
+        timeout=_POOL_WAIT,
+        queue_class=FairQueue,
         db=int(db or 0),
         ssl=scheme.startswith("rediss"),
         retry=_retry(),
@@ -145,10 +204,13 @@ class LuaScript:
     def __call__(self, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
         """Run the script once and return its reply."""
         try:
-            return self.client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            self.client.script_load(self.source)
-            return self.client.evalsha(self.sha, len(keys), *keys, *args)
+            try:
+                return self.client.evalsha(self.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                self.client.script_load(self.source)
+                return self.client.evalsha(self.sha, len(keys), *keys, *args)
+        except rx.ResponseError as exc:
+            raise reply_error(exc) from exc
 
     def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[Any] = ()) -> None:
         """Add one run of the script to ``pipe`` (see :func:`run_pipeline`)."""
@@ -186,7 +248,7 @@ def run_pipeline(client: RedisClient, build: Callable[[Any], None]) -> list[Any]
             continue
         for reply in replies:
             if isinstance(reply, Exception):
-                raise reply
+                raise reply_error(reply)
         return list(replies)
     raise AssertionError("unreachable")
 

@@ -77,6 +77,26 @@ class Settings:
     token_max_age: int = 300
     #: Whether to serve the operations dashboard (needs ``dashboard_auth``).
     dashboard: bool = False
+    #: Seconds a producer keeps retrying a write while Redis is unavailable
+    #: (a failover, a restart), unless ``producer(retry_for=...)`` says
+    #: otherwise; 0 raises after the client's own quick retries.
+    producer_retry_for: float = 30.0
+
+    @property
+    def guardian_tick(self) -> float:
+        """Seconds between the guardian's ticks: ``guardian_interval``, or
+        less where needed to tell a Redis outage from a dead producer (at
+        least five ticks per ``stale_threshold - heartbeat_interval``; see
+        :mod:`~flask_sse_resilience.guardian`)."""
+        room = self.stale_threshold - self.heartbeat_interval
+        return max(0.05, min(self.guardian_interval, room / 5))
+
+    @property
+    def guardian_gap(self) -> float:
+        """Seconds without a successful sweep of a shard after which the
+        guardian assumes Redis was in trouble there and gives its streams
+        one stale threshold of grace (two and a half ticks)."""
+        return self.guardian_tick * 2.5
 
 
 def _number(key: str, value: Any, *, integer: bool) -> float:
@@ -103,6 +123,12 @@ def _positive_int(key: str, value: Any) -> int:
 
 def _positive_float(key: str, value: Any) -> float:
     return float(_number(key, value, integer=False))
+
+
+def _non_negative_float(key: str, value: Any) -> float:
+    if not isinstance(value, bool) and value in (0, "0", "0.0"):
+        return 0.0
+    return _positive_float(key, value)
 
 
 def _boolean(key: str, value: Any) -> bool:
@@ -186,6 +212,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "cors_origins": _origins,
     "token_max_age": _positive_int,
     "dashboard": _boolean,
+    "producer_retry_for": _non_negative_float,
 }
 
 #: Every config key the extension reads, mapped to its default.

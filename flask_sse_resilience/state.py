@@ -28,6 +28,7 @@ from .guardian import StreamGuardian
 from .heartbeat import Heartbeater
 from .keys import Keys
 from .leases import ConnectionLeases
+from .loops import revive_all
 from .models import StreamMetadata
 from .redisutil import RedisClient
 from .registry import StreamRegistry
@@ -218,7 +219,9 @@ class State:
 
     def start_background(self) -> None:
         """Schedule the guardian in this process, if enabled, and report to
-        the dashboard (if on) from now on. Idempotent."""
+        the dashboard (if on) from now on; restart any background loop whose
+        thread ended. Idempotent and cheap: it runs before every request."""
+        revive_all()
         if self.settings.dashboard and not self.shutting_down:
             self.stats.start()
         if self.settings.guardian_enabled and not self.shutting_down:

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from .keys import Keys
+from .loops import Periodic
 from .redisutil import UNAVAILABLE, RedisClient
 
 log = logging.getLogger(__name__)
@@ -53,37 +54,30 @@ class Stats:
         self.worker = f"{socket.gethostname()}:{self.pid}"
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stopped = threading.Event()
+        self.loop = Periodic("stats", self.flush, interval)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to counter ``name`` (one of :data:`COUNTS`); no I/O."""
         with self._lock:
             self._counts[name] += n
-        if self._thread is None:
-            self.start()
+        self.loop.ensure()
 
     def start(self) -> None:
-        """Flush every interval from now on, in a background thread."""
-        with self._lock:
-            if self._thread is not None:
-                return
-            self._thread = threading.Thread(
-                target=self._run, name="sse-resilience-stats", daemon=True
-            )
-            self._thread.start()
+        """Flush every interval from now on, in a background loop."""
+        self.loop.ensure()
 
     def stop(self) -> None:
-        """Flush once more and stop."""
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.interval + 1)
-        self.flush()
+        """Flush once more (if Redis can be reached) and stop."""
+        self.loop.stop(timeout=self.interval + 1)
+        try:
+            self.flush()
+        except UNAVAILABLE:
+            log.warning("dashboard counters of %s not flushed", self.worker)
 
     def flush(self) -> None:
         """Add this process's counts to the current minute and record its
-        client count, in one round trip. Counts are kept for the next flush
-        if Redis is unreachable."""
+        client count, in one round trip. If that fails, the counts are kept
+        for the next flush and the error propagates."""
         with self._lock:
             counts, self._counts = self._counts, Counter()
         seconds = time.time()
@@ -103,11 +97,7 @@ class Stats:
             )
             pipe.expire(self.keys.stats_workers, int(self.interval * 3) + 60)
             pipe.execute()
-        except UNAVAILABLE:
+        except BaseException:
             with self._lock:
                 self._counts.update(counts)
-            log.debug("stats not flushed, Redis unavailable")
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self.interval):
-            self.flush()
+            raise

@@ -146,7 +146,8 @@ def test_only_the_leader_sweeps_and_another_takes_over(
     assert two.run_once().swept
     assert one.run_once().skipped == "not-leader"
     # A leader that dies stops renewing: its lock lapses within one TTL.
-    assert two.lock_ttl_ms == int((0.2 * 1.5 + 0.5) * 1000)
+    # (ticks every min(0.2, (1 - 0.3) / 5) = 0.14 s)
+    assert two.lock_ttl_ms == int((0.14 * 1.5 + 0.5) * 1000)
     time.sleep(two.lock_ttl_ms / 1000 + 0.1)
     assert one.run_once().swept
     assert int(r.get(KEYS.guardian_sweeps)) == 4
@@ -154,16 +155,49 @@ def test_only_the_leader_sweeps_and_another_takes_over(
     assert last["worker"] == one.token and last["sweep"] == "4"
 
 
-def test_after_an_outage_producers_get_a_grace_period(
+def test_after_a_gap_in_sweeps_every_leader_gives_a_grace(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    """The grace after an outage lives in Redis, not in the worker that saw
+    the outage: a guardian that never saw an error honours it too."""
+    app, sse = app_sse
+    state = app.extensions["sse_resilience"]
+    settings = state.settings
+    sid = sse.open_stream("alice", app=app)
+    one = StreamGuardian(r, state.keys, state.log, settings)
+    assert one.run_once().swept  # the shards are watched from now on
+    age(r, sid)  # its producer could not heartbeat through an outage...
+    # ...during which no sweep reached the shard: a gap in its watch.
+    time.sleep(settings.guardian_gap + 0.1)
+    one.stop()
+    other = StreamGuardian(r, state.keys, state.log, settings)  # saw no error
+    result = other.run_once()
+    assert result.swept and result.orphaned == ()
+    assert result.grace == settings.shards
+    assert sse.get_stream(sid, app=app).state is StreamState.ACTIVE
+    # The producer heartbeats within the grace: never orphaned.
+    state.registry.heartbeat([sid])
+    age(r, sid, settings.stale_threshold * 0.5)
+    assert other.run_once().orphaned == ()
+    # One that stays silent is orphaned once the grace is over.
+    age(r, sid)
+    deadline = time.monotonic() + settings.stale_threshold + 1
+    while not other.run_once().orphaned:
+        assert time.monotonic() < deadline
+        time.sleep(settings.guardian_tick)
+    assert sse.get_stream(sid, app=app).state is StreamState.ORPHANED
+
+
+def test_a_forced_sweep_judges_streams_in_their_grace(
     app_sse: tuple[Flask, SSEResilience], r: redis.Redis
 ) -> None:
     app, sse = app_sse
-    sid = sse.open_stream("alice", app=app)
-    age(r, sid)
     guardian = sse.guardian(app)
-    guardian._outage = True  # what tick() records when Redis is unreachable
-    assert guardian.run_once().skipped == "grace"
-    assert sse.get_stream(sid, app=app).state is StreamState.ACTIVE
+    sid = sse.open_stream("alice", app=app)
+    guardian.run_once()
+    age(r, sid)
+    time.sleep(guardian.settings.guardian_gap + 0.1)
+    assert guardian.run_once().orphaned == ()  # in its grace
     assert guardian.run_once(force=True).orphaned == (sid,)
 
 
@@ -184,13 +218,9 @@ def test_the_scheduled_guardian_survives_redis_outages(
     while int(observer.get(KEYS.guardian_sweeps) or 0) < 3:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    port = server.port
-    server.kill()
-    time.sleep(0.5)  # ticks fail meanwhile, and are logged, not raised
-    server.port = port
-    server.start()
+    observer.client_pause(1000)  # ticks stall meanwhile: a gap in the watch
     deadline = time.monotonic() + 10
-    while guardian.last_result is None or guardian.last_result.skipped != "grace":
+    while guardian.last_result is None or not guardian.last_result.grace:
         assert time.monotonic() < deadline, guardian.last_result
         time.sleep(0.05)
     assert guardian.running

@@ -174,7 +174,7 @@ def test_without_retry_for_an_outage_raises(
     server = redis_factory()
     app, sse = make_app({"SSE_RESILIENCE_REDIS_URL": server.url})
     sid = sse.open_stream("alice", app=app)
-    out = sse.producer(sid, app=app).__enter__()
+    out = sse.producer(sid, app=app, retry_for=0).__enter__()
     server.kill()
     with pytest.raises(redis_py.ConnectionError):
         out.send("token", 1)

@@ -164,9 +164,9 @@ def _generate(
     words = prompt.split() or ["token"]
     text: list[str] = []
     try:
-        # retry_for: ride out a Redis restart of up to 30 s (writes are
-        # idempotent, so a retried event is never doubled).
-        with sse.producer(stream_id, app=app, retry_for=30) as out:
+        # Writes ride out a Redis restart or failover of up to 30 s
+        # (SSE_RESILIENCE_PRODUCER_RETRY_FOR; idempotent, never doubled).
+        with sse.producer(stream_id, app=app) as out:
             for index in range(tokens):
                 if fail_after is not None and index == fail_after:
                     raise GenerationFailed(f"failed after {fail_after} tokens")

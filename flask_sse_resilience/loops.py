@@ -1,0 +1,159 @@
+"""Background loops that never die.
+
+Every periodic job of a process (heartbeats, lease renewal, the dashboard's
+counters) is a :class:`Periodic`: a daemon thread (a greenlet under gevent)
+started on first use in the process that uses it, never in a parent it was
+forked from. A job that raises is logged and retried after a short, jittered
+backoff, whatever the exception; Redis being unavailable is a warning, anything
+else a logged traceback.
+
+A loop whose thread ends anyway (a ``BaseException`` such as a killed
+greenlet) is restarted: every loop, on each run, revives every other loop of
+the process that should be running, and so does the guardian's scheduled job
+and every stream request (:func:`revive_all`). Other parts with a thread of
+their own (the pub/sub links, the guardian's scheduler) register with
+:func:`supervise`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Protocol
+
+from .redisutil import UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+
+class Revivable(Protocol):
+    """A part with a thread of its own that :func:`revive_all` looks after."""
+
+    def revive(self) -> None:
+        """Restart the part's thread if it should run and does not; cheap
+        when all is well."""
+
+
+#: Every supervised part, weakly held: a part nobody uses is let go.
+_PARTS: weakref.WeakSet[Revivable] = weakref.WeakSet()
+_PARTS_LOCK = threading.Lock()
+
+
+def supervise(part: Revivable) -> None:
+    """Have :func:`revive_all` look after ``part`` while it exists."""
+    with _PARTS_LOCK:
+        _PARTS.add(part)
+
+
+def revive_all() -> None:
+    """Restart every supervised part of this process whose thread ended."""
+    with _PARTS_LOCK:
+        parts = list(_PARTS)
+    for part in parts:
+        try:
+            part.revive()
+        except Exception:  # noqa: BLE001 - one broken part must not stop the rest
+            log.exception("could not revive a background loop")
+
+
+class Periodic:
+    """Runs ``job()`` every ``interval`` seconds in this process, for good.
+
+    :param name: the thread's name (shown in logs and ``py-spy``).
+    :param retry: seconds before the first retry after a failure; doubled
+        (with jitter) on each further failure, up to ``max_retry`` (by
+        default ``interval``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        job: Callable[[], object],
+        interval: float,
+        *,
+        retry: float = 1.0,
+        max_retry: float | None = None,
+    ) -> None:
+        self.name = name
+        self.job = job
+        self.interval = interval
+        self.max_retry = min(interval, max_retry or interval)
+        self.retry = min(retry, self.max_retry)
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = False
+        self._started = False
+        self._thread: threading.Thread | None = None
+        #: Runs that succeeded, failed, and times the thread was restarted.
+        self.runs = 0
+        self.failures = 0
+        self.restarts = 0
+        supervise(self)
+
+    @property
+    def alive(self) -> bool:
+        """True while the loop's thread runs in this process."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and self.pid == os.getpid()
+
+    def ensure(self) -> None:
+        """Start the loop if it is not running (and was not stopped)."""
+        with self._lock:
+            if self._stopped or self.alive:
+                return
+            if self._started:
+                self.restarts += 1
+                log.warning("background loop %s had ended; restarting it", self.name)
+            self.pid = os.getpid()
+            self._started = True
+            self._thread = threading.Thread(
+                target=self._run, name=f"sse-resilience-{self.name}", daemon=True
+            )
+            self._thread.start()
+
+    def revive(self) -> None:
+        """Restart the loop if it was started in this process and its
+        thread ended (see :func:`revive_all`)."""
+        if self._started and self.pid == os.getpid():
+            self.ensure()
+
+    def stop(self, timeout: float = 0.0) -> None:
+        """Stop the loop (for good); wait up to ``timeout`` for its thread."""
+        with self._lock:
+            self._stopped = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None and timeout > 0 and self.pid == os.getpid():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        wait = self.interval
+        while True:
+            self._wake.wait(wait)
+            self._wake.clear()
+            if self._stopped:
+                return
+            try:
+                self.job()
+            except Exception as exc:  # noqa: BLE001 - the loop must survive
+                self.failures += 1
+                wait = self._backoff(wait)
+                if isinstance(exc, UNAVAILABLE):
+                    log.warning("%s failed, Redis unavailable (%s); retrying in "
+                                "%.1fs", self.name, exc, wait)  # fmt: skip
+                else:
+                    log.exception("%s failed; retrying in %.1fs", self.name, wait)
+            else:
+                self.runs += 1
+                wait = self.interval
+            revive_all()
+
+    def _backoff(self, previous: float) -> float:
+        base = self.retry if previous >= self.interval else previous * 2
+        base = min(base, self.max_retry)
+        return random.uniform(base / 2, base)
