@@ -25,10 +25,10 @@ from typing import Any
 
 from .errors import ProducerConflictError, StreamNotActiveError
 from .keys import Keys
+from .loops import Deferred
 from .models import Event, StreamState
 from .redisutil import (
     LUA_NOW,
-    UNAVAILABLE,
     RedisClient,
     as_text,
     hash_to_text,
@@ -172,9 +172,16 @@ class EventLog:
     """Reads and writes the event logs of streams."""
 
     def __init__(
-        self, redis: RedisClient, keys: Keys, *, max_events: int, completion_ttl: int
+        self,
+        redis: RedisClient,
+        keys: Keys,
+        *,
+        max_events: int,
+        completion_ttl: int,
+        deferred: Deferred | None = None,
     ) -> None:
         self.redis = redis
+        self.deferred = deferred or Deferred(redis)
         self.keys = keys
         self.max_events = max_events
         self.completion_ttl = completion_ttl
@@ -262,15 +269,14 @@ class EventLog:
 
     def _uncount(self, ended: list[tuple[str, str]]) -> None:
         """Drop ended streams from their users' open-stream counts. The counts
-        live in the users' cluster slots, not the streams': a separate write
-        (if it fails, the entries expire with the stream TTL)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for stream_id, user_id in ended:
-            pipe.zrem(self.keys.user_streams(user_id), stream_id)
-        try:
-            pipe.execute()
-        except UNAVAILABLE:
-            log.warning("could not uncount %d ended streams", len(ended))
+        live in the users' cluster slots, not the streams': a separate write,
+        retried until it lands if Redis is unavailable."""
+
+        def build(pipe: Any) -> None:
+            for stream_id, user_id in ended:
+                pipe.zrem(self.keys.user_streams(user_id), stream_id)
+
+        self.deferred.run(build)
 
     def orphan_many(
         self, stream_ids: list[str], *, stale_ms: int, data: str, grace: bool = True

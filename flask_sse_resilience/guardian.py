@@ -141,6 +141,10 @@ def _alive(scheduler: Any) -> bool:
     return not runner.dead
 
 
+#: Our own generator: scheduling must not move the app's ``random`` state.
+_jitter = random.Random()
+
+
 class StreamGuardian:
     """Finds stale streams, marks them orphaned, and keeps the index clean."""
 
@@ -173,6 +177,7 @@ class StreamGuardian:
         self._scheduler: Any = None
         self._stopping = False
         self._lock = threading.Lock()
+        self._ticking = threading.Lock()
         #: The last tick's result, or None before the first.
         self.last_result: SweepResult | None = None
         supervise(self)
@@ -258,8 +263,13 @@ class StreamGuardian:
 
     def tick(self) -> None:
         """The scheduled job: one :meth:`run_once`, never raising."""
-        if self._stopping:
-            return  # a tick that raced stop() must not take the lock again
+        with self._ticking:
+            if self._stopping:
+                return  # a tick that raced stop() must not take the lock again
+            self._tick()
+        revive_all()
+
+    def _tick(self) -> None:
         try:
             self.last_result = self.run_once()
         except UNAVAILABLE as exc:
@@ -268,7 +278,6 @@ class StreamGuardian:
             log.warning("guardian skipped a tick, Redis unavailable: %s", exc)
         except Exception:  # noqa: BLE001 - a scheduled job must not die
             log.exception("guardian tick failed")
-        revive_all()
 
     @property
     def running(self) -> bool:
@@ -296,7 +305,7 @@ class StreamGuardian:
                 scheduler = BackgroundScheduler(daemon=True)
             interval = self.settings.guardian_tick
             # Spread workers' first ticks over the interval.
-            first = datetime.now() + timedelta(seconds=random.uniform(0, interval))
+            first = datetime.now() + timedelta(seconds=_jitter.uniform(0, interval))
             scheduler.add_job(
                 self.tick,
                 "interval",
@@ -335,6 +344,8 @@ class StreamGuardian:
             self._stopping = True
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+        with self._ticking:  # a tick under way finishes first, then lets go
+            pass
         try:
             self._release(keys=[self.keys.guardian_leader], args=[self.token])
         except UNAVAILABLE:

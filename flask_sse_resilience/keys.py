@@ -114,6 +114,11 @@ class Keys:
         """Hash holding one stream's terminal event."""
         return f"{self._tag(self.shard(stream_id))}completion:{stream_id}"
 
+    def stream_connections(self, stream_id: str) -> str:
+        """Sorted set of the leases of the connections following a stream,
+        scored by lease expiry (see ``leases``)."""
+        return f"{self._tag(self.shard(stream_id))}connections:{stream_id}"
+
     def channel(self, stream_id: str) -> str:
         """Pub/sub channel announcing one stream's new events."""
         return f"{self._tag(self.shard(stream_id))}events:{stream_id}"

@@ -1,16 +1,26 @@
-"""Connection leases: how many streams a user follows at once, across workers.
+"""Connection leases: every open stream connection's footprint in Redis.
 
-Each open stream connection holds a lease in the user's sorted set
-(``<prefix>user:{<hash>}:connections``), scored by when it expires. A
-connection takes its lease before the response starts (or gets a 429), gives
-it back when the response closes, and this process renews the leases of all
-its open connections in one pipeline per heartbeat interval. A worker that
-dies stops renewing, so its connections stop counting within a few intervals.
+Each open stream connection holds one lease, a random id entered in two sorted
+sets scored by when it expires (Redis clock):
+
+* the user's (``<prefix>user:{<hash>}:connections``): how many streams a user
+  follows at once, across workers, against a limit (or a 429);
+* the stream's (``<prefix>{s<n>}:connections:<id>``), once the connection
+  follows it: the stream's live connection count.
+
+This object takes a lease before the response starts, adds the stream once the
+response follows it, gives both back when the response closes, and renews
+every lease this process holds in one pipeline per heartbeat interval. Nothing
+is a counter that a lost write could leave wrong: a give-back that fails
+(Redis unavailable) is retried until it lands (see
+:class:`~flask_sse_resilience.loops.Deferred`), a write lost in a failover
+expires, and a worker that dies stops renewing, so its connections stop
+counting within three heartbeat intervals. Counts are the sets' sizes.
 """
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 import os
 import secrets
 import threading
@@ -18,40 +28,66 @@ from collections.abc import Callable
 from typing import Any
 
 from .keys import Keys
-from .loops import Periodic
-from .redisutil import LUA_NOW, UNAVAILABLE, RedisClient, script
+from .loops import Build, Deferred, Periodic
+from .redisutil import LUA_NOW, RedisClient, script
 
-log = logging.getLogger(__name__)
-
-# KEYS: the user's connections. ARGV: lease id, limit, lease_ms.
+# KEYS: a lease set. ARGV: lease id, limit (0: none), lease_ms. Drops expired
+# leases, then adds this one unless the set is at the limit: 1 added, 0 not.
 _ACQUIRE = (
     LUA_NOW
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+local limit = tonumber(ARGV[2])
+if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
 redis.call('ZADD', KEYS[1], now + ARGV[3], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 )
 
-# KEYS: the user's connections. ARGV: lease id, lease_ms. Renews only a lease
-# that still exists (XX), so a released one stays released.
+# KEYS: a lease set. ARGV: lease id, lease_ms. Renews only a lease that still
+# exists (XX), so a given-back one stays given back; drops expired ones.
 _RENEW = (
     LUA_NOW
     + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], 'XX', now + ARGV[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 )
 
+# KEYS: the stream's lease set, its record. ARGV: lease id, lease_ms. Adds the
+# lease while the record exists: 1 added, 0 the stream is gone.
+_JOIN = (
+    LUA_NOW
+    + """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+)
+
+
+@dataclasses.dataclass
+class _Held:
+    user_key: str
+    stream_key: str | None = None
+
 
 class ConnectionLeases:
-    """Counts a user's open connections against a limit, across processes."""
+    """Takes, renews and gives back the leases of this process's connections."""
 
     def __init__(
-        self, redis: RedisClient, keys: Keys, *, limit: int, interval: float
+        self,
+        redis: RedisClient,
+        keys: Keys,
+        *,
+        limit: int,
+        interval: float,
+        deferred: Deferred | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -59,11 +95,20 @@ class ConnectionLeases:
         self.interval = interval
         self.lease_ms = int(interval * 3 * 1000)
         self.pid = os.getpid()
-        self._held: dict[str, str] = {}  # lease id -> user key
+        self._own_deferred = deferred is None
+        self.deferred = deferred or Deferred(redis)
+        self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self.loop = Periodic("leases", self.renew, interval)
         self._acquire = script(redis, _ACQUIRE)
         self._renew = script(redis, _RENEW)
+        self._join = script(redis, _JOIN)
+
+    @property
+    def held(self) -> int:
+        """Leases this process holds now."""
+        with self._lock:
+            return len(self._held)
 
     def acquire(self, user_id: str) -> str | None:
         """Take a lease for ``user_id``; return its id, or None at the limit."""
@@ -87,42 +132,60 @@ class ConnectionLeases:
         None at the limit."""
         if not reply:
             return None
-        key = self.keys.user_connections(user_id)
         with self._lock:
-            self._held[lease] = key
+            self._held[lease] = _Held(self.keys.user_connections(user_id))
         self.loop.ensure()
         return lease
 
-    def release(
-        self, lease: str, batch: Callable[[Callable[[Any], None]], Any] | None = None
-    ) -> None:
-        """Give a lease back (idempotent; a Redis error leaves it to expire).
+    def queue_join(self, pipe: Any, lease: str, stream_id: str) -> None:
+        """Queue adding a held ``lease`` to ``stream_id``'s connections on
+        ``pipe``; the reply is 1, or 0 if the stream's record is gone (then
+        nothing was added). The lease then counts for the stream until
+        :meth:`release`."""
+        key = self.keys.stream_connections(stream_id)
+        with self._lock:
+            held = self._held.get(lease)
+            if held is not None:
+                held.stream_key = key
+        self._join.queue(
+            pipe, [key, self.keys.stream(stream_id)], [lease, self.lease_ms]
+        )
+
+    def release(self, lease: str, batch: Callable[[Build], Any] | None = None) -> None:
+        """Give a lease back, from the user's and the stream's sets
+        (idempotent; retried until it lands if Redis is unavailable).
 
         ``batch`` (a :class:`~flask_sse_resilience.batching.Batcher`'s ``run``)
         shares the round trip with other requests, as when thousands of
         clients leave at once.
         """
         with self._lock:
-            key = self._held.pop(lease, None)
-        if key is None:
+            held = self._held.pop(lease, None)
+        if held is None:
             return
-        try:
-            if batch is None:
-                self.redis.zrem(key, lease)
-            else:
-                batch(lambda pipe: pipe.zrem(key, lease))
-        except UNAVAILABLE:
-            log.warning("could not release a connection lease; it will expire")
+
+        def build(pipe: Any) -> None:
+            pipe.zrem(held.user_key, lease)
+            if held.stream_key is not None:
+                pipe.zrem(held.stream_key, lease)
+
+        self.deferred.run(build, batch)
 
     def renew(self) -> None:
         """Renew every lease this process holds, in one round trip."""
         with self._lock:
             held = list(self._held.items())
-        if held:
-            self._renew.run_batch(
-                [([key], [lease, self.lease_ms]) for lease, key in held]
-            )
+        calls = [([h.user_key], [lease, self.lease_ms]) for lease, h in held]
+        calls += [
+            ([h.stream_key], [lease, self.lease_ms])
+            for lease, h in held
+            if h.stream_key is not None
+        ]
+        if calls:
+            self._renew.run_batch(calls)
 
     def stop(self) -> None:
-        """Stop renewing."""
+        """Stop renewing (and retrying give-backs, unless they are shared)."""
         self.loop.stop()
+        if self._own_deferred:
+            self.deferred.loop.stop()

@@ -1,4 +1,4 @@
-"""Background loops that never die.
+"""Background loops that never die, and clean-up writes that always land.
 
 Every periodic job of a process (heartbeats, lease renewal, the dashboard's
 counters) is a :class:`Periodic`: a daemon thread (a greenlet under gevent)
@@ -21,13 +21,21 @@ import logging
 import os
 import random
 import threading
+import time
 import weakref
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from .redisutil import UNAVAILABLE
+from .redisutil import UNAVAILABLE, RedisClient, run_pipeline
+
+#: Queues commands on a pipeline.
+Build = Callable[[Any], None]
 
 log = logging.getLogger(__name__)
+
+#: Jitter comes from a generator of our own: background threads must not move
+#: the application's global ``random`` state.
+_jitter = random.Random()
 
 
 class Revivable(Protocol):
@@ -156,4 +164,72 @@ class Periodic:
     def _backoff(self, previous: float) -> float:
         base = self.retry if previous >= self.interval else previous * 2
         base = min(base, self.max_retry)
-        return random.uniform(base / 2, base)
+        return _jitter.uniform(base / 2, base)
+
+
+class Deferred:
+    """Idempotent clean-up writes that must land eventually (giving back a
+    lease, uncounting an ended stream): run at once, and if Redis is
+    unavailable kept and retried every ``interval`` seconds, all pending
+    ones in one pipeline, until they land. So counts are exact again once
+    Redis is back, instead of waiting for their keys to expire. A write still
+    pending after ``max_age`` seconds is dropped: every key it would clean
+    has expired by then."""
+
+    def __init__(
+        self, client: RedisClient, *, interval: float = 1.0, max_age: float = 3600
+    ) -> None:
+        self.client = client
+        self.max_age = max_age
+        self._pending: list[tuple[float, Build]] = []
+        self._lock = threading.Lock()
+        self.loop = Periodic("cleanup", self.flush, interval, retry=interval)
+
+    @property
+    def pending(self) -> int:
+        """Writes waiting for Redis to come back."""
+        with self._lock:
+            return len(self._pending)
+
+    def run(self, build: Build, batch: Callable[[Build], object] | None = None) -> None:
+        """Queue commands with ``build(pipe)`` and run them now (through
+        ``batch`` if given, else in a pipeline of their own); if Redis is
+        unavailable, retry them later instead of raising."""
+        try:
+            if batch is None:
+                run_pipeline(self.client, build)
+            else:
+                batch(build)
+        except UNAVAILABLE as exc:
+            log.warning("clean-up write deferred until Redis is back: %s", exc)
+            with self._lock:
+                self._pending.append((time.monotonic(), build))
+            self.loop.ensure()
+
+    def flush(self) -> None:
+        """Run every pending write now, in one round trip; on failure they
+        stay pending and the error propagates."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        oldest = time.monotonic() - self.max_age
+        builds = [build for since, build in pending if since > oldest]
+        if len(builds) < len(pending):
+            log.warning("dropped %d clean-up writes pending for over %ss",
+                        len(pending) - len(builds), self.max_age)  # fmt: skip
+        if not builds:
+            return
+
+        def everything(pipe: Any) -> None:
+            for build in builds:
+                build(pipe)
+
+        try:
+            run_pipeline(self.client, everything)
+        except UNAVAILABLE:
+            with self._lock:
+                self._pending[:0] = [p for p in pending if p[0] > oldest]
+            raise
+        except Exception:  # noqa: BLE001 - not an outage: retrying cannot help
+            log.exception("dropping %d clean-up writes", len(builds))
+            return
+        log.info("%d deferred clean-up writes landed", len(builds))

@@ -2,10 +2,12 @@
 
 A record holds ``streamId``, ``streamType``, ``userId``, ``startedAt``,
 ``lastHeartbeat``, ``state`` and ``metadata`` (JSON), as in the seed, plus the
-log position (``seq``, ``lastEventId``), the producer lease (``producer``) and
-the live connection count (``connections``). The active index is a sorted set
-of stream ids scored by last heartbeat in milliseconds, split into shards that
-share their streams' cluster slots (see :mod:`flask_sse_resilience.keys`).
+log position (``seq``, ``lastEventId``) and the producer lease (``producer``).
+The live connection count is the size of the stream's lease set (see
+:mod:`~flask_sse_resilience.leases`), read with the record. The active index
+is a sorted set of stream ids scored by last heartbeat in milliseconds, split
+into shards that share their streams' cluster slots (see
+:mod:`flask_sse_resilience.keys`).
 
 Every timestamp comes from the Redis server clock (``TIME`` inside a script),
 so app hosts with skewed clocks agree on what is stale. Every write is one round
@@ -50,7 +52,7 @@ _REGISTER = (
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'streamId', ARGV[1], 'streamType', ARGV[2],
   'userId', ARGV[3], 'metadata', ARGV[4], 'state', 'active', 'startedAt', now,
-  'lastHeartbeat', now, 'seq', 0, 'connections', 0)
+  'lastHeartbeat', now, 'seq', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 return now
@@ -95,12 +97,6 @@ return 1
 """
 )
 
-# KEYS: record. ARGV: delta. Never creates the record.
-_COUNT_CONNECTION = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-return redis.call('HINCRBY', KEYS[1], 'connections', ARGV[1])
-"""
-
 
 class StreamRegistry:
     """Registers streams, keeps them alive, and answers what is active or stale."""
@@ -122,7 +118,6 @@ class StreamRegistry:
         self._heartbeat = script(redis, _HEARTBEAT)
         self._stale_ids = script(redis, _STALE_IDS)
         self._update_state = script(redis, _UPDATE_STATE)
-        self._count_connection = script(redis, _COUNT_CONNECTION)
 
     def register(
         self,
@@ -204,26 +199,37 @@ class StreamRegistry:
         """
         pipe = self.redis.pipeline(transaction=False)
         pipe.delete(self.keys.stream(stream_id))
-        pipe.delete(self.keys.log(stream_id), self.keys.completion(stream_id))
+        pipe.delete(
+            self.keys.log(stream_id),
+            self.keys.completion(stream_id),
+            self.keys.stream_connections(stream_id),
+        )
         pipe.zrem(self.keys.active_of(stream_id), stream_id)
         return bool(pipe.execute()[0])
 
     def get(self, stream_id: str) -> StreamMetadata | None:
         """Return the stream's record, or None if it never existed or expired."""
-        raw = hash_to_text(self.redis.hgetall(self.keys.stream(stream_id)))
-        return StreamMetadata.from_hash(raw) if raw else None
+        found = self.get_many([stream_id])
+        return found[0] if found else None
 
     def get_many(self, stream_ids: Iterable[str]) -> list[StreamMetadata]:
-        """Return the records of the given streams that still exist, in one round
-        trip, in the order given."""
+        """Return the records of the given streams that still exist, with
+        their live connection counts, in one round trip, in the order given."""
         ids = list(stream_ids)
         if not ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for stream_id in ids:
             pipe.hgetall(self.keys.stream(stream_id))
-        raws = [hash_to_text(raw) for raw in pipe.execute()]
-        return [StreamMetadata.from_hash(raw) for raw in raws if raw]
+            pipe.zcard(self.keys.stream_connections(stream_id))
+        replies = pipe.execute()
+        records = []
+        for raw, connections in zip(replies[0::2], replies[1::2], strict=True):
+            if raw:
+                record = hash_to_text(raw)
+                record["connections"] = str(connections)
+                records.append(StreamMetadata.from_hash(record))
+        return records
 
     def stale_streams(self, threshold: float) -> list[StreamMetadata]:
         """Return active streams whose last heartbeat is older than ``threshold``
@@ -274,19 +280,3 @@ class StreamRegistry:
                 args=[stream_id, state.value],
             )
         )
-
-    def count_connection(self, stream_id: str, delta: int) -> int | None:
-        """Add ``delta`` to the stream's live connection count.
-
-        Returns the new count, or None if the record is gone (nothing written).
-        """
-        result = self._count_connection(
-            keys=[self.keys.stream(stream_id)], args=[delta]
-        )
-        return None if result is None else int(result)
-
-    def queue_count_connection(self, pipe: Any, stream_id: str, delta: int) -> None:
-        """Queue :meth:`count_connection` on ``pipe`` (for
-        :func:`~flask_sse_resilience.redisutil.run_pipeline`); its reply is
-        the new count, or None if the record is gone."""
-        self._count_connection.queue(pipe, [self.keys.stream(stream_id)], [delta])

@@ -28,7 +28,7 @@ from .guardian import StreamGuardian
 from .heartbeat import Heartbeater
 from .keys import Keys
 from .leases import ConnectionLeases
-from .loops import revive_all
+from .loops import Deferred, revive_all
 from .models import StreamMetadata
 from .redisutil import RedisClient
 from .registry import StreamRegistry
@@ -74,11 +74,14 @@ class State:
         self.completions = CompletionStore(
             redis, self.keys, ttl=settings.completion_ttl
         )
+        #: Clean-up writes retried until they land (counts stay exact).
+        self.deferred = Deferred(redis)
         self.log = EventLog(
             redis,
             self.keys,
             max_events=settings.max_events,
             completion_ttl=settings.completion_ttl,
+            deferred=self.deferred,
         )
         self._lock = threading.Lock()
         self._broker: Broker | None = None
@@ -193,6 +196,7 @@ class State:
                 self.keys,
                 limit=self.settings.max_connections_per_user,
                 interval=self.settings.heartbeat_interval,
+                deferred=self.deferred,
             ),
         )
 
@@ -271,3 +275,4 @@ class State:
             broker.stop()
         if heartbeater is not None and heartbeater.pid == pid:
             heartbeater.stop()
+        self.deferred.loop.stop()

@@ -83,6 +83,9 @@ class EventStream:
     #: Runs a pipeline (``build(pipe)`` -> replies); by default on its own,
     #: in the extension shared with concurrent requests (see ``batching``).
     batch: Callable[[Callable[[Any], None]], list[Any]] | None = None
+    #: Queues counting this connection for the stream (its lease joins the
+    #: stream's connections; see ``leases``) on a pipeline; None: not counted.
+    join: Callable[[Any], None] | None = None
     #: The client's socket when the server exposes it (gunicorn), else None.
     client_socket: Any = None
     #: Called once the response body starts, and once it ends.
@@ -129,9 +132,8 @@ class EventStream:
             # client is dropped within two keep-alive intervals.
             timeout_ms=int(self.keepalive * 500),
         )
-        counted = False
         try:
-            counted, page = self._open()
+            page = self._open()
             if (yield from self._batched(self._replay(page))):
                 return
             while True:
@@ -162,8 +164,6 @@ class EventStream:
         finally:
             watch.cancel()
             self.broker.unsubscribe(follower)
-            if counted:
-                self._uncount()
 
     def _batched(self, events: Iterator[Event]) -> Generator[bytes, None, bool]:
         """Yield the frames of ``events`` (already filtered by :meth:`_deliver`),
@@ -189,33 +189,21 @@ class EventStream:
         """False if the stream's record vanished (say, Redis lost its data)."""
         return self.registry.get(self.stream_id) is not None
 
-    def _uncount(self) -> None:
-        try:
-            if self.batch is None:
-                self.registry.count_connection(self.stream_id, -1)
-            else:  # thousands may leave at once: share the round trip
-                self.batch(
-                    lambda pipe: self.registry.queue_count_connection(
-                        pipe, self.stream_id, -1
-                    )
-                )
-        except UNAVAILABLE:
-            log.warning("could not release connection count of %s", self.stream_id)
-
-    def _open(self) -> tuple[bool, list[Event]]:
-        """Count this connection and read the first page of the log, in one
-        round trip; return (counted, page) (not counted: the record is gone)."""
+    def _open(self) -> list[Event]:
+        """Count this connection for the stream and read the first page of
+        the log, in one round trip; return the page."""
         start = self._start()
 
         def build(pipe: Any) -> None:
-            self.registry.queue_count_connection(pipe, self.stream_id, 1)
+            if self.join is not None:
+                self.join(pipe)
             self.log.queue_read_from(pipe, self.stream_id, start, PAGE)
 
-        if self.batch is not None:
-            count, entries = self.batch(build)
-        else:
-            count, entries = run_pipeline(self.registry.redis, build)
-        return count is not None, self.log.parse_entries(entries)
+        replies = (self.batch or self._pipeline)(build)
+        return self.log.parse_entries(replies[-1])
+
+    def _pipeline(self, build: Callable[[Any], None]) -> list[Any]:
+        return run_pipeline(self.registry.redis, build)
 
     def _start(self) -> str:
         """Where this client's replay starts in the log (inclusive)."""

@@ -198,6 +198,11 @@ def stream_response(state: State, stream_id: str) -> Response:
         registry=state.registry,
         broker=state.broker if active else None,
         batch=state.batcher.run,
+        join=(
+            (lambda pipe: state.leases.queue_join(pipe, lease, stream_id))
+            if lease is not None
+            else None
+        ),
         keepalive=state.settings.heartbeat_interval,
         client_socket=request.environ.get("gunicorn.socket"),
         on_connect=lambda: state.emit(

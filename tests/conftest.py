@@ -8,10 +8,28 @@ import redis
 from flask import Flask, request, session
 
 from flask_sse_resilience import SSEResilience
+from flask_sse_resilience.state import State
 
 from .demo_server import Demo, DemoFactory
 from .redis_server import RedisServer
 from .redis_topologies import ClusterFixture, SentinelFixture
+
+
+@pytest.fixture(autouse=True)
+def _close_every_app_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Stop the background parts of every app a test made, so a guardian or
+    loop a test started never runs into the next test."""
+    made: list[State] = []
+    init = State.__init__
+
+    def recording(self: State, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(State, "__init__", recording)
+    yield
+    for state in made:
+        state.close()
 
 
 @pytest.fixture(scope="session")

@@ -106,17 +106,6 @@ def test_update_state_and_unregister(registry: StreamRegistry, r: redis.Redis) -
     assert registry.get("s") is None
 
 
-def test_connection_count_never_creates_a_record(
-    registry: StreamRegistry, r: redis.Redis
-) -> None:
-    registry.register("s", user_id="u", stream_type="t")
-    assert registry.count_connection("s", 1) == 1
-    assert registry.count_connection("s", 1) == 2
-    assert registry.count_connection("s", -2) == 0
-    assert registry.count_connection("nope", -1) is None
-    assert not r.exists(KEYS.stream("nope"))
-
-
 def test_timestamps_come_from_redis(registry: StreamRegistry, r: redis.Redis) -> None:
     registry.register("s", user_id="u", stream_type="t")
     seconds, micros = r.time()

@@ -126,7 +126,7 @@ def test_live_stream_headers_frames_and_end(
     ids = [e.id for e in events[1:]]
     assert len(set(ids)) == 6 and all(ids)
     response.close()
-    assert r.hget(KEYS.stream(sid), "connections") == "0"
+    assert r.zcard(KEYS.stream_connections(sid)) == 0
 
 
 def test_keepalive_comments_while_quiet(
@@ -140,9 +140,11 @@ def test_keepalive_comments_while_quiet(
     body = iter(response.response)
     assert next(body).startswith(b"data: ")
     assert next(body) == wire.KEEPALIVE
-    assert r.hget(KEYS.stream(sid), "connections") == "1"
+    assert r.zcard(KEYS.stream_connections(sid)) == 1
+    assert sse.get_stream(sid, app=app).connections == 1
     response.close()
-    assert r.hget(KEYS.stream(sid), "connections") == "0"
+    assert r.zcard(KEYS.stream_connections(sid)) == 0
+    assert sse.get_stream(sid, app=app).connections == 0
 
 
 def test_resume_with_last_event_id_loses_and_doubles_nothing(
