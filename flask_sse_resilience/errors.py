@@ -43,6 +43,18 @@ class ProducerConflictError(SSEResilienceError):
     """Another producer has taken over this stream; this one may not write."""
 
 
+class LogBehindError(ProducerConflictError):
+    """The stream's log holds fewer events than this producer wrote: Redis
+    acknowledged events and lost them (an asynchronous replica was promoted
+    before it received them). The producer re-sends them if it still has
+    them (see :class:`~flask_sse_resilience.producer.Producer`)."""
+
+    def __init__(self, message: str, logged: int) -> None:
+        super().__init__(message)
+        #: The last sequence number the log holds.
+        self.logged = logged
+
+
 class HTTPError(SSEResilienceError, HTTPException):
     """An error answered as JSON: ``{"error": code, "message": description}``."""
 

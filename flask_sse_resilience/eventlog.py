@@ -23,7 +23,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import ProducerConflictError, StreamNotActiveError
+from .errors import LogBehindError, ProducerConflictError, StreamNotActiveError
 from .keys import Keys
 from .loops import Deferred
 from .models import Event, StreamState
@@ -33,6 +33,7 @@ from .redisutil import (
     as_text,
     hash_to_text,
     is_cluster,
+    is_sentinel,
     script,
 )
 
@@ -84,7 +85,7 @@ else
   if rec[2] ~= ARGV[1] then return {-3} end
   if seq <= cur then return {0, rec[4]} end
   if rec[1] ~= 'active' then return {-1} end
-  if seq ~= cur + 1 then return {-4} end
+  if seq ~= cur + 1 then return {-4, cur} end
 end
 """
 
@@ -130,15 +131,17 @@ redis.call('ZREM', KEYS[4], ARGV[10])
 )
 
 
-def _raise_for(status: int, stream_id: str) -> None:
+def _raise_for(status: int, stream_id: str, reply: Any = None) -> None:
     if status == -3:
         raise ProducerConflictError(
             f"another producer has taken over stream {stream_id!r}"
         )
     if status == -4:
-        raise ProducerConflictError(
-            f"events for stream {stream_id!r} arrived out of order; "
-            "is more than one producer writing with the same lease?"
+        logged = int(reply[1])
+        raise LogBehindError(
+            f"the log of stream {stream_id!r} ends at event {logged}, before "
+            "events this producer wrote: Redis lost acknowledged writes",
+            logged,
         )
     if status in (-1, -2, -5):
         raise StreamNotActiveError(
@@ -231,7 +234,7 @@ class EventLog:
                 self.keys.channel(stream_id),
             ],
         )
-        _raise_for(int(reply[0]), stream_id)
+        _raise_for(int(reply[0]), stream_id, reply)
         return as_text(reply[1]) if len(reply) > 1 else ""
 
     def finish(
@@ -262,10 +265,24 @@ class EventLog:
             stream_id, state, event_type, data_json, token, seq, stale_ms
         )
         reply = self._finish(keys=keys, args=args)
-        _raise_for(int(reply[0]), stream_id)
+        _raise_for(int(reply[0]), stream_id, reply)
         if len(reply) > 2:  # ended now, not a retry: it no longer counts
             self._uncount([(stream_id, as_text(reply[2]))])
         return as_text(reply[1])
+
+    def wait_replicated(self, stream_id: str, timeout_ms: int = 500) -> int:
+        """On a replicated topology (Cluster, Sentinel), wait up to
+        ``timeout_ms`` until a replica of the stream's master has every write
+        so far (``WAIT 1``); return how many replicas acknowledged (0 at once
+        on a single Redis, which has nothing to wait for)."""
+        if is_cluster(self.redis):
+            node = self.redis.get_node_from_key(self.keys.stream(stream_id))  # type: ignore[union-attr]
+            return int(
+                self.redis.execute_command("WAIT", 1, timeout_ms, target_nodes=node)  # type: ignore[no-untyped-call]
+            )
+        if is_sentinel(self.redis):
+            return int(self.redis.wait(1, timeout_ms))
+        return 0
 
     def _uncount(self, ended: list[tuple[str, str]]) -> None:
         """Drop ended streams from their users' open-stream counts. The counts

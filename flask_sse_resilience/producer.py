@@ -10,10 +10,21 @@ Entering takes the stream's write lease and starts its heartbeat; leaving stops
 the heartbeat. An exception inside the block ends the stream as ``failed`` and
 propagates; leaving the block normally without a terminal event completes the
 stream with ``null`` data, like a generator that returns.
+
+Through an outage (a restart, a failover) every write is retried for
+``retry_for`` seconds; each is idempotent, so none is doubled. A failover can
+also lose writes Redis had acknowledged (replication is asynchronous): the
+producer then finds the log behind it and re-sends what is missing from the
+last :data:`REPLAY` events it keeps, so the log still holds every event once
+and in order (under new ids; a client holding a lost id is told to ``reset``).
+On Cluster and Sentinel, the terminal write waits for a replica
+(``WAIT``) before it returns, so a result is not lost that way.
 """
 
 from __future__ import annotations
 
+import collections
+import functools
 import logging
 import re
 import secrets
@@ -23,7 +34,12 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import wire
-from .errors import InvalidEventError, StreamNotActiveError
+from .errors import (
+    InvalidEventError,
+    LogBehindError,
+    ProducerConflictError,
+    StreamNotActiveError,
+)
 from .eventlog import EventLog
 from .heartbeat import Heartbeater
 from .models import TERMINAL_TYPES, StreamState
@@ -33,6 +49,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _EVENT_TYPE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+#: Recent events a producer keeps to re-send if a failover loses them.
+REPLAY = 1000
+
 #: Types the extension itself sends; producers cannot use them with ``send``.
 RESERVED_TYPES = TERMINAL_TYPES | {"connected", "reset"}
 
@@ -79,6 +98,9 @@ class Producer:
         self._max_event_bytes = max_event_bytes
         self._token = secrets.token_hex(12)
         self._seq: int | None = None
+        self._recent: collections.deque[tuple[int, str, str]] = collections.deque(
+            maxlen=REPLAY
+        )
         #: The stream's final state once this producer ended it, else None.
         self.final_state: StreamState | None = None
 
@@ -95,6 +117,27 @@ class Producer:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
+
+    def _append(self, seq: int, event_type: str, text: str) -> str:
+        return self._log.append(self.stream_id, self._token, seq, event_type, text)
+
+    def _write(self, seq: int, call: Callable[[], T]) -> T:
+        """Run write number ``seq`` (retrying through outages); if the log
+        lost events before it, re-send them first."""
+        try:
+            return self._retrying(call)
+        except LogBehindError as exc:
+            missing = [e for e in self._recent if exc.logged < e[0] < seq]
+            if len(missing) != seq - 1 - exc.logged:
+                raise ProducerConflictError(
+                    f"stream {self.stream_id!r} lost {seq - 1 - exc.logged} "
+                    f"events, more than the last {REPLAY} kept to re-send"
+                ) from exc
+            log.warning("stream %s: Redis lost %d acknowledged events (failover);"
+                        " re-sending them", self.stream_id, len(missing))  # fmt: skip
+            for event in missing:
+                self._retrying(functools.partial(self._append, *event))
+            return self._retrying(call)
 
     def __enter__(self) -> Producer:
         self._seq = self._retrying(lambda: self._log.claim(self.stream_id, self._token))
@@ -151,9 +194,8 @@ class Producer:
             )
         text = serialize(data, self._max_event_bytes)
         seq = self._next_seq()
-        event_id = self._retrying(
-            lambda: self._log.append(self.stream_id, self._token, seq, event_type, text)
-        )
+        event_id = self._write(seq, lambda: self._append(seq, event_type, text))
+        self._recent.append((seq, event_type, text))
         self._seq = seq
         if self._on_send is not None:
             self._on_send()
@@ -179,8 +221,9 @@ class Producer:
     def _finish(self, state: StreamState, data: Any) -> str:
         text = serialize(data, self._max_event_bytes)
         seq = self._next_seq()
-        event_id = self._retrying(
-            lambda: self._log.finish(
+
+        def finish() -> str:
+            event_id = self._log.finish(
                 self.stream_id,
                 state=state,
                 event_type=state.value,
@@ -188,7 +231,12 @@ class Producer:
                 token=self._token,
                 seq=seq,
             )
-        )
+            # If the master dies before a replica has it, this raises and
+            # the (idempotent) finish runs again on the new master.
+            self._log.wait_replicated(self.stream_id)
+            return event_id
+
+        event_id = self._write(seq, finish)
         self._seq = seq
         self.final_state = state
         if self._on_end is not None:

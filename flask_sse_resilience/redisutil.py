@@ -24,7 +24,7 @@ LUA_NOW = (
 )
 
 
-class NodeInTransition(rx.ConnectionError):
+class NodeInTransition(rx.ResponseError):
     """A reply error redis-py has no class for that means "not now" rather
     than "wrong": ``NOREPLICAS`` (too few replicas to accept a write, as during
     a failover) and ``BUSY`` (a script or module runs past its time limit).
@@ -61,6 +61,7 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     rx.AskError,
     rx.ReadOnlyError,
     rx.RedisClusterException,
+    NodeInTransition,
 )
 
 
@@ -179,6 +180,11 @@ def _sentinel_client(scheme: str, rest: str, max_connections: int) -> redis.Redi
 def is_cluster(client: RedisClient) -> bool:
     """True for a Redis Cluster client (sharded pub/sub, per-node pools)."""
     return isinstance(client, redis.RedisCluster)
+
+
+def is_sentinel(client: RedisClient) -> bool:
+    """True for a client of a master that sentinels manage."""
+    return isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool)
 
 
 #: Every script this process uses, by SHA1: what a pipeline that met

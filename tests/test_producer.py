@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import redis
 from flask import Flask
@@ -178,3 +181,58 @@ def test_without_retry_for_an_outage_raises(
     server.kill()
     with pytest.raises(redis_py.ConnectionError):
         out.send("token", 1)
+
+
+def rollback(r: redis.Redis, sid: str) -> Callable[[], None]:
+    """Snapshot the stream's record and log now; the returned call puts that
+    state back, as a promoted replica that missed the later writes has it."""
+    keys = [KEYS.stream(sid), KEYS.log(sid)]
+    raw = redis.Redis(connection_pool=r.connection_pool.__class__(
+        **{**r.connection_pool.connection_kwargs, "decode_responses": False}
+    ))  # fmt: skip
+    dumps = [(key, raw.dump(key), raw.pttl(key)) for key in keys]
+
+    def restore() -> None:
+        for key, value, ttl in dumps:
+            raw.restore(key, max(ttl, 0), value, replace=True)
+        raw.close()
+
+    return restore
+
+
+def test_events_a_failover_lost_are_sent_again(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app) as out:
+        out.send("token", 0)
+        restore = rollback(r, sid)
+        out.send("token", 1)
+        out.send("token", 2)
+        restore()  # Redis acknowledged tokens 1 and 2, then lost them
+        out.send("token", 3)
+        restore()  # and again, right before the end
+        out.complete("done")
+    events = sse.event_log(app).read(sid, None)
+    assert [(e.seq, e.data) for e in events] == [
+        (1, 0), (2, 1), (3, 2), (4, 3), (5, "done"),
+    ]  # fmt: skip
+    assert sse.get_stream(sid, app=app).state is StreamState.COMPLETED
+
+
+def test_more_lost_than_kept_is_a_conflict(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis, monkeypatch: Any
+) -> None:
+    from flask_sse_resilience import ProducerConflictError, producer
+
+    monkeypatch.setattr(producer, "REPLAY", 2)
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with pytest.raises(ProducerConflictError, match="more than the last 2"):
+        with sse.producer(sid, app=app) as out:
+            restore = rollback(r, sid)
+            for i in range(4):
+                out.send("token", i)
+            restore()
+            out.send("token", 4)
