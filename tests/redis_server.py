@@ -55,7 +55,9 @@ class RedisServer:
         self.clients.append(client)
         return client
 
-    def start(self) -> RedisServer:
+    def start(self, wait: bool = True) -> RedisServer:
+        """Start the server; with ``wait``, return once it answers PING
+        (which, for a server loading a dataset, is once it has loaded)."""
         self.proc = subprocess.Popen(
             [
                 self.binary,
@@ -72,12 +74,16 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
+        if not wait:
+            return self
+        deadline = time.monotonic() + 30
         probe = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         while True:
             try:
                 probe.ping()
                 break
+            except redis.exceptions.MasterDownError:
+                break  # up: a replica that serves nothing until it syncs
             except redis.ConnectionError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     msg = f"redis-server on {self.port} did not start"

@@ -226,8 +226,8 @@ def test_400_idle_clients_hold_a_handful_of_redis_connections(
         observer = server.client()
 
         def connections() -> int:
-            keys = [KEYS.stream(u.rsplit("/", 1)[1]) for u in urls]
-            return sum(int(observer.hget(key, "connections")) for key in keys)
+            keys = [KEYS.stream_connections(u.rsplit("/", 1)[1]) for u in urls]
+            return sum(int(observer.zcard(key)) for key in keys)
 
         deadline = time.monotonic() + 15
         while connections() != 400:

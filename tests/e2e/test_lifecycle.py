@@ -187,10 +187,10 @@ def test_a_closed_client_is_released_within_a_second(
     cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
     sock = socket.create_connection(("127.0.0.1", demo.port))
     sock.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode())
-    key = KEYS.stream(sid)
-    wait_for(lambda: r.hget(key, "connections") == "1", 5, "never connected")
+    key = KEYS.stream_connections(sid)
+    wait_for(lambda: r.zcard(key) == 1, 5, "never connected")
     sock.close()
-    released = wait_for(lambda: r.hget(key, "connections") == "0", 1.0, "not released")
+    released = wait_for(lambda: r.zcard(key) == 0, 1.0, "not released")
     print(f"closed client released after {released * 1000:.0f} ms")
 
 
