@@ -185,7 +185,9 @@ def test_a_restart_loading_a_large_dataset_is_loading(
     assert isinstance(error, UNAVAILABLE)
 
 
-def replica_of(servers: Callable[..., RedisServer], master: RedisServer, *extra: str) -> RedisServer:  # fmt: skip
+def replica_of(
+    servers: Callable[..., RedisServer], master: RedisServer, *extra: str
+) -> RedisServer:
     replica = servers("--replicaof", "127.0.0.1", str(master.port), *extra)
     client = replica.client()
     while client.info("replication")["master_link_status"] != "up":
