@@ -90,8 +90,17 @@ class ClusterFaults:
         return _common(rng, self._live())
 
     def _kill(self, victim: RedisServer) -> None:
+        victim_id = _bare(victim).execute_command("CLUSTER", "MYID")
         victim.kill()
-        time.sleep(0.5)
+        witness = next(n for n in self._live())
+
+        def failed() -> bool:
+            for line in _bare(witness).execute_command("CLUSTER", "NODES").splitlines():
+                if line.startswith(victim_id):
+                    return "fail" in line.split()[2].split(",")
+            return False
+
+        _until(failed, 30, "the cluster to see the master fail")
         self.cluster.wait_healthy(30)  # its replica took over
 
     def fail_over(self, key: str) -> str:
@@ -104,6 +113,9 @@ class ClusterFaults:
                 node.start()
                 _until(lambda n=node: _synced_replica(n), 30, "rejoin as replica")
         self.cluster.wait_healthy(30)
+        for node in self.cluster.nodes:  # every master has a synced replica
+            if _role(node) == "slave":
+                _until(lambda n=node: _synced_replica(n), 30, "replica sync")
 
     def client(self) -> Any:
         return self.cluster.client()
