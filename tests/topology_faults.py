@@ -138,16 +138,37 @@ class SentinelFaults:
             return self.fail_over("")
         return _common(rng, [self._master()])
 
+    def _agreed(self) -> int | None:
+        """The master's port if every sentinel names the same one."""
+        ports = set()
+        for sentinel in self.sentinel.sentinels:
+            client = redis.Redis(port=sentinel.port, decode_responses=True)
+            try:
+                ports.add(int(client.sentinel_get_master_addr_by_name("mymaster")[1]))
+            finally:
+                client.close()
+        return ports.pop() if len(ports) == 1 else None
+
     def fail_over(self, key: str) -> str:
         old = self._master()
         old.kill()
-        _until(lambda: self.sentinel.current_master() != old.port, 30, "promotion")
+        _until(lambda: self._agreed() not in (None, old.port), 30, "promotion")
         self.heal()
         return "master killed"
 
     def heal(self) -> None:
+        """Restart a dead server as a replica of the current master, as an
+        operator (or its persisted, sentinel-rewritten config) would: never
+        as an empty second master."""
         for server in (self.sentinel.master, self.sentinel.replica):
             if server.proc is None:
+                master = self._agreed()
+                assert master is not None
+                extra = list(server.extra)
+                if "--replicaof" in extra:
+                    at = extra.index("--replicaof")
+                    del extra[at : at + 3]
+                server.extra = (*extra, "--replicaof", "127.0.0.1", str(master))
                 server.start()
                 _until(lambda s=server: _synced_replica(s), 30, "rejoin as replica")
 
