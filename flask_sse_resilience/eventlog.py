@@ -33,8 +33,8 @@ from .redisutil import (
     as_text,
     hash_to_text,
     is_cluster,
-    is_sentinel,
     script,
+    wait_for_replica,
 )
 
 log = logging.getLogger(__name__)
@@ -270,19 +270,10 @@ class EventLog:
             self._uncount([(stream_id, as_text(reply[2]))])
         return as_text(reply[1])
 
-    def wait_replicated(self, stream_id: str, timeout_ms: int = 500) -> int:
-        """On a replicated topology (Cluster, Sentinel), wait up to
-        ``timeout_ms`` until a replica of the stream's master has every write
-        so far (``WAIT 1``); return how many replicas acknowledged (0 at once
-        on a single Redis, which has nothing to wait for)."""
-        if is_cluster(self.redis):
-            node = self.redis.get_node_from_key(self.keys.stream(stream_id))  # type: ignore[union-attr]
-            return int(
-                self.redis.execute_command("WAIT", 1, timeout_ms, target_nodes=node)  # type: ignore[no-untyped-call]
-            )
-        if is_sentinel(self.redis):
-            return int(self.redis.wait(1, timeout_ms))
-        return 0
+    def wait_replicated(self, stream_id: str) -> int:
+        """Wait until a replica has the stream's writes so far; see
+        :func:`~flask_sse_resilience.redisutil.wait_for_replica`."""
+        return wait_for_replica(self.redis, self.keys.stream(stream_id))
 
     def _uncount(self, ended: list[tuple[str, str]]) -> None:
         """Drop ended streams from their users' open-stream counts. The counts

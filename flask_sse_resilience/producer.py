@@ -140,7 +140,12 @@ class Producer:
             return self._retrying(call)
 
     def __enter__(self) -> Producer:
-        self._seq = self._retrying(lambda: self._log.claim(self.stream_id, self._token))
+        def claim() -> int:
+            seq = self._log.claim(self.stream_id, self._token)
+            self._log.wait_replicated(self.stream_id)  # a failover keeps it
+            return seq
+
+        self._seq = self._retrying(claim)
         self._heartbeater.add(self.stream_id)
         return self
 

@@ -187,6 +187,25 @@ def is_sentinel(client: RedisClient) -> bool:
     return isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool)
 
 
+def wait_for_replica(client: RedisClient, key: str, timeout_ms: int = 500) -> int:
+    """On a replicated topology (Cluster, Sentinel), wait up to
+    ``timeout_ms`` until a replica of ``key``'s master has every write this
+    connection made (``WAIT 1``); return how many replicas acknowledged.
+
+    Used where a write must survive a failover (a stream's creation, its
+    producer's claim, its terminal event): asynchronous replication could
+    otherwise lose an acknowledged write with its master. Returns 0 at once
+    on a single Redis, which has nothing to wait for.
+    """
+    if is_cluster(client):
+        node = client.get_node_from_key(key)  # type: ignore[union-attr]
+        reply = client.execute_command("WAIT", 1, timeout_ms, target_nodes=node)  # type: ignore[no-untyped-call]
+        return int(reply)
+    if is_sentinel(client):
+        return int(client.wait(1, timeout_ms))
+    return 0
+
+
 #: Every script this process uses, by SHA1: what a pipeline that met
 #: ``NOSCRIPT`` loads before it runs again.
 _SOURCES: dict[str, str] = {}

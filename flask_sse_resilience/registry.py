@@ -25,7 +25,14 @@ from typing import Any
 from .errors import StreamIdTaken, StreamLimitExceeded
 from .keys import Keys
 from .models import StreamMetadata, StreamState
-from .redisutil import LUA_NOW, RedisClient, as_text, hash_to_text, script
+from .redisutil import (
+    LUA_NOW,
+    RedisClient,
+    as_text,
+    hash_to_text,
+    script,
+    wait_for_replica,
+)
 
 # KEYS: user's streams. ARGV: id, ttl_ms, limit. Counts a new stream against
 # the user's limit: -1 at the limit, 1 counted, 0 counted already (same id).
@@ -153,7 +160,9 @@ class StreamRegistry:
                 ttl_ms,
             ],
         )
-        if not created:
+        if created:
+            wait_for_replica(self.redis, self.keys.stream(stream_id))
+        else:
             if counted == 1:
                 self.redis.zrem(mine[0], stream_id)
             raise StreamIdTaken()

@@ -194,6 +194,7 @@ def run(
     """Keep ``concurrent`` generations live for ``seconds`` while faults
     strike every 1.5-4 s (seeded), then heal and check every invariant."""
     print(f"chaos on {faults.name}: seed {seed}", flush=True)
+    faults.heal()  # every replica in sync before the first fault
     rng = random.Random(seed)
     outcome = Outcome(faults.name, seed)
     started = time.monotonic()
@@ -239,6 +240,8 @@ def failover_series(
     generation produced on the first host and followed on the second each
     time; return the outcome and, per failover, the seconds from the kill to
     the follower's next token."""
+    print(f"failovers on {faults.name}: seed {seed}", flush=True)
+    faults.heal()
     rng = random.Random(seed)
     outcome = Outcome(f"{faults.name} failovers", seed)
     started = time.monotonic()
