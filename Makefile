@@ -7,7 +7,7 @@ PYTHON  ?= python3
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed-stamp
 
-.PHONY: demo test lint types docs unit e2e bench bench-quick soak clean system-deps redis-server
+.PHONY: demo test lint types docs unit e2e bench bench-quick soak chaos clean system-deps redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ bench-quick: $(STAMP) system-deps
 
 soak: $(STAMP) system-deps
 	$(BIN)/python -m bench.soak --minutes 10
+
+chaos: $(STAMP) system-deps
+	$(BIN)/python -m bench.chaos --minutes 3 --failovers 100
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache .demo

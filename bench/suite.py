@@ -28,6 +28,7 @@ import httpx
 import redis as redis_py
 from flask import Flask
 
+from bench.chaos import chaos_section
 from bench.core import (
     cookie_for,
     dashboard_snapshot,
@@ -598,7 +599,7 @@ Notes:
   others, so it measures each whole system, including what it guarantees.
 - *resume* and *recover* do not exist in the others: flask-sse ignores
   Last-Event-ID and stores nothing; the baseline has no log.
-{soak_section()}""")
+{soak_section()}{chaos_section()}""")
     print(f"\nwrote {out}")
 
 

@@ -248,7 +248,7 @@ def failover_series(
     gaps: list[float] = []
     client = hosts[0].client("failovers")
     for cycle in range(cycles):
-        item = start_generation(hosts[0], hosts[1], client, 150, rng.randint(15, 25))
+        item = start_generation(hosts[0], hosts[1], client, 100, rng.randint(15, 25))
         sid = item.url.rsplit("/", 1)[1]
         follower = item.follower
         wait_until(lambda f=follower: len(f.tokens()) >= 20, 30)  # type: ignore[misc]
