@@ -112,6 +112,8 @@ class Periodic:
     def ensure(self) -> None:
         """Start the loop if it is not running (and was not stopped)."""
         with self._lock:
+            if self.pid != os.getpid():  # forked: the parent's thread is not ours
+                self._started, self._thread = False, None
             if self._stopped or self.alive:
                 return
             if self._started:

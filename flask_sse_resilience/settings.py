@@ -49,7 +49,8 @@ class Settings:
     stream_ttl: int = 3600
     #: Seconds a finished stream's terminal event, record and log are kept.
     completion_ttl: int = 300
-    #: Seconds between guardian sweeps.
+    #: Longest time between the guardian's ticks, in seconds (see
+    #: :attr:`guardian_tick` for how often it really ticks).
     guardian_interval: float = 30.0
     #: Whether this app schedules the guardian.
     guardian_enabled: bool = True

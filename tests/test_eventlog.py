@@ -8,6 +8,7 @@ from flask_sse_resilience import (
     StreamNotActiveError,
     StreamState,
 )
+from flask_sse_resilience.errors import LogBehindError
 from flask_sse_resilience.eventlog import EventLog
 from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.registry import StreamRegistry
@@ -56,8 +57,12 @@ def test_a_retried_append_is_not_doubled(
     again = log.append("s", "tok", 1, "token", "1")  # as after a lost reply
     assert again == first
     assert r.xlen(KEYS.log("s")) == 1
-    with pytest.raises(ProducerConflictError, match="out of order"):
+    # Event 3 after event 1: the log is behind this producer (a failover
+    # lost event 2), which it is told together with where the log ends.
+    with pytest.raises(LogBehindError, match="ends at event 1") as behind:
         log.append("s", "tok", 3, "token", "3")
+    assert behind.value.logged == 1
+    assert isinstance(behind.value, ProducerConflictError)
 
 
 def test_a_new_producer_takes_the_lease_over(

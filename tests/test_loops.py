@@ -11,9 +11,7 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from flask import Flask
 
-from flask_sse_resilience import SSEResilience
 from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.leases import ConnectionLeases
 from flask_sse_resilience.loops import Deferred, Periodic, revive_all
@@ -219,7 +217,7 @@ def test_leases_and_counts_return_to_zero_after_an_outage(
 
 
 @pytest.mark.parametrize("attr", ["_heartbeater", "_leases", "_stats"])
-def test_nothing_runs_in_a_process_that_did_not_start_it(
+def test_background_parts_are_made_on_first_use_only(
     attr: str, make_app: AppFactory
 ) -> None:
     app, _ = make_app()
@@ -229,7 +227,6 @@ def test_nothing_runs_in_a_process_that_did_not_start_it(
 
 @KILLS_A_THREAD
 def test_start_background_revives_loops(make_app: AppFactory, r: redis.Redis) -> None:
-    app: Flask
     app, sse = make_app()
     state = app.extensions["sse_resilience"]
     sid = sse.open_stream("alice", app=app)
@@ -240,5 +237,5 @@ def test_start_background_revives_loops(make_app: AppFactory, r: redis.Redis) ->
     eventually(lambda: not loop.alive)
     app.test_client().get("/sse/streams/x/recover")  # any request revives
     eventually(lambda: loop.alive)
+    assert loop.restarts == 1
     state.heartbeater.discard(sid)
-    assert isinstance(sse, SSEResilience)
