@@ -24,6 +24,8 @@ import random
 import threading
 from typing import Any
 
+from redis.exceptions import ClusterCrossSlotError
+
 from .eventlog import parse_message
 from .keys import Keys
 from .loops import supervise
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Our own generator: reconnect jitter must not move the app's ``random``.
+_jitter = random.Random()
 
 
 class _Link:
@@ -131,8 +136,11 @@ class _Link:
             except Exception as exc:  # noqa: BLE001 - the listener must survive
                 # Exponential backoff with jitter, so the workers of a fleet do
                 # not reconnect in lockstep when Redis comes back.
-                pause = random.uniform(delay / 2, delay)
-                if isinstance(exc, UNAVAILABLE):
+                pause = _jitter.uniform(delay / 2, delay)
+                # CROSSSLOT: after a blip, redis-py resubscribes a sharded
+                # pub/sub to all its channels in one command; we reconnect
+                # and subscribe one by one instead.
+                if isinstance(exc, (*UNAVAILABLE, ClusterCrossSlotError)):
                     log.warning("pub/sub lost (%s); retrying in %.2fs", exc, pause)
                 else:
                     log.exception("pub/sub listener failed; reconnecting")

@@ -210,6 +210,7 @@ class StreamGuardian:
         # One pipeline asks every shard of the index for its stale entries;
         # only a shard that filled its batch is asked again.
         shards = list(range(self.keys.shards))
+        unreachable = 0
         while shards:
             replies = self._candidates.run_batch(
                 [
@@ -218,8 +219,18 @@ class StreamGuardian:
                         [stale_ms, self.batch, gap_ms, watch_ttl_ms, int(force)],
                     )
                     for shard in shards
-                ]
+                ],
+                partial=True,
             )
+            # A shard whose node failed is skipped: it is not stamped, so the
+            # gap gives its streams their grace once it is back.
+            failed = [r for r in replies if isinstance(r, Exception)]
+            if failed and len(failed) == len(replies):
+                raise failed[0]
+            unreachable += len(failed)
+            shards = [s for s, r in zip(shards, replies, strict=True)
+                      if not isinstance(r, Exception)]  # fmt: skip
+            replies = [r for r in replies if not isinstance(r, Exception)]
             grace += sum(int(in_grace) for in_grace, _ in replies)
             ids = [as_text(member) for _, members in replies for member in members]
             statuses = self.log.orphan_many(
@@ -247,6 +258,8 @@ class StreamGuardian:
                 self.on_orphaned(stream_id)
         if pruned:
             log.info("guardian dropped %d expired or ended index entries", pruned)
+        if unreachable:
+            log.warning("guardian: %d shards unreachable, not swept", unreachable)
         if grace:
             log.info("guardian: %d shards in their grace after a gap in sweeps "
                      "(Redis unavailable, or no guardian ran)", grace)  # fmt: skip

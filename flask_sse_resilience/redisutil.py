@@ -13,6 +13,7 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
+from .nodes import run_per_node
 from .pool import FairQueue
 
 RedisClient = Union["redis.Redis", "redis.RedisCluster"]
@@ -232,21 +233,54 @@ class LuaScript:
             try:
                 return self.client.evalsha(self.sha, len(keys), *keys, *args)
             except NoScriptError:
-                self.client.script_load(self.source)
+                node = None
+                if is_cluster(self.client) and keys:
+                    node = self.client.get_node_from_key(keys[0])  # type: ignore[union-attr]
+                load_scripts(self.client, node)
                 return self.client.evalsha(self.sha, len(keys), *keys, *args)
         except rx.ResponseError as exc:
             raise reply_error(exc) from exc
 
     def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[Any] = ()) -> None:
         """Add one run of the script to ``pipe`` (see :func:`run_pipeline`)."""
-        # Not pipe.evalsha(): a cluster pipeline refuses that method by name,
-        # yet routes the command itself by its keys.
-        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        # Not pipe.evalsha(): a cluster pipeline refuses that method by name.
+        # And on a cluster, name the node: left to itself, redis-py's cluster
+        # pipeline asks its default node for an EVALSHA's keys (COMMAND
+        # GETKEYS), so every script pipeline fails while that node is down.
+        if is_cluster(self.client):
+            node = self.client.get_node_from_key(keys[0])  # type: ignore[union-attr]
+            pipe.execute_command(
+                "EVALSHA", self.sha, len(keys), *keys, *args, target_nodes=node
+            )
+        else:
+            pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def run_batch(
-        self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+        self,
+        calls: Sequence[tuple[Sequence[str], Sequence[Any]]],
+        *,
+        partial: bool = False,
     ) -> list[Any]:
-        """Run the script once per ``(keys, args)`` in one pipelined round trip."""
+        """Run the script once per ``(keys, args)`` in one pipelined round trip
+        (on a cluster, one per node, all at once; see
+        :mod:`~flask_sse_resilience.nodes`).
+
+        With ``partial``, a call whose node failed gets the exception as its
+        reply; otherwise the first such exception is raised, after every node
+        ran its calls.
+        """
+        if is_cluster(self.client) and calls:
+            replies = run_per_node(
+                self.client,
+                [keys[0] for keys, _ in calls],
+                lambda pipe, i: self.queue(pipe, *calls[i]),
+                lambda queue, node: run_pipeline(self.client, queue, node=node),
+            )
+            if not partial:
+                for reply in replies:
+                    if isinstance(reply, Exception):
+                        raise reply
+            return replies
 
         def build(pipe: Any) -> None:
             for keys, args in calls:
@@ -255,7 +289,9 @@ class LuaScript:
         return run_pipeline(self.client, build)
 
 
-def run_pipeline(client: RedisClient, build: Callable[[Any], None]) -> list[Any]:
+def run_pipeline(
+    client: RedisClient, build: Callable[[Any], None], *, node: Any = None
+) -> list[Any]:
     """Queue commands with ``build(pipe)`` and run them in one round trip
     (no transaction); return the replies, raising the first error.
 
@@ -269,7 +305,7 @@ def run_pipeline(client: RedisClient, build: Callable[[Any], None]) -> list[Any]
         build(pipe)
         replies = pipe.execute(raise_on_error=False)
         if attempt == 1 and any(isinstance(x, NoScriptError) for x in replies):
-            load_scripts(client)
+            load_scripts(client, node)
             continue
         for reply in replies:
             if isinstance(reply, Exception):
@@ -278,12 +314,13 @@ def run_pipeline(client: RedisClient, build: Callable[[Any], None]) -> list[Any]
     raise AssertionError("unreachable")
 
 
-def load_scripts(client: RedisClient) -> None:
-    """Load every script this process uses into Redis (into every master of
-    a cluster), in one round trip per node."""
+def load_scripts(client: RedisClient, node: Any = None) -> None:
+    """Load every script this process uses into Redis: into ``node`` (a
+    cluster node), or every master of a cluster, in one round trip per node."""
     if is_cluster(client):
+        target = node or redis.RedisCluster.PRIMARIES
         for source in list(_SOURCES.values()):
-            client.script_load(source)
+            client.execute_command("SCRIPT LOAD", source, target_nodes=target)  # type: ignore[no-untyped-call]
         return
     loader = client.pipeline(transaction=False)
     for source in list(_SOURCES.values()):

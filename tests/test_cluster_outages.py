@@ -141,3 +141,41 @@ def test_resharding_the_stream_slot_mid_generation(
         assert isinstance(error, UNAVAILABLE)
     generation.check()
     assert cluster.master_of(record).port == target.port
+
+
+def test_a_dead_node_fails_only_its_own_calls(
+    cluster: ClusterFixture, app_sse: tuple[Flask, SSEResilience]
+) -> None:
+    """Heartbeats (one pipeline per node) still land on healthy masters while
+    another master is dead, and the guardian sweeps the shards it reaches."""
+    app, sse = app_sse
+    sse.guardian(app).stop()
+    state = app.extensions["sse_resilience"]
+    by_master: dict[int, str] = {}
+    while len(by_master) < 3:
+        sid = sse.open_stream("alice", app=app)
+        by_master.setdefault(cluster.master_of(KEYS.stream(sid)).port, sid)
+    checker = cluster.client()
+    before = {sid: int(checker.hget(KEYS.stream(sid), "lastHeartbeat"))
+              for sid in by_master.values()}  # fmt: skip
+    # The client's default node if it is one of them: redis-py's cluster
+    # pipeline used to ask it for every script's keys, so its death failed
+    # every script pipeline, on every node.
+    default = state.redis.get_default_node().port
+    victim_port = default if default in by_master else next(iter(by_master))
+    lost = by_master[victim_port]
+    victim = next(n for n in cluster.nodes if n.port == victim_port)
+    time.sleep(0.05)
+    victim.kill()
+    with pytest.raises(UNAVAILABLE):
+        state.registry.heartbeat(list(by_master.values()))
+    for port, sid in by_master.items():
+        if port != victim_port:  # landed although the batch had a dead node
+            assert int(checker.hget(KEYS.stream(sid), "lastHeartbeat")) > before[sid]
+    result = sse.guardian(app).run_once(force=True)
+    assert result.swept  # the reachable shards were swept
+    assert lost not in result.orphaned
+    checker.close()
+    cluster.wait_healthy()
+    victim.start()
+    cluster.wait_healthy()

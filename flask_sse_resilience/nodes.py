@@ -1,0 +1,66 @@
+"""Pipelines split by cluster node, so one node in trouble fails only its own
+calls.
+
+A cluster pipeline that meets a dead, paused or failing-over node can fail as
+a whole, or run late for every node. For the writes that keep streams alive
+(heartbeats, lease renewals) and the guardian's look at each shard, that would
+let one node's outage stop writes on healthy nodes while the guardian, which
+may reach them, judges their streams: a false orphan. So on a cluster such
+calls go out as one pipeline per node, all nodes at once (a thread, or a
+greenlet under gevent, per node), and each call's reply or error is kept.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Build = Callable[[Any, int], None]
+
+
+def run_per_node(
+    client: Any,
+    keys: Sequence[str],
+    build: Build,
+    run: Callable[[Callable[[Any], None], Any], list[Any]],
+) -> list[Any]:
+    """Queue call ``i`` (whose first key is ``keys[i]``) with ``build(pipe,
+    i)``, one pipeline per node of ``client`` (a ``RedisCluster``), run each
+    with ``run(builder, node)``; return every call's reply, or the exception
+    its node's pipeline raised, in the order of ``keys``."""
+    groups: dict[str, list[int]] = {}
+    nodes: dict[str, Any] = {}
+    replies: list[Any] = [None] * len(keys)
+    for i, key in enumerate(keys):
+        try:
+            node = client.get_node_from_key(key)
+        except Exception as exc:  # noqa: BLE001 - a hole in the slot map
+            replies[i] = exc
+            continue
+        groups.setdefault(node.name, []).append(i)
+        nodes[node.name] = node
+
+    def one(name: str, indices: list[int]) -> None:
+        def queue(pipe: Any) -> None:
+            for i in indices:
+                build(pipe, i)
+
+        try:
+            out = run(queue, nodes[name])
+        except Exception as exc:  # noqa: BLE001 - kept for the caller
+            out = [exc] * len(indices)
+        for i, reply in zip(indices, out, strict=True):
+            replies[i] = reply
+
+    if len(groups) == 1:
+        one(*next(iter(groups.items())))
+        return replies
+    threads = [
+        threading.Thread(target=one, args=item, daemon=True) for item in groups.items()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return replies
