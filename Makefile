@@ -64,7 +64,7 @@ soak: $(STAMP) system-deps
 	$(BIN)/python -m bench.soak --minutes 10
 
 chaos: $(STAMP) system-deps
-	$(BIN)/python -m bench.chaos --minutes 3 --failovers 100
+	$(BIN)/python -m bench.chaos --minutes 2 --failovers 60
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache .demo

@@ -4,7 +4,7 @@ plus series of failovers of the master serving a live stream, on Cluster and
 on Sentinel. Writes ``docs/chaos.json`` and the Chaos section of
 ``docs/benchmarks.md``.
 
-``make chaos`` (3 minutes per topology, 100 + 30 failovers) or
+``make chaos`` (2 minutes per topology, 60 + 30 failovers) or
 ``python -m bench.chaos --minutes M --failovers N --seed S``.
 """
 
@@ -85,8 +85,8 @@ def _on(faults: Faults, url: str, action: Any) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--minutes", type=float, default=3.0, help="per topology")
-    parser.add_argument("--failovers", type=int, default=100, help="on the cluster")
+    parser.add_argument("--minutes", type=float, default=2.0, help="per topology")
+    parser.add_argument("--failovers", type=int, default=60, help="on the cluster")
     parser.add_argument("--sentinel-failovers", type=int, default=30)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
