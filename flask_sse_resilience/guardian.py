@@ -11,6 +11,11 @@ A sweep reads the active index for streams whose heartbeat is older than the
 stale threshold by the Redis clock, and ends each one as ``orphaned`` in one
 script that checks it is *still* active and *still* stale, so a leader paused
 past its lock cannot orphan a stream that heartbeated or completed meanwhile.
+The terminal event (type ``failed``, data ``{"reason": "orphaned"}``) is
+logged, stored as the completion and announced to every follower on every
+worker. Index entries whose stream expired or already ended are dropped, so
+the index never grows without bound. Round trips per sweep are constant:
+lock, candidates, one pipeline over them, the sweep record.
 
 A producer cut off by a Redis outage (a failover, ``CLUSTERDOWN``, a restart)
 cannot heartbeat, yet it is alive. So staleness is judged against the
@@ -23,11 +28,6 @@ first sweep that reaches it again, whichever worker or host leads by then. A
 heartbeat counts as no older than the start of that grace. Since the guardian
 ticks at least five times per ``stale - heartbeat``, an outage long enough to
 make a live stream look stale always leaves such a gap.
-The terminal event (type ``failed``, data ``{"reason": "orphaned"}``) is
-logged, stored as the completion and announced to every follower on every
-worker. Index entries whose stream expired or already ended are dropped, so
-the index never grows without bound. Round trips per sweep are constant:
-lock, candidates, one pipeline over them, the sweep record.
 """
 
 from __future__ import annotations
@@ -35,19 +35,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import random
 import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any
 
 from .eventlog import EventLog
 from .keys import Keys
 from .loops import revive_all, supervise
 from .redisutil import LUA_NOW, UNAVAILABLE, RedisClient, as_text, script
+from .scheduling import is_running, start_interval
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -119,30 +118,6 @@ class SweepResult:
     #: Shards whose streams are in their grace after a gap in the sweeps
     #: (an outage); none of their streams was judged.
     grace: int = 0
-
-
-def _gevent_patched() -> bool:
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return False
-    return bool(monkey.is_module_patched("threading"))
-
-
-def _alive(scheduler: Any) -> bool:
-    """Whether a started APScheduler scheduler's thread or greenlet runs."""
-    runner = getattr(scheduler, "_thread", None) or getattr(
-        scheduler, "_greenlet", None
-    )
-    if runner is None:
-        return False
-    if hasattr(runner, "is_alive"):
-        return bool(runner.is_alive())
-    return not runner.dead
-
-
-#: Our own generator: scheduling must not move the app's ``random`` state.
-_jitter = random.Random()
 
 
 class StreamGuardian:
@@ -300,36 +275,14 @@ class StreamGuardian:
     def start(self) -> None:
         """Schedule :meth:`tick` every guardian interval in this process.
 
-        Idempotent. Uses ``GeventScheduler`` when gevent has patched the
-        process, else ``BackgroundScheduler``; ``max_instances=1`` and
-        ``coalesce=True``, so a slow sweep never overlaps the next.
+        Idempotent; see :mod:`~flask_sse_resilience.scheduling`.
         """
         with self._lock:
             if self._scheduler is not None:
                 return
             self._stopping = False
-            if _gevent_patched():
-                from apscheduler.schedulers.gevent import GeventScheduler
-
-                scheduler: Any = GeventScheduler()
-            else:
-                from apscheduler.schedulers.background import BackgroundScheduler
-
-                scheduler = BackgroundScheduler(daemon=True)
             interval = self.settings.guardian_tick
-            # Spread workers' first ticks over the interval.
-            first = datetime.now() + timedelta(seconds=_jitter.uniform(0, interval))
-            scheduler.add_job(
-                self.tick,
-                "interval",
-                seconds=interval,
-                id="sse-resilience-guardian",
-                max_instances=1,
-                coalesce=True,
-                next_run_time=first,
-                misfire_grace_time=None,
-            )
-            scheduler.start()
+            scheduler = start_interval(self.tick, interval, "sse-resilience-guardian")
             self._scheduler = scheduler
         log.info("guardian scheduled every %ss (worker %s)", interval, self.token)
 
@@ -340,7 +293,7 @@ class StreamGuardian:
             scheduler = self._scheduler
             if scheduler is None or self._stopping or self.pid != os.getpid():
                 return
-            if _alive(scheduler):
+            if is_running(scheduler):
                 return
             self._scheduler = None
         log.warning("the guardian's scheduler had stopped; restarting it")
