@@ -92,6 +92,11 @@ class SSEResilience:
             lambda: self._identity,
             lambda: self._authorizer,
             lambda: self._dashboard_auth,
+            liveness_client=(
+                None
+                if self._redis is not None
+                else lambda: make_client(settings.redis_url, max_connections=2)
+            ),
         )
         app.extensions[EXTENSION_KEY] = state
         self._states[app] = state

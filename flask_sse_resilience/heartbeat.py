@@ -25,11 +25,11 @@ class Heartbeater:
         self.pid = os.getpid()
         self._streams: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
-        # After a failure, retry within a second rather than a whole interval,
+        # After a failure, retry within half a second, not a whole interval,
         # so that once Redis is back our streams look alive again at once
         # (the guardian gives them a stale threshold for that; see guardian).
         self.loop = Periodic(
-            "heartbeat", self.beat, interval, retry=0.25, max_retry=min(1.0, interval)
+            "heartbeat", self.beat, interval, retry=0.25, max_retry=0.5
         )
         #: Pipelines sent so far; for tests and metrics.
         self.beats = 0

@@ -12,9 +12,12 @@ greenlet under gevent, per node), and each call's reply or error is kept.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 Build = Callable[[Any, int], None]
 
@@ -55,6 +58,7 @@ def run_per_node(
 
     if len(groups) == 1:
         one(*next(iter(groups.items())))
+        _refresh_if_failed(client, replies)
         return replies
     threads = [
         threading.Thread(target=one, args=item, daemon=True) for item in groups.items()
@@ -63,4 +67,16 @@ def run_per_node(
         thread.start()
     for thread in threads:
         thread.join()
+    _refresh_if_failed(client, replies)
     return replies
+
+
+def _refresh_if_failed(client: Any, replies: list[Any]) -> None:
+    """After a node failed, read the cluster's slot map again, so the next
+    call goes to whichever node serves those slots now (redis-py refreshes a
+    pipeline's map only every few errors)."""
+    if any(isinstance(reply, Exception) for reply in replies):
+        try:
+            client.nodes_manager.initialize()
+        except Exception:  # noqa: BLE001 - the next call tries again
+            log.debug("refreshing the cluster's slot map failed", exc_info=True)

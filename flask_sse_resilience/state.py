@@ -56,10 +56,15 @@ class State:
         identity: Callable[[], IdentityLoader | None],
         authorizer: Callable[[], Authorizer | None] = lambda: None,
         dashboard_auth: Callable[[], Callable[[], bool] | None] = lambda: None,
+        liveness_client: Callable[[], RedisClient] | None = None,
     ) -> None:
         self._app = weakref.ref(app)
         self.settings = settings
         self.redis = redis
+        self._make_liveness = liveness_client
+        self._liveness: RedisClient | None = None
+        # Its own lock: parts made under ``_lock`` ask for this client.
+        self._liveness_lock = threading.Lock()
         self.keys = Keys(settings.key_prefix, settings.shards)
         self.stream_id_rule = re.compile(settings.stream_id_pattern)
         self._identity = identity
@@ -179,11 +184,30 @@ class State:
             self.on_event_sent()
 
     @property
+    def liveness_redis(self) -> RedisClient:
+        """The client of the writes that decide whether a stream lives
+        (heartbeats, the guardian): a pool of its own when the app gave a
+        URL, so that producers and requests retrying through an outage, which
+        can hold every pooled connection, never delay a heartbeat into a false
+        orphan. The app's own client when it passed one as ``redis=``."""
+        if self._make_liveness is None:
+            return self.redis
+        with self._liveness_lock:
+            if self._liveness is None:
+                self._liveness = self._make_liveness()
+            return self._liveness
+
+    @property
     def heartbeater(self) -> Heartbeater:
         """This process's heartbeat thread, created on first use."""
         return self._local(
             "_heartbeater",
-            lambda: Heartbeater(self.registry, self.settings.heartbeat_interval),
+            lambda: Heartbeater(
+                StreamRegistry(
+                    self.liveness_redis, self.keys, stream_ttl=self.settings.stream_ttl
+                ),
+                self.settings.heartbeat_interval,
+            ),
         )
 
     @property
@@ -206,9 +230,15 @@ class State:
         return self._local(
             "_guardian",
             lambda: StreamGuardian(
-                self.redis,
+                self.liveness_redis,
                 self.keys,
-                self.log,
+                EventLog(
+                    self.liveness_redis,
+                    self.keys,
+                    max_events=self.settings.max_events,
+                    completion_ttl=self.settings.completion_ttl,
+                    deferred=self.deferred,
+                ),
                 self.settings,
                 on_orphaned=self._orphaned,
                 on_swept=lambda result: self.emit(

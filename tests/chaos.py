@@ -83,6 +83,8 @@ class Outcome:
             f"{self.false_orphans}, failed {self.failed}, leftover keys "
             f"{len(self.leftovers)}, dead loops {len(self.loops_dead)} "
             f"({self.reconnects} reconnects, {self.resets} resets)"
+            + (f"; left: {self.leftovers[:3]}" if self.leftovers else "")
+            + (f"; dead: {self.loops_dead}" if self.loops_dead else "")
         )
 
 
@@ -125,7 +127,12 @@ def judge(tracked: list[Tracked], outcome: Outcome) -> None:
         outcome.reconnects += max(0, item.follower.connections - 1)
         counts = Counter(tokens)
         outcome.doubled += sum(n - 1 for n in counts.values() if n > 1)
-        outcome.lost += sum(1 for i in range(item.tokens) if i not in counts)
+        missing = [i for i in range(item.tokens) if i not in counts]
+        outcome.lost += len(missing)
+        if missing:
+            print(f"  {item.url}: {len(missing)} of {item.tokens} tokens missing "
+                  f"(first {missing[:5]}), {len(events)} events, last "
+                  f"{events[-1] if events else None}")  # fmt: skip
         if tokens != sorted(tokens):
             outcome.doubled += 1  # out of order counts as a fault too
         ends = [e for e in events if e["type"] in ("completed", "failed")]

@@ -235,7 +235,8 @@ def test_400_idle_clients_hold_a_handful_of_redis_connections(
             time.sleep(0.1)
         # Everything this worker holds, minus this test's own observer.
         held = len(observer.client_list()) - 1
-        assert held <= 4, f"{held} Redis connections for 400 SSE clients"
+        # Four in the main pool, at most two for heartbeats and the guardian.
+        assert held <= 6, f"{held} Redis connections for 400 SSE clients"
     finally:
         for sock in sockets:
             sock.close()
