@@ -83,7 +83,7 @@ else
   if not rec[1] then return {-2} end
   local cur = tonumber(rec[3])
   if rec[2] ~= ARGV[1] then return {-3} end
-  if seq <= cur then return {0, rec[4]} end
+  if seq <= cur then return {0, rec[4], rec[5]} end
   if rec[1] ~= 'active' then return {-1} end
   if seq ~= cur + 1 then return {-4, cur} end
 end
@@ -266,7 +266,7 @@ class EventLog:
         )
         reply = self._finish(keys=keys, args=args)
         _raise_for(int(reply[0]), stream_id, reply)
-        if len(reply) > 2:  # ended now, not a retry: it no longer counts
+        if len(reply) > 2:  # ended (now, or by a retried call): uncount, idempotently
             self._uncount([(stream_id, as_text(reply[2]))])
         return as_text(reply[1])
 

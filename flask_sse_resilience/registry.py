@@ -24,9 +24,11 @@ from typing import Any
 
 from .errors import StreamIdTaken, StreamLimitExceeded
 from .keys import Keys
+from .loops import Deferred
 from .models import StreamMetadata, StreamState
 from .redisutil import (
     LUA_NOW,
+    UNAVAILABLE,
     RedisClient,
     as_text,
     hash_to_text,
@@ -115,8 +117,10 @@ class StreamRegistry:
         *,
         stream_ttl: int,
         max_streams_per_user: int = 100,
+        deferred: Deferred | None = None,
     ) -> None:
         self.redis = redis
+        self.deferred = deferred
         self.keys = keys
         self.stream_ttl = stream_ttl
         self.max_streams_per_user = max_streams_per_user
@@ -150,16 +154,24 @@ class StreamRegistry:
             counted = self._reserve(keys=mine, args=limit)
         if counted == -1:
             raise StreamLimitExceeded()
-        created = self._register(
-            keys=[self.keys.stream(stream_id), self.keys.active_of(stream_id)],
-            args=[
-                stream_id,
-                stream_type,
-                user_id,
-                json.dumps(dict(metadata or {})),
-                ttl_ms,
-            ],
-        )
+        try:
+            created = self._register(
+                keys=[self.keys.stream(stream_id), self.keys.active_of(stream_id)],
+                args=[
+                    stream_id,
+                    stream_type,
+                    user_id,
+                    json.dumps(dict(metadata or {})),
+                    ttl_ms,
+                ],
+            )
+        except UNAVAILABLE:
+            # The caller is told it failed: it must not stay counted. (Had
+            # the record been written after all, the stream is never produced
+            # and the guardian orphans it, uncounting it again, harmlessly.)
+            if counted == 1 and self.deferred is not None:
+                self.deferred.run(lambda pipe: pipe.zrem(mine[0], stream_id))
+            raise
         if created:
             wait_for_replica(self.redis, self.keys.stream(stream_id))
         else:

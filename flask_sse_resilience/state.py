@@ -70,17 +70,18 @@ class State:
         self._identity = identity
         self._authorizer = authorizer
         self._dashboard_auth = dashboard_auth
+        #: Clean-up writes retried until they land (counts stay exact).
+        self.deferred = Deferred(redis)
         self.registry = StreamRegistry(
             redis,
             self.keys,
             stream_ttl=settings.stream_ttl,
             max_streams_per_user=settings.max_streams_per_user,
+            deferred=self.deferred,
         )
         self.completions = CompletionStore(
             redis, self.keys, ttl=settings.completion_ttl
         )
-        #: Clean-up writes retried until they land (counts stay exact).
-        self.deferred = Deferred(redis)
         self.log = EventLog(
             redis,
             self.keys,
