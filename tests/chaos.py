@@ -41,7 +41,9 @@ KEPT = ("{guardian}", "{stats}", ":watch")
 
 #: App-host settings for chaos runs: short TTLs, so leftovers show quickly.
 HOST_ENV = {
-    "FLASK_SSE_RESILIENCE_COMPLETION_TTL": "4",
+    # Longer than an outage plus a client's reconnect backoff: a client that
+    # comes back after the end must still find the stream.
+    "FLASK_SSE_RESILIENCE_COMPLETION_TTL": "10",
     "FLASK_SSE_RESILIENCE_MAX_STREAMS_PER_USER": "1000",
     "FLASK_SSE_RESILIENCE_MAX_CONNECTIONS_PER_USER": "1000",
 }
@@ -239,8 +241,8 @@ def run(
     outcome.seconds = time.monotonic() - started
     checker = faults.client()
     try:
-        # Completion TTL (4 s) and three heartbeats of leases, with margin.
-        outcome.leftovers = leftovers(checker, 8.0)
+        # Completion TTL (10 s) and three heartbeats of leases, with margin.
+        outcome.leftovers = leftovers(checker, 14.0)
         outcome.loops_dead = loops_dead(checker, hosts)
     finally:
         checker.close()
