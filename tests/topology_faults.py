@@ -10,29 +10,16 @@ answers ``LOADING`` while it reads the dataset back).
 from __future__ import annotations
 
 import random
-import time
 from typing import Any, Protocol
 
 import redis
 
 from .redis_server import RedisServer
-from .redis_topologies import ClusterFixture, SentinelFixture
+from .redis_topologies import ClusterFixture, SentinelFixture, _until
 
 
 def _bare(node: RedisServer) -> redis.Redis:
     return redis.Redis(port=node.port, socket_timeout=2, decode_responses=True)
-
-
-def _until(check: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if check():
-                return
-        except redis.RedisError:
-            pass
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.05)
 
 
 def _role(node: RedisServer) -> str:
