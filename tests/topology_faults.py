@@ -31,13 +31,15 @@ def _synced_replica(node: RedisServer) -> bool:
     return info["role"] == "slave" and info["master_link_status"] == "up"
 
 
-def _common(rng: random.Random, nodes: list[RedisServer]) -> str:
+def _common(rng: random.Random, nodes: list[RedisServer], pause_ms: int) -> str:
     node = rng.choice(nodes)
     if rng.random() < 0.5:
-        # Shorter than Sentinel's down-after (1 s) and the cluster's node
-        # timeout (1.5 s): a pause, not a failover (see docs/scaling.rst on
-        # a master paused past them).
-        _bare(node).execute_command("CLIENT", "PAUSE", rng.randint(200, 800), "ALL")
+        # Well below the failure detection (Sentinel's down-after 1 s, the
+        # cluster's node timeout 1.5 s), also on a loaded machine: a pause,
+        # not a failover (see docs/scaling.rst on a master paused past it).
+        _bare(node).execute_command(
+            "CLIENT", "PAUSE", rng.randint(200, pause_ms), "ALL"
+        )
         return "client pause"
     _bare(node).execute_command("CLIENT", "KILL", "TYPE", "pubsub")
     return "pub/sub killed"
@@ -77,7 +79,7 @@ class ClusterFaults:
             self._kill(victim)
             self.heal()
             return "master killed"
-        return _common(rng, self._live())
+        return _common(rng, self._live(), 800)
 
     def _kill(self, victim: RedisServer) -> None:
         victim_id = _bare(victim).execute_command("CLUSTER", "MYID")
@@ -126,7 +128,7 @@ class SentinelFaults:
     def strike(self, rng: random.Random) -> str:
         if rng.random() < 0.3:
             return self.fail_over("")
-        return _common(rng, [self._master()])
+        return _common(rng, [self._master()], 500)
 
     def _agreed(self) -> int | None:
         """The master's port if every sentinel names the same one."""
@@ -175,7 +177,7 @@ class StandaloneFaults:
     def strike(self, rng: random.Random) -> str:
         if rng.random() < 0.4:
             return self.fail_over("")
-        return _common(rng, [self.server])
+        return _common(rng, [self.server], 800)
 
     def fail_over(self, key: str) -> str:
         """Shut down with the data saved, and start again (it loads it)."""
