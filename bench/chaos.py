@@ -163,8 +163,9 @@ hosts (the demo under gunicorn, one gevent worker each; heartbeat 1 s, stale
 by httpx-sse clients that reconnect by Last-Event-ID. The chaos runs keep ten
 generations live for {report["minutes_per_topology"]:g} minutes per topology
 while a fault strikes every 1.5-4 s (masters killed with SIGKILL and
-restarted as replicas once replaced, `CLIENT PAUSE` of 0.2-0.8 s (0.5 s at most on Sentinel), `CLIENT
-KILL TYPE pubsub`, a standalone Redis shut down with its data and restarted);
+restarted as replicas once replaced, `CLIENT PAUSE` of 0.2-0.8 s (0.5 s at
+most on Sentinel), `CLIENT KILL TYPE pubsub`, a standalone Redis shut down
+with its data and restarted);
 the failover series kill the master serving a live stream's slot, once per
 stream. *Next token* is the time from the kill to the follower's next token
 (median / max, seconds).
