@@ -204,6 +204,7 @@ def test_a_write_to_a_demoted_master_is_readonly(
     replica = replica_of(servers, master)
     app, sse = app_on(quick(master.url))
     sid = sse.open_stream("alice", app=app)
+    assert master.client().wait(1, 2000) == 1  # the replica has the stream
     app.extensions["sse_resilience"].close()
     app, sse = app_on(quick(replica.url))
     error = error_of(lambda: bare(replica).set("probe", 1))
@@ -222,6 +223,7 @@ def test_a_replica_whose_master_is_gone_is_masterdown(
     replica = replica_of(servers, master, "--replica-serve-stale-data", "no")
     app, sse = app_on(quick(master.url))
     sid = sse.open_stream("alice", app=app)
+    assert master.client().wait(1, 2000) == 1  # the replica has the stream
     app.extensions["sse_resilience"].close()
     master.kill()
     app, sse = app_on(quick(replica.url))
