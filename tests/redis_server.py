@@ -69,6 +69,10 @@ class RedisServer:
                 "--dir", self.dir,
                 "--maxclients", "20000",
                 "--loglevel", "warning",
+                # A replica syncs at once, not after Redis's default 5 s wait
+                # for more replicas: a failover soon after a (re)start must
+                # not promote a replica that holds nothing yet.
+                "--repl-diskless-sync-delay", "0",
                 *self.extra,
             ],
             stdout=subprocess.DEVNULL,

@@ -124,11 +124,7 @@ class SentinelFixture:
         self.master.start()
         self.replica.extra += ("--replicaof", "127.0.0.1", str(self.master.port))
         self.replica.start()
-        _until(
-            lambda: self.master.client().info("replication")["connected_slaves"] == 1,
-            20,
-            "the replica",
-        )
+        _until(self.replica_synced, 20, "the replica")
         for _ in range(3):
             sentinel = RedisServer(None, "--sentinel")
             port = sentinel.port
@@ -143,6 +139,22 @@ class SentinelFixture:
                 )
             self.sentinels.append(sentinel.start())
         return self
+
+    def replica_synced(self) -> bool:
+        """Whether the server that is not the current master replicates it,
+        its link up (it holds the master's data)."""
+        master = self.current_master() if self.sentinels else self.master.port
+        replica = self.replica if master == self.master.port else self.master
+        client = redis.Redis(port=replica.port, socket_timeout=2)
+        try:
+            info = client.info("replication")
+        finally:
+            client.close()
+        return bool(
+            info["role"] == "slave"
+            and info["master_port"] == master
+            and info["master_link_status"] == "up"
+        )
 
     def current_master(self) -> int:
         """Port of the master the sentinels agree on now."""
