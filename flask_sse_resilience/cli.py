@@ -6,13 +6,10 @@ import time
 from datetime import datetime, timezone
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
 from .models import StreamMetadata, StreamState
-from .redisutil import as_text, hash_to_text
-from .state import State
-from .views import EXTENSION_KEY
+from .state import State, get_state
 
 sse_cli = AppGroup("sse", help="Inspect resilient SSE streams and sweep them.")
 
@@ -20,10 +17,10 @@ _STATES = [state.value for state in StreamState]
 
 
 def _state() -> State:
-    state = current_app.extensions.get(EXTENSION_KEY)
-    if not isinstance(state, State):
-        raise click.ClickException("this app does not use SSEResilience")
-    return state
+    try:
+        return get_state()
+    except RuntimeError:
+        raise click.ClickException("this app does not use SSEResilience") from None
 
 
 def _ago(when: datetime | None) -> str:
@@ -38,15 +35,7 @@ def _records(state: State, wanted: set[str], limit: int) -> list[StreamMetadata]
         ids = state.registry.active_ids(limit)
         return [r for r in state.registry.get_many(ids) if r.state.value == "active"]
     # Ended streams are not indexed: scan for them (fine for a shell command).
-    records: list[StreamMetadata] = []
-    batch: list[str] = []
-    for key in state.redis.scan_iter(match=state.keys.stream_pattern, count=1000):
-        batch.append(state.keys.stream_id_from_key(as_text(key)))
-        if len(batch) >= 500:
-            records += state.registry.get_many(batch)
-            batch = []
-    records += state.registry.get_many(batch)
-    chosen = [r for r in records if r.state.value in wanted]
+    chosen = [r for r in state.registry.scan() if r.state.value in wanted]
     return sorted(chosen, key=lambda r: r.started_at)[:limit]
 
 
@@ -94,8 +83,8 @@ def show_command(stream_id: str) -> None:
                  "connections", "metadata"):  # fmt: skip
         value = getattr(record, name)
         click.echo(f"{name:<15} {getattr(value, 'value', value)}")
-    click.echo(f"{'log_length':<15} {state.redis.xlen(state.keys.log(stream_id))}")
-    click.echo(f"{'ttl_seconds':<15} {state.redis.ttl(state.keys.stream(stream_id))}")
+    click.echo(f"{'log_length':<15} {state.log.length(stream_id)}")
+    click.echo(f"{'ttl_seconds':<15} {state.registry.ttl(stream_id)}")
     completion = state.completions.get_completion(stream_id)
     if completion is not None:
         click.echo(f"{'terminal':<15} {completion.terminal_event_type} "
@@ -124,13 +113,12 @@ def stats_command() -> None:
     for name, count in counts.items():
         click.echo(f"{name:<10} {count}")
     click.echo(f"{'indexed':<10} {state.registry.index()[0]}")
-    last = hash_to_text(state.redis.hgetall(state.keys.guardian_last))
-    sweeps = state.redis.get(state.keys.guardian_sweeps)
-    if last:
-        age = time.time() - int(last["at"]) / 1000
+    last = state.guardian.last_sweep()
+    if last is not None:
+        age = time.time() - last.at_ms / 1000
         click.echo(
-            f"sweeps     {as_text(sweeps)}; last {age:.0f}s ago by {last['worker']}: "
-            f"orphaned {last['orphaned']}, pruned {last['pruned']}, {last['ms']} ms"
+            f"sweeps     {last.sweep}; last {age:.0f}s ago by {last.worker}: "
+            f"orphaned {last.orphaned}, pruned {last.pruned}, {last.ms} ms"
         )
     else:
         click.echo("sweeps     none yet")

@@ -1,17 +1,15 @@
 """The completion store: each finished stream's terminal event, kept for a while.
 
-The producer's terminal write (:meth:`EventLog.finish
-<flask_sse_resilience.eventlog.EventLog.finish>`) fills it atomically with the
-log and the registry; :meth:`CompletionStore.store_completion` is there for
-apps that record a result some other way.
+Only the terminal write (:meth:`EventLog.finish
+<flask_sse_resilience.eventlog.EventLog.finish>`, by a producer or the
+guardian) fills it, atomically with the log, the record and the active index;
+the hash's fields are :class:`~flask_sse_resilience.models.CompletionField`.
+This module reads it.
 """
 
 from __future__ import annotations
 
-import json
-
-from redis.client import Pipeline
-from redis.typing import EncodableT, FieldT
+from typing import Any
 
 from .keys import Keys
 from .models import CompletionData
@@ -19,37 +17,24 @@ from .redisutil import RedisClient, hash_to_text
 
 
 class CompletionStore:
-    """Stores and reads terminal events, each expiring after the completion TTL."""
+    """Reads terminal events, each kept for the completion TTL."""
 
     def __init__(self, redis: RedisClient, keys: Keys, *, ttl: int) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl = ttl
 
-    def store_completion(
-        self, data: CompletionData, pipeline: Pipeline | None = None
-    ) -> None:
-        """Store (or replace) a stream's terminal event, expiring after the TTL.
-
-        Written in one transaction; with ``pipeline`` the commands are only
-        queued on it.
-        """
-        key = self.keys.completion(data.stream_id)
-        fields: dict[FieldT, EncodableT] = {
-            "streamId": data.stream_id,
-            "terminalEventType": data.terminal_event_type,
-            "terminalEventData": json.dumps(data.terminal_event_data),
-            "completedAt": int(data.completed_at.timestamp() * 1000),
-            "eventId": data.event_id or "",
-            "userId": data.user_id or "",
-        }
-        pipe = pipeline if pipeline is not None else self.redis.pipeline()
-        pipe.hset(key, mapping=fields)
-        pipe.expire(key, self.ttl)
-        if pipeline is None:
-            pipe.execute()
-
     def get_completion(self, stream_id: str) -> CompletionData | None:
         """Return the stream's terminal event, or None if it has none (yet)."""
-        raw = hash_to_text(self.redis.hgetall(self.keys.completion(stream_id)))
+        return self.parse(self.redis.hgetall(self.keys.completion(stream_id)))
+
+    def queue_get(self, pipe: Any, stream_id: str) -> None:
+        """Queue reading the stream's terminal event on ``pipe``; turn the
+        reply into a completion with :meth:`parse`."""
+        pipe.hgetall(self.keys.completion(stream_id))
+
+    @staticmethod
+    def parse(reply: Any) -> CompletionData | None:
+        """The completion from a :meth:`queue_get` reply, or None."""
+        raw = hash_to_text(reply)
         return CompletionData.from_hash(raw) if raw else None

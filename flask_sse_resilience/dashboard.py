@@ -30,16 +30,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from . import wire
-from .errors import (
-    DashboardForbidden,
-    DashboardNotFound,
-    InvalidDashboardQuery,
-    RedisUnavailable,
-)
+from .errors import DashboardForbidden, DashboardNotFound, InvalidDashboardQuery
+from .guardian import SweepRecord, queue_last_sweep
 from .models import StreamMetadata, StreamState, from_millis, to_iso
-from .redisutil import UNAVAILABLE, as_text, hash_to_text
-from .state import State
-from .stats import COUNTS, HISTORY
+from .redisutil import UNAVAILABLE, parse_now, queue_now, run_pipeline
+from .state import State, get_state
+from .stats import HISTORY, parse_history, queue_history
 
 log = logging.getLogger(__name__)
 
@@ -70,27 +66,22 @@ def snapshot(
         raise ValueError(f"sort must be one of {', '.join(SORTS)}")
     if page < 1:
         raise ValueError("page must be 1 or more")
-    keys, settings = state.keys, state.settings
-    shard_keys = keys.active_all()
+    settings = state.settings
     # Minutes by this host's clock, like the counters' writers (stats.py).
     minute = int(time.time() // 60)
     span = range(minute - HISTORY + 1, minute + 1)
-    pipe = state.redis.pipeline(transaction=False)
-    for key in shard_keys:
-        pipe.zrange(key, 0, -1, withscores=True)
-    pipe.time()
-    pipe.hgetall(keys.guardian_last)
-    pipe.hgetall(keys.stats_workers)
-    for minute in span:
-        pipe.hgetall(keys.stats_minute(minute))
-    replies = pipe.execute()
-    n = len(shard_keys)
-    index = [(as_text(m), int(s)) for shard in replies[:n] for m, s in shard]
-    seconds, micros = replies[n]
-    now_ms = int(seconds) * 1000 + int(micros) // 1000
-    sweep = hash_to_text(replies[n + 1])
-    workers = hash_to_text(replies[n + 2])
-    minutes = _history(span, replies[n + 3 :])
+
+    def build(pipe: Any) -> None:
+        queue_now(pipe)
+        queue_last_sweep(pipe, state.keys)
+        queue_history(pipe, state.keys, span)
+        state.registry.queue_index_entries(pipe)
+
+    replies = run_pipeline(state.redis, build)
+    now_ms = parse_now(replies[0])
+    sweep = SweepRecord.parse(replies[1])
+    workers, minutes = parse_history(span, replies[2 : 3 + len(span)])
+    index = state.registry.parse_index_entries(replies[3 + len(span) :])
 
     if sort == "heartbeat":
         index.sort(key=lambda entry: entry[1], reverse=desc)
@@ -143,24 +134,15 @@ def _sort_key(sort: str) -> Callable[[StreamMetadata], Any]:
     }[sort]
 
 
-def _history(span: range, raws: list[Any]) -> list[dict[str, int]]:
-    """Counts of the minutes in ``span``, oldest first (the current,
-    unfinished minute last), from their ``HGETALL`` replies."""
-    rows = []
-    for m, raw in zip(span, raws, strict=True):
-        counts = {name: int(v) for name, v in hash_to_text(raw).items()}
-        rows.append({"minute": m, **{name: counts.get(name, 0) for name in COUNTS}})
-    return rows
-
-
-def _workers(raw: dict[str, str], now_ms: int, interval: float) -> list[dict[str, Any]]:
+def _workers(
+    reports: dict[str, dict[str, int]], now_ms: int, interval: float
+) -> list[dict[str, Any]]:
     """Processes that reported within three intervals, by name."""
-    live = []
-    for name, value in sorted(raw.items()):
-        report = json.loads(value)
-        if now_ms - int(report["at"]) <= interval * 3000 + 2000:
-            live.append({"worker": name, "clients": int(report["clients"])})
-    return live
+    return [
+        {"worker": name, "clients": report["clients"]}
+        for name, report in sorted(reports.items())
+        if now_ms - report["at"] <= interval * 3000 + 2000
+    ]
 
 
 def _row(record: StreamMetadata, now_ms: int, stale_ms: float) -> dict[str, Any]:
@@ -184,17 +166,17 @@ def _row(record: StreamMetadata, now_ms: int, stale_ms: float) -> dict[str, Any]
     }
 
 
-def _sweep(raw: dict[str, str], now_ms: int) -> dict[str, Any] | None:
-    if not raw:
+def _sweep(sweep: SweepRecord | None, now_ms: int) -> dict[str, Any] | None:
+    if sweep is None:
         return None
     return {
-        "at": to_iso(from_millis(int(raw["at"]))),
-        "agoS": round((now_ms - int(raw["at"])) / 1000, 1),
-        "worker": raw.get("worker", ""),
-        "orphaned": int(raw.get("orphaned", 0)),
-        "pruned": int(raw.get("pruned", 0)),
-        "ms": int(raw.get("ms", 0)),
-        "sweep": int(raw.get("sweep", 0)),
+        "at": to_iso(from_millis(sweep.at_ms)),
+        "agoS": round((now_ms - sweep.at_ms) / 1000, 1),
+        "worker": sweep.worker,
+        "orphaned": sweep.orphaned,
+        "pruned": sweep.pruned,
+        "ms": sweep.ms,
+        "sweep": sweep.sweep,
     }
 
 
@@ -210,12 +192,13 @@ def _params() -> dict[str, Any]:
     return {"sort": sort, "desc": order == "desc", "page": page}
 
 
-def register(bp: Blueprint, get_state: Callable[[], State]) -> None:
-    """Add the dashboard's routes to the extension's blueprint."""
+def register(bp: Blueprint) -> None:
+    """Add the dashboard's routes to the extension's blueprint (whose error
+    handler answers Redis unavailable with the 503 JSON)."""
 
     def guard() -> State:
         state = get_state()
-        check = state.dashboard_auth
+        check = state.hooks.dashboard_auth
         if not state.settings.dashboard:
             raise DashboardNotFound()
         if check is None:
@@ -240,11 +223,7 @@ def register(bp: Blueprint, get_state: Callable[[], State]) -> None:
     @bp.get("/_dashboard/snapshot")
     def dashboard_snapshot() -> Response:
         state = guard()
-        params = _params()
-        try:
-            body = jsonify(snapshot(state, **params))
-        except UNAVAILABLE as exc:
-            raise RedisUnavailable() from exc
+        body = jsonify(snapshot(state, **_params()))
         body.headers["Cache-Control"] = "no-store"
         return body
 

@@ -1,9 +1,15 @@
 """Exceptions raised by flask-sse-resilience.
 
-Every exception derives from :class:`SSEResilienceError`. The ones a view turns
-into an HTTP answer also derive from the matching werkzeug exception, so Flask
-renders them with the right status code; :func:`json_error` gives them the
-JSON body ``{"error": ..., "message": ...}``.
+Every exception derives from :class:`SSEResilienceError`. Two kinds:
+
+- :class:`StoreError`: raised by the data layer (registering a stream, Redis
+  unavailable), also outside any request (an RQ job, a CLI). They are not
+  HTTP exceptions; when one escapes a view, the extension's error handler
+  (:mod:`~flask_sse_resilience.views`) answers it as JSON with its status.
+- :class:`HTTPError`: refusals of a request, raised only by the HTTP layer.
+  They also derive from the matching werkzeug exception, so Flask renders
+  them with the right status code and the JSON body
+  ``{"error": ..., "message": ...}``.
 """
 
 from __future__ import annotations
@@ -13,11 +19,9 @@ from typing import Any
 
 from werkzeug.exceptions import (
     BadRequest,
-    Conflict,
     Forbidden,
     HTTPException,
     NotFound,
-    ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
 )
@@ -99,15 +103,30 @@ class StreamNotFound(HTTPError, NotFound):
     description = "No such stream."
 
 
-class StreamIdTaken(HTTPError, Conflict):
-    """``open_stream`` was given a stream id that is already in use."""
+class StoreError(SSEResilienceError):
+    """An error of the data layer that has a JSON answer should it escape a
+    view: ``{"error": error_code, "message": description}``."""
+
+    error_code = "error"
+    description = ""
+
+    def __init__(self, description: str | None = None) -> None:
+        if description is not None:
+            self.description = description
+        super().__init__(self.description)
+
+
+class StreamIdTaken(StoreError):
+    """``open_stream`` was given a stream id that is already in use (a 409
+    if it escapes a view)."""
 
     error_code = "stream_id_taken"
     description = "A stream with this id already exists."
 
 
-class StreamLimitExceeded(HTTPError, TooManyRequests):
-    """The user has ``SSE_RESILIENCE_MAX_STREAMS_PER_USER`` active streams."""
+class StreamLimitExceeded(StoreError):
+    """The user has ``SSE_RESILIENCE_MAX_STREAMS_PER_USER`` active streams (a
+    429 if it escapes a view)."""
 
     error_code = "too_many_streams"
     description = "Too many active streams; wait for one to end."
@@ -138,8 +157,9 @@ class InvalidStreamToken(HTTPError, Unauthorized):
     description = "The stream token is invalid or expired; get a new one."
 
 
-class RedisUnavailable(HTTPError, ServiceUnavailable):
-    """Redis could not be reached; the client should retry later."""
+class RedisUnavailable(StoreError):
+    """Redis could not be reached; the client should retry later (a 503 if it
+    escapes a view)."""
 
     error_code = "redis_unavailable"
     description = "The stream store is unavailable; retry shortly."

@@ -23,130 +23,33 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from . import scripts
 from .errors import LogBehindError, ProducerConflictError, StreamNotActiveError
 from .keys import Keys
 from .loops import Deferred
-from .models import Event, StreamState
-from .redisutil import (
-    LUA_NOW,
-    RedisClient,
-    as_text,
-    hash_to_text,
-    is_cluster,
-    script,
-    wait_for_replica,
-)
+from .models import EntryField, Event, StreamState
+from .redisutil import RedisClient, as_text, hash_to_text, wait_for_replica
+from .scripts import Scripts, Status
 
 log = logging.getLogger(__name__)
 
-# KEYS: record, active. ARGV: id, token. Returns the current seq, -1 when the
-# stream has ended, -2 when it does not exist.
-_CLAIM = (
-    LUA_NOW
-    + """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return -2 end
-if state ~= 'active' then return -1 end
-redis.call('HSET', KEYS[1], 'producer', ARGV[2], 'lastHeartbeat', now)
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-return tonumber(redis.call('HGET', KEYS[1], 'seq'))
-"""
-)
 
-# Shared checks. Status codes: 1 written, 0 already written (a retry),
-# -1 ended, -2 missing, -3 another producer holds the lease, -4 out of order,
-# -5 (guardian) no longer stale. The guardian (empty token) instead ends only a
-# stream that is still active and still stale, and drops from the active index
-# what is gone or ended, telling followers of a vanished stream it is over.
-_CHECK = """
-local rec = redis.call('HMGET', KEYS[1], 'state', 'producer', 'seq', 'lastEventId',
-  'userId', 'lastHeartbeat')
-local seq = tonumber(ARGV[2])
-if ARGV[1] == '' then
-  if not rec[1] then
-    if redis.call('ZREM', KEYS[4], ARGV[10]) == 1 then
-      redis.call('PUBLISH', ARGV[6], '\\n0\\nfailed\\n{"reason":"expired"}')
-    end
-    return {-2}
-  end
-  if rec[1] ~= 'active' then
-    redis.call('ZREM', KEYS[4], ARGV[10])
-    return {-1}
-  end
-  local beat = tonumber(rec[6])
-  if KEYS[5] then  -- the shard's watch: a heartbeat is no older than its grace
-    beat = math.max(beat, tonumber(redis.call('HGET', KEYS[5], 'since') or 0))
-  end
-  if now - beat <= tonumber(ARGV[8]) then return {-5} end
-  seq = tonumber(rec[3]) + 1
-else
-  if not rec[1] then return {-2} end
-  local cur = tonumber(rec[3])
-  if rec[2] ~= ARGV[1] then return {-3} end
-  if seq <= cur then return {0, rec[4], rec[5]} end
-  if rec[1] ~= 'active' then return {-1} end
-  if seq ~= cur + 1 then return {-4, cur} end
-end
-"""
-
-_PUBLISH = """
-redis.call('PUBLISH', ARGV[6],
-  id .. '\\n' .. seq .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
-"""
-
-# KEYS: record, log. ARGV: token, seq, type, data, maxlen, channel.
-_APPEND = (
-    _CHECK
-    + """
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
-  'seq', seq, 'type', ARGV[3], 'data', ARGV[4])
-redis.call('HSET', KEYS[1], 'seq', seq, 'lastEventId', id)
-redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
-"""
-    + _PUBLISH
-    + "return {1, id}\n"
-)
-
-# KEYS: record, log, completion, active (and, for the guardian, the shard's
-# watch, unless forced).
-# ARGV: token ('' for the guardian), seq, type, data, maxlen, channel,
-#       completion_ttl_ms, stale_ms, state, stream id.
-_FINISH = (
-    LUA_NOW
-    + _CHECK
-    + """
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
-  'seq', seq, 'type', ARGV[3], 'data', ARGV[4])
-redis.call('HSET', KEYS[1], 'seq', seq, 'lastEventId', id, 'state', ARGV[9],
-  'endedAt', now)
-redis.call('DEL', KEYS[3])
-redis.call('HSET', KEYS[3], 'streamId', ARGV[10], 'terminalEventType', ARGV[3],
-  'terminalEventData', ARGV[4], 'completedAt', now, 'eventId', id,
-  'userId', rec[5])
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[7]) end
-redis.call('ZREM', KEYS[4], ARGV[10])
-"""
-    + _PUBLISH
-    + "return {1, id, rec[5]}\n"
-)
-
-
-def _raise_for(status: int, stream_id: str, reply: Any = None) -> None:
-    if status == -3:
+def _raise_for(status: Status, stream_id: str, reply: Any = None) -> None:
+    if status is Status.CONFLICT:
         raise ProducerConflictError(
             f"another producer has taken over stream {stream_id!r}"
         )
-    if status == -4:
+    if status is Status.BEHIND:
         logged = int(reply[1])
         raise LogBehindError(
             f"the log of stream {stream_id!r} ends at event {logged}, before "
             "events this producer wrote: Redis lost acknowledged writes",
             logged,
         )
-    if status in (-1, -2, -5):
+    if status in (Status.ENDED, Status.MISSING, Status.NOT_STALE):
         raise StreamNotActiveError(
             f"stream {stream_id!r} "
-            + ("does not exist" if status == -2 else "is not active")
+            + ("does not exist" if status is Status.MISSING else "is not active")
         )
 
 
@@ -155,14 +58,14 @@ def parse_entry(entry_id: Any, fields: Any) -> Event:
     values = hash_to_text(fields)
     return Event(
         id=as_text(entry_id),
-        seq=int(values["seq"]),
-        type=values["type"],
-        data_json=values["data"],
+        seq=int(values[EntryField.SEQ]),
+        type=values[EntryField.TYPE],
+        data_json=values[EntryField.DATA],
     )
 
 
 def parse_message(payload: Any) -> Event:
-    """Build an :class:`Event` from a pub/sub announcement (see ``_PUBLISH``).
+    """Build an :class:`Event` from a pub/sub announcement (see ``append.lua``).
 
     An announcement without an id is an end notice for a stream that vanished
     (its record expired): it is not in the log, and ends every follower.
@@ -188,12 +91,7 @@ class EventLog:
         self.keys = keys
         self.max_events = max_events
         self.completion_ttl = completion_ttl
-        self._claim = script(redis, _CLAIM)
-        # A cluster announces on sharded channels (SPUBLISH), which live in
-        # the stream's own slot like its keys, so the scripts stay on one node.
-        publish = "'SPUBLISH'" if is_cluster(redis) else "'PUBLISH'"
-        self._append = script(redis, _APPEND.replace("'PUBLISH'", publish))
-        self._finish = script(redis, _FINISH.replace("'PUBLISH'", publish))
+        self.scripts = Scripts(redis)
 
     def claim(self, stream_id: str, token: str) -> int:
         """Take the write lease of an active stream; return its current seq.
@@ -202,13 +100,9 @@ class EventLog:
 
         :raises StreamNotActiveError: if the stream is missing or has ended.
         """
-        seq = int(
-            self._claim(
-                keys=[self.keys.stream(stream_id), self.keys.active_of(stream_id)],
-                args=[stream_id, token],
-            )
-        )
-        _raise_for(seq, stream_id)
+        seq = int(self.scripts.run(scripts.claim(self.keys, stream_id, token=token)))
+        if seq < 0:
+            _raise_for(Status(seq), stream_id)
         return seq
 
     def append(
@@ -223,18 +117,18 @@ class EventLog:
         """
         if not token:
             raise ValueError("a producer token is required")
-        reply = self._append(
-            keys=[self.keys.stream(stream_id), self.keys.log(stream_id)],
-            args=[
-                token,
-                seq,
-                event_type,
-                data_json,
-                self.max_events,
-                self.keys.channel(stream_id),
-            ],
+        reply = self.scripts.run(
+            scripts.append(
+                self.keys,
+                stream_id,
+                token=token,
+                seq=seq,
+                event_type=event_type,
+                data_json=data_json,
+                max_events=self.max_events,
+            )
         )
-        _raise_for(int(reply[0]), stream_id, reply)
+        _raise_for(Status(int(reply[0])), stream_id, reply)
         return as_text(reply[1]) if len(reply) > 1 else ""
 
     def finish(
@@ -261,11 +155,13 @@ class EventLog:
             (guardian) is no longer stale.
         :raises ProducerConflictError: if another producer holds the lease.
         """
-        keys, args = self._finish_call(
-            stream_id, state, event_type, data_json, token, seq, stale_ms
-        )
-        reply = self._finish(keys=keys, args=args)
-        _raise_for(int(reply[0]), stream_id, reply)
+        reply = self.scripts.run(
+            self._finish_call(
+                stream_id, state, event_type, data_json,
+                token=token, seq=seq, stale_ms=stale_ms,
+            )
+        )  # fmt: skip
+        _raise_for(Status(int(reply[0])), stream_id, reply)
         if len(reply) > 2:  # ended (now, or by a retried call): uncount, idempotently
             self._uncount([(stream_id, as_text(reply[2]))])
         return as_text(reply[1])
@@ -288,35 +184,36 @@ class EventLog:
 
     def orphan_many(
         self, stream_ids: list[str], *, stale_ms: int, data: str, grace: bool = True
-    ) -> list[int]:
+    ) -> list[Status]:
         """End each still-active, still-stale stream as ``orphaned``, in one
         pipelined round trip; the guardian's write. With ``grace``, a stream
         whose shard is in its grace after an outage is not stale yet (see
         :mod:`~flask_sse_resilience.guardian`).
 
-        Returns a status per id: 1 orphaned now, -5 no longer stale (left
-        alone), -1 already ended and -2 expired (both dropped from the active
-        index; followers of an expired stream are told it is over).
+        Returns a status per id: ``WRITTEN`` orphaned now, ``NOT_STALE``
+        (left alone), ``ENDED`` already and ``MISSING`` expired (both dropped
+        from the active index; followers of an expired stream are told it is
+        over).
         """
-        calls = []
-        for stream_id in stream_ids:
-            keys, args = self._finish_call(
-                stream_id, StreamState.ORPHANED, "failed", data, "", 0, stale_ms
+        calls = [
+            self._finish_call(
+                stream_id, StreamState.ORPHANED, "failed", data,
+                stale_ms=stale_ms, watch=grace,
             )
-            if grace:
-                keys.append(self.keys.watch_of(stream_id))
-            calls.append((keys, args))
-        if not calls:
-            return []
-        replies = self._finish.run_batch(calls)
+            for stream_id in stream_ids
+        ]  # fmt: skip
+        replies = self.scripts.run_batch(calls)
+        statuses = [Status(int(reply[0])) for reply in replies]
         ended = [
             (stream_id, as_text(reply[2]))
-            for stream_id, reply in zip(stream_ids, replies, strict=True)
-            if int(reply[0]) == 1
+            for stream_id, reply, status in zip(
+                stream_ids, replies, statuses, strict=True
+            )
+            if status is Status.WRITTEN
         ]
         if ended:
             self._uncount(ended)
-        return [int(reply[0]) for reply in replies]
+        return statuses
 
     def _finish_call(
         self,
@@ -324,23 +221,29 @@ class EventLog:
         state: StreamState,
         event_type: str,
         data_json: str,
-        token: str,
-        seq: int,
-        stale_ms: int,
-    ) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of one call of the terminal-write script."""
-        keys = [
-            self.keys.stream(stream_id),
-            self.keys.log(stream_id),
-            self.keys.completion(stream_id),
-            self.keys.active_of(stream_id),
-        ]
-        args = [
-            token, seq, event_type, data_json, self.max_events,
-            self.keys.channel(stream_id), self.completion_ttl * 1000, stale_ms,
-            state.value, stream_id,
-        ]  # fmt: skip
-        return keys, args
+        *,
+        token: str = "",
+        seq: int = 0,
+        stale_ms: int = 0,
+        watch: bool = False,
+    ) -> scripts.Call:
+        return scripts.finish(
+            self.keys,
+            stream_id,
+            state=state,
+            event_type=event_type,
+            data_json=data_json,
+            max_events=self.max_events,
+            completion_ttl_ms=self.completion_ttl * 1000,
+            token=token,
+            seq=seq,
+            stale_ms=stale_ms,
+            watch=watch,
+        )
+
+    def length(self, stream_id: str) -> int:
+        """Events the stream's (capped) log holds now."""
+        return int(self.redis.xlen(self.keys.log(stream_id)))
 
     def read(self, stream_id: str, after: str | None, count: int = 500) -> list[Event]:
         """Return up to ``count`` logged events after log id ``after`` (exclusive),

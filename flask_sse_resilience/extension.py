@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, Response, current_app, has_app_context
@@ -20,9 +21,31 @@ from .producer import Producer
 from .redisutil import UNAVAILABLE, RedisClient, make_client
 from .registry import StreamRegistry
 from .settings import check_option_names, load_settings
-from .state import Authorizer, IdentityLoader, State
+from .state import (
+    EXTENSION_KEY,
+    Authorizer,
+    Hooks,
+    IdentityLoader,
+    State,
+    find_state,
+)
 from .tokens import make_token
-from .views import EXTENSION_KEY, make_blueprint, recover_response, stream_response
+from .views import (
+    install_error_handlers,
+    make_blueprint,
+    recover_response,
+    stream_response,
+)
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """Redis unavailable, raised as the typed :class:`RedisUnavailable` the
+    public methods promise (answered 503 should it escape a view)."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise RedisUnavailable() from exc
 
 
 class SSEResilience:
@@ -60,13 +83,11 @@ class SSEResilience:
     ) -> None:
         check_option_names(options)
         self._redis = redis
-        self._identity = identity
-        self._dashboard_auth = dashboard_auth
-        self._authorizer: Authorizer | None = None
+        #: The app's callbacks, shared by every app this object set up.
+        self.hooks = Hooks(identity=identity, dashboard_auth=dashboard_auth)
         self._options = options
-        self._states: weakref.WeakKeyDictionary[Flask, State] = (
-            weakref.WeakKeyDictionary()
-        )
+        #: The apps set up by this object (their state lives in the app).
+        self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
         if app is not None:
             self.init_app(app)
 
@@ -89,9 +110,7 @@ class SSEResilience:
             app,
             settings,
             client,
-            lambda: self._identity,
-            lambda: self._authorizer,
-            lambda: self._dashboard_auth,
+            self.hooks,
             liveness_client=(
                 None
                 if self._redis is not None
@@ -99,8 +118,9 @@ class SSEResilience:
             ),
         )
         app.extensions[EXTENSION_KEY] = state
-        self._states[app] = state
+        self._apps.add(app)
         app.register_blueprint(make_blueprint(settings.url_prefix))
+        install_error_handlers(app)
         app.cli.add_command(sse_cli)
         if settings.metrics:
             from . import metrics
@@ -118,7 +138,7 @@ class SSEResilience:
         It runs inside the request and returns the user id, or None when
         nobody is signed in. Never derive it from a client-sent header.
         """
-        self._identity = loader
+        self.hooks.identity = loader
         return loader
 
     def authorize(self, authorizer: Authorizer) -> Authorizer:
@@ -134,7 +154,7 @@ class SSEResilience:
             def team_members(stream, user_id):
                 return user_id in teams[stream.metadata["team"]]
         """
-        self._authorizer = authorizer
+        self.hooks.authorizer = authorizer
         return authorizer
 
     def dashboard_auth(self, check: Callable[[], bool]) -> Callable[[], bool]:
@@ -144,7 +164,7 @@ class SSEResilience:
         The dashboard (``SSE_RESILIENCE_DASHBOARD``) is never served without
         one: its URLs answer 404 and an error is logged. Refused users get 403.
         """
-        self._dashboard_auth = check
+        self.hooks.dashboard_auth = check
         return check
 
     def stream_token(
@@ -166,22 +186,19 @@ class SSEResilience:
         """
         state = self._state(app)
         if user_id is None:
-            loader = state.identity
+            loader = state.hooks.identity
             user_id = loader() if loader is not None else None
         if not user_id:
             raise RuntimeError("stream_token() needs a user_id or a signed-in user")
         return make_token(state.app.secret_key, stream_id, str(user_id))
 
     def _state(self, app: Flask | None) -> State:
-        if app is not None:
-            found = self._states.get(app)
-        elif has_app_context():
-            found = self._states.get(current_app._get_current_object())  # type: ignore[attr-defined]
-        elif len(self._states) == 1:
-            found = next(iter(self._states.values()))
-        else:
-            found = None
-        if found is None:
+        if app is None and has_app_context():
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if app is None and len(self._apps) == 1:
+            app = next(iter(self._apps))
+        found = find_state(app) if app is not None else None
+        if found is None or found.hooks is not self.hooks:
             raise RuntimeError(
                 "this app is not registered with this SSEResilience; did you "
                 "forget init_app? (outside an app context with several apps, "
@@ -217,19 +234,14 @@ class SSEResilience:
             )
         if not user_id:
             raise ValueError("user_id must be a non-empty string")
-        registry = self._state(app).registry
-        try:
-            registry.register(
+        with _store_errors():
+            state.registry.register(
                 stream_id,
                 user_id=str(user_id),
                 stream_type=stream_type,
                 metadata=metadata,
             )
-        except UNAVAILABLE as exc:
-            raise RedisUnavailable() from exc
-        self._state(app).emit(
-            signals.stream_opened, stream_id=stream_id, user_id=str(user_id)
-        )
+        state.emit(signals.stream_opened, stream_id=stream_id, user_id=str(user_id))
         return stream_id
 
     def producer(
@@ -278,11 +290,13 @@ class SSEResilience:
 
         Same checks, headers and errors as ``GET <prefix>/streams/<id>``.
         """
-        return stream_response(self._state(None), stream_id)
+        with _store_errors():
+            return stream_response(self._state(None), stream_id)
 
     def recover_response(self, stream_id: str) -> Response:
         """The recover JSON for ``stream_id``, for use in the app's own views."""
-        return recover_response(self._state(None), stream_id)
+        with _store_errors():
+            return recover_response(self._state(None), stream_id)
 
     def get_stream(
         self, stream_id: str, *, app: Flask | None = None

@@ -42,63 +42,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import scripts
 from .eventlog import EventLog
 from .keys import Keys
 from .loops import revive_all, supervise
-from .redisutil import LUA_NOW, UNAVAILABLE, RedisClient, as_text, script
+from .redisutil import UNAVAILABLE, RedisClient, as_text, hash_to_text
 from .scheduling import is_running, start_interval
+from .scripts import Scripts, Status
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: Data of the terminal event of an orphaned stream.
 ORPHANED_DATA = '{"reason":"orphaned"}'
-
-# KEYS: lock. ARGV: token, ttl_ms. 1 if we lead (taken or renewed).
-_LEAD = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-"""
-
-# KEYS: lock. ARGV: token.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# KEYS: one shard of the active index, its watch. ARGV: stale_ms, limit,
-# gap_ms, watch_ttl_ms, force. Stamps the watch (a gap since the last stamp
-# restarts ``since``: grace) and returns {in grace, stale ids}. A missing watch
-# (a new deployment, or one whose guardian stopped long ago) is no gap.
-_CANDIDATES = (
-    LUA_NOW
-    + """
-local w = redis.call('HMGET', KEYS[2], 'at', 'since')
-local at, since = tonumber(w[1]), tonumber(w[2]) or 0
-if at and now - at > tonumber(ARGV[3]) then since = now end
-redis.call('HSET', KEYS[2], 'at', now, 'since', since)
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-local cutoff = now - tonumber(ARGV[1])
-if ARGV[5] ~= '1' and since >= cutoff then return {1, {}} end
-return {0, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff,
-  'LIMIT', 0, ARGV[2])}
-"""
-)
-
-# KEYS: sweeps, last. ARGV: worker, orphaned, pruned, ms.
-_RECORD = (
-    LUA_NOW
-    + """
-local n = redis.call('INCR', KEYS[1])
-redis.call('HSET', KEYS[2], 'at', now, 'worker', ARGV[1], 'orphaned', ARGV[2],
-  'pruned', ARGV[3], 'ms', ARGV[4], 'sweep', n)
-return n
-"""
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +74,38 @@ class SweepResult:
     #: Shards whose streams are in their grace after a gap in the sweeps
     #: (an outage); none of their streams was judged.
     grace: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRecord:
+    """The last sweep as recorded in Redis (by whichever worker led)."""
+
+    #: When it ended, in ms since the epoch (Redis clock).
+    at_ms: int
+    worker: str
+    orphaned: int
+    pruned: int
+    ms: int
+    #: Sweeps so far, this one included.
+    sweep: int
+
+    @classmethod
+    def parse(cls, reply: Any) -> SweepRecord | None:
+        """The record from a :func:`queue_last_sweep` reply, or None."""
+        raw = hash_to_text(reply)
+        if not raw:
+            return None
+        return cls(
+            at_ms=int(raw["at"]),
+            worker=raw.get("worker", ""),
+            **{f: int(raw.get(f, 0)) for f in ("orphaned", "pruned", "ms", "sweep")},
+        )
+
+
+def queue_last_sweep(pipe: Any, keys: Keys) -> None:
+    """Queue reading the last sweep's record on ``pipe`` (see
+    :meth:`SweepRecord.parse`)."""
+    pipe.hgetall(keys.guardian_last)
 
 
 class StreamGuardian:
@@ -145,10 +133,7 @@ class StreamGuardian:
         #: This worker's owner token for the leader lock.
         self.token = f"{socket.gethostname()}:{self.pid}:{secrets.token_hex(4)}"
         self.lock_ttl_ms = int((settings.guardian_tick * 1.5 + 0.5) * 1000)
-        self._lead = script(redis, _LEAD)
-        self._release = script(redis, _RELEASE)
-        self._candidates = script(redis, _CANDIDATES)
-        self._record = script(redis, _RECORD)
+        self.scripts = Scripts(redis)
         self._scheduler: Any = None
         self._stopping = False
         self._lock = threading.Lock()
@@ -168,8 +153,8 @@ class StreamGuardian:
             :data:`~flask_sse_resilience.redisutil.UNAVAILABLE` if Redis
             cannot be reached.
         """
-        leads = bool(self._lead(keys=[self.keys.guardian_leader],
-                                args=[self.token, self.lock_ttl_ms]))  # fmt: skip
+        lead = scripts.lead(self.keys, token=self.token, ttl_ms=self.lock_ttl_ms)
+        leads = bool(self.scripts.run(lead))
         if not (leads or force):
             return SweepResult(swept=False, skipped="not-leader")
         return self._sweep(force)
@@ -187,16 +172,15 @@ class StreamGuardian:
         shards = list(range(self.keys.shards))
         unreachable = 0
         while shards:
-            replies = self._candidates.run_batch(
-                [
-                    (
-                        [self.keys.active(shard), self.keys.watch(shard)],
-                        [stale_ms, self.batch, gap_ms, watch_ttl_ms, int(force)],
-                    )
-                    for shard in shards
-                ],
-                partial=True,
-            )
+            calls = [
+                scripts.stale_ids(
+                    self.keys, shard, stale_ms=stale_ms, limit=self.batch,
+                    watch=True, gap_ms=gap_ms, watch_ttl_ms=watch_ttl_ms,
+                    force=force,
+                )
+                for shard in shards
+            ]  # fmt: skip
+            replies = self.scripts.run_batch(calls, partial=True)
             # A shard whose node failed is skipped: it is not stamped, so the
             # gap gives its streams their grace once it is back.
             failed = [r for r in replies if isinstance(r, Exception)]
@@ -212,9 +196,9 @@ class StreamGuardian:
                 ids, stale_ms=stale_ms, data=ORPHANED_DATA, grace=not force
             )
             for stream_id, status in zip(ids, statuses, strict=True):
-                if status == 1:
+                if status is Status.WRITTEN:
                     orphaned.append(stream_id)
-                elif status in (-1, -2):
+                elif status in (Status.ENDED, Status.MISSING):
                     pruned += 1
             shards = [
                 shard
@@ -222,10 +206,14 @@ class StreamGuardian:
                 if len(members) >= self.batch
             ]
         seconds = time.monotonic() - started
-        self._record(
-            keys=[self.keys.guardian_sweeps, self.keys.guardian_last],
-            args=[self.token, len(orphaned), pruned, int(seconds * 1000)],
+        record = scripts.record_sweep(
+            self.keys,
+            worker=self.token,
+            orphaned=len(orphaned),
+            pruned=pruned,
+            ms=int(seconds * 1000),
         )
+        self.scripts.run(record)
         for stream_id in orphaned:
             log.warning("stream %s orphaned: no heartbeat for %ss", stream_id,
                         self.settings.stale_threshold)  # fmt: skip
@@ -266,6 +254,10 @@ class StreamGuardian:
             log.warning("guardian skipped a tick, Redis unavailable: %s", exc)
         except Exception:  # noqa: BLE001 - a scheduled job must not die
             log.exception("guardian tick failed")
+
+    def last_sweep(self) -> SweepRecord | None:
+        """The last sweep recorded in Redis, by any worker, or None."""
+        return SweepRecord.parse(self.redis.hgetall(self.keys.guardian_last))
 
     @property
     def running(self) -> bool:
@@ -313,6 +305,6 @@ class StreamGuardian:
         with self._ticking:  # a tick under way finishes first, then lets go
             pass
         try:
-            self._release(keys=[self.keys.guardian_leader], args=[self.token])
+            self.scripts.run(scripts.release(self.keys, token=self.token))
         except UNAVAILABLE:
             pass  # the lock expires by itself

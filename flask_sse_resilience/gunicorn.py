@@ -22,8 +22,7 @@ import threading
 import time
 from typing import Any
 
-from .state import State
-from .views import EXTENSION_KEY
+from .state import State, find_state
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +30,8 @@ _POLL = 0.2
 
 
 def _state(worker: Any) -> State | None:
-    app = getattr(worker, "wsgi", None)
-    extensions = getattr(app, "extensions", None)
-    state = extensions.get(EXTENSION_KEY) if isinstance(extensions, dict) else None
-    if not isinstance(state, State):
+    state = find_state(getattr(worker, "wsgi", None))
+    if state is None:
         log.warning("gunicorn hook: the app has no SSEResilience; nothing to do")
         return None
     return state

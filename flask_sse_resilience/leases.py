@@ -27,48 +27,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import scripts
 from .keys import Keys
 from .loops import Build, Deferred, Periodic
-from .redisutil import LUA_NOW, RedisClient, script
-
-# KEYS: a lease set. ARGV: lease id, limit (0: none), lease_ms. Drops expired
-# leases, then adds this one unless the set is at the limit: 1 added, 0 not.
-_ACQUIRE = (
-    LUA_NOW
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local limit = tonumber(ARGV[2])
-if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
-redis.call('ZADD', KEYS[1], now + ARGV[3], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
-)
-
-# KEYS: a lease set. ARGV: lease id, lease_ms. Renews only a lease that still
-# exists (XX), so a given-back one stays given back; drops expired ones.
-_RENEW = (
-    LUA_NOW
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], 'XX', now + ARGV[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-)
-
-# KEYS: the stream's lease set, its record. ARGV: lease id, lease_ms. Adds the
-# lease while the record exists: 1 added, 0 the stream is gone.
-_JOIN = (
-    LUA_NOW
-    + """
-if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-)
+from .redisutil import RedisClient
+from .scripts import Added, Scripts
 
 
 @dataclasses.dataclass
@@ -100,9 +63,7 @@ class ConnectionLeases:
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self.loop = Periodic("leases", self.renew, interval)
-        self._acquire = script(redis, _ACQUIRE)
-        self._renew = script(redis, _RENEW)
-        self._join = script(redis, _JOIN)
+        self.scripts = Scripts(redis)
 
     @property
     def held(self) -> int:
@@ -113,24 +74,30 @@ class ConnectionLeases:
     def acquire(self, user_id: str) -> str | None:
         """Take a lease for ``user_id``; return its id, or None at the limit."""
         lease = secrets.token_hex(8)
-        key = self.keys.user_connections(user_id)
-        granted = self._acquire(keys=[key], args=[lease, self.limit, self.lease_ms])
+        granted = self.scripts.run(self._acquire(user_id, lease))
         return self.granted(user_id, lease, granted)
+
+    def _acquire(self, user_id: str, lease: str) -> scripts.Call:
+        return scripts.capped_add(
+            self.keys.user_connections(user_id),
+            lease,
+            limit=self.limit,
+            ttl_ms=self.lease_ms,
+        )
 
     def queue_acquire(self, pipe: Any, user_id: str) -> str:
         """Queue a lease request for ``user_id`` on ``pipe`` (for
         :func:`~flask_sse_resilience.redisutil.run_pipeline`); return the
         lease id to pass to :meth:`granted` with the reply."""
         lease = secrets.token_hex(8)
-        key = self.keys.user_connections(user_id)
-        self._acquire.queue(pipe, [key], [lease, self.limit, self.lease_ms])
+        self.scripts.queue(pipe, self._acquire(user_id, lease))
         return lease
 
     def granted(self, user_id: str, lease: str, reply: Any) -> str | None:
         """Record the outcome of a lease request: the lease id if ``reply``
         granted it (this process then renews it until :meth:`release`), or
         None at the limit."""
-        if not reply:
+        if Added(int(reply)) is not Added.ADDED:
             return None
         with self._lock:
             self._held[lease] = _Held(self.keys.user_connections(user_id))
@@ -139,23 +106,24 @@ class ConnectionLeases:
 
     def queue_join(self, pipe: Any, lease: str, stream_id: str) -> None:
         """Queue adding a held ``lease`` to ``stream_id``'s connections on
-        ``pipe``; the reply is 1, or 0 if the stream's record is gone (then
-        nothing was added). The lease then counts for the stream until
-        :meth:`release`."""
+        ``pipe``; the reply is an :class:`~flask_sse_resilience.scripts.Added`
+        (``GONE`` if the stream's record is gone: nothing was added). The
+        lease then counts for the stream until :meth:`release`."""
         key = self.keys.stream_connections(stream_id)
         with self._lock:
             held = self._held.get(lease)
             if held is not None:
                 held.stream_key = key
-        self._join.queue(
-            pipe, [key, self.keys.stream(stream_id)], [lease, self.lease_ms]
+        join = scripts.capped_add(
+            key, lease, ttl_ms=self.lease_ms, must_exist=self.keys.stream(stream_id)
         )
+        self.scripts.queue(pipe, join)
 
     def release(self, lease: str, batch: Callable[[Build], Any] | None = None) -> None:
         """Give a lease back, from the user's and the stream's sets
         (idempotent; retried until it lands if Redis is unavailable).
 
-        ``batch`` (a :class:`~flask_sse_resilience.batching.Batcher`'s ``run``)
+        ``batch`` (a :class:`~flask_sse_resilience.pipelining.SharedPipeline`'s ``run``)
         shares the round trip with other requests, as when thousands of
         clients leave at once.
         """
@@ -175,14 +143,10 @@ class ConnectionLeases:
         """Renew every lease this process holds, in one round trip."""
         with self._lock:
             held = list(self._held.items())
-        calls = [([h.user_key], [lease, self.lease_ms]) for lease, h in held]
-        calls += [
-            ([h.stream_key], [lease, self.lease_ms])
-            for lease, h in held
-            if h.stream_key is not None
-        ]
-        if calls:
-            self._renew.run_batch(calls)
+        keys = [(h.user_key, lease) for lease, h in held]
+        keys += [(h.stream_key, lease) for lease, h in held if h.stream_key]
+        calls = [scripts.renew(key, lease, ttl_ms=self.lease_ms) for key, lease in keys]
+        self.scripts.run_batch(calls)
 
     def stop(self) -> None:
         """Stop renewing (and retrying give-backs, unless they are shared)."""

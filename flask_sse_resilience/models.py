@@ -42,6 +42,44 @@ def to_iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+class RecordField(str, enum.Enum):
+    """The fields of a stream's record hash: the one place they are named
+    (the scripts in :mod:`~flask_sse_resilience.scripts` use these names)."""
+
+    STREAM_ID = "streamId"
+    STREAM_TYPE = "streamType"
+    USER_ID = "userId"
+    METADATA = "metadata"
+    STATE = "state"
+    STARTED_AT = "startedAt"
+    LAST_HEARTBEAT = "lastHeartbeat"
+    ENDED_AT = "endedAt"
+    #: Sequence number of the last logged event, and its log id.
+    SEQ = "seq"
+    LAST_EVENT_ID = "lastEventId"
+    #: The write lease: the token of the producer allowed to write.
+    PRODUCER = "producer"
+
+
+class CompletionField(str, enum.Enum):
+    """The fields of a stream's completion hash (its terminal event)."""
+
+    STREAM_ID = "streamId"
+    USER_ID = "userId"
+    TERMINAL_EVENT_TYPE = "terminalEventType"
+    TERMINAL_EVENT_DATA = "terminalEventData"
+    COMPLETED_AT = "completedAt"
+    EVENT_ID = "eventId"
+
+
+class EntryField(str, enum.Enum):
+    """The fields of one entry of a stream's event log."""
+
+    SEQ = "seq"
+    TYPE = "type"
+    DATA = "data"
+
+
 @dataclasses.dataclass(frozen=True)
 class StreamMetadata:
     """One stream's registry record, as stored in its Redis hash."""
@@ -62,23 +100,25 @@ class StreamMetadata:
     ended_at: datetime | None = None
 
     @classmethod
-    def from_hash(cls, raw: Mapping[str, str]) -> StreamMetadata:
-        """Build a record from the decoded fields of its Redis hash."""
-        started = from_millis(raw["startedAt"])
-        heartbeat = from_millis(raw.get("lastHeartbeat")) or started
+    def from_hash(cls, raw: Mapping[str, str], connections: int = 0) -> StreamMetadata:
+        """Build a record from the decoded fields of its Redis hash and the
+        size of its connection set."""
+        f = RecordField
+        started = from_millis(raw[f.STARTED_AT])
+        heartbeat = from_millis(raw.get(f.LAST_HEARTBEAT)) or started
         assert started is not None and heartbeat is not None
         return cls(
-            stream_id=raw["streamId"],
-            stream_type=raw.get("streamType", ""),
-            user_id=raw["userId"],
+            stream_id=raw[f.STREAM_ID],
+            stream_type=raw.get(f.STREAM_TYPE, ""),
+            user_id=raw[f.USER_ID],
             started_at=started,
             last_heartbeat=heartbeat,
-            state=StreamState(raw.get("state", "active")),
-            metadata=json.loads(raw.get("metadata") or "{}"),
-            seq=int(raw.get("seq") or 0),
-            last_event_id=raw.get("lastEventId") or None,
-            connections=max(0, int(raw.get("connections") or 0)),
-            ended_at=from_millis(raw.get("endedAt")),
+            state=StreamState(raw.get(f.STATE, "active")),
+            metadata=json.loads(raw.get(f.METADATA) or "{}"),
+            seq=int(raw.get(f.SEQ) or 0),
+            last_event_id=raw.get(f.LAST_EVENT_ID) or None,
+            connections=max(0, connections),
+            ended_at=from_millis(raw.get(f.ENDED_AT)),
         )
 
 
@@ -97,15 +137,16 @@ class CompletionData:
     @classmethod
     def from_hash(cls, raw: Mapping[str, str]) -> CompletionData:
         """Build a completion from the decoded fields of its Redis hash."""
-        completed = from_millis(raw["completedAt"])
+        f = CompletionField
+        completed = from_millis(raw[f.COMPLETED_AT])
         assert completed is not None
         return cls(
-            stream_id=raw["streamId"],
-            terminal_event_type=raw["terminalEventType"],
-            terminal_event_data=json.loads(raw.get("terminalEventData") or "null"),
+            stream_id=raw[f.STREAM_ID],
+            terminal_event_type=raw[f.TERMINAL_EVENT_TYPE],
+            terminal_event_data=json.loads(raw.get(f.TERMINAL_EVENT_DATA) or "null"),
             completed_at=completed,
-            event_id=raw.get("eventId") or None,
-            user_id=raw.get("userId") or None,
+            event_id=raw.get(f.EVENT_ID) or None,
+            user_id=raw.get(f.USER_ID) or None,
         )
 
     def to_event(self) -> Event:

@@ -166,8 +166,8 @@ def _sentinel_client(scheme: str, rest: str, max_connections: int) -> redis.Redi
     for host in hosts.split(","):
         name, _, port = host.rpartition(":")
         sentinels.append((name or "localhost", int(port or 26379)))
-    sentinel = Sentinel(sentinels, sentinel_kwargs={"socket_timeout": 2})  # type: ignore[no-untyped-call]
-    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(sentinels, sentinel_kwargs={"socket_timeout": 2})  # type: ignore[no-untyped-call, unused-ignore]
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
         service,
         connection_pool_class=_BlockingSentinelPool,
         max_connections=max_connections,
@@ -334,6 +334,17 @@ def load_scripts(client: RedisClient, node: Any = None) -> None:
 def script(client: RedisClient, source: str) -> LuaScript:
     """Wrap a Lua script for ``client``; it loads itself on first use."""
     return LuaScript(client, source)
+
+
+def queue_now(pipe: Any) -> None:
+    """Queue reading the Redis clock on ``pipe`` (see :func:`parse_now`)."""
+    pipe.time()
+
+
+def parse_now(reply: Any) -> int:
+    """Milliseconds since the epoch from a :func:`queue_now` reply."""
+    seconds, micros = reply
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def as_text(value: Any) -> str:

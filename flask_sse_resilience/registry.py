@@ -1,8 +1,11 @@
 """The stream registry: one Redis hash per stream plus an index of active ones.
 
-A record holds ``streamId``, ``streamType``, ``userId``, ``startedAt``,
-``lastHeartbeat``, ``state`` and ``metadata`` (JSON), as in the seed, plus the
-log position (``seq``, ``lastEventId``) and the producer lease (``producer``).
+A record holds the fields named in
+:class:`~flask_sse_resilience.models.RecordField`: ``streamId``,
+``streamType``, ``userId``, ``startedAt``, ``lastHeartbeat``, ``state`` and
+``metadata`` (JSON), as in the seed, plus the log position (``seq``,
+``lastEventId``) and the producer lease (``producer``). Its writes are scripts
+(see :mod:`~flask_sse_resilience.scripts`).
 The live connection count is the size of the stream's lease set (see
 :mod:`~flask_sse_resilience.leases`), read with the record. The active index
 is a sorted set of stream ids scored by last heartbeat in milliseconds, split
@@ -19,92 +22,16 @@ cluster slot), and no write re-creates a record that has expired (the seed's
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from . import scripts
 from .errors import StreamIdTaken, StreamLimitExceeded
 from .keys import Keys
 from .loops import Deferred
-from .models import StreamMetadata, StreamState
-from .redisutil import (
-    LUA_NOW,
-    UNAVAILABLE,
-    RedisClient,
-    as_text,
-    hash_to_text,
-    script,
-    wait_for_replica,
-)
-
-# KEYS: user's streams. ARGV: id, ttl_ms, limit. Counts a new stream against
-# the user's limit: -1 at the limit, 1 counted, 0 counted already (same id).
-_RESERVE = (
-    LUA_NOW
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[1])
-  return 0
-end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
-redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-)
-
-# KEYS: record, active. ARGV: id, type, user, metadata, ttl_ms.
-# Returns 0 if the id is taken (nothing written).
-_REGISTER = (
-    LUA_NOW
-    + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'streamId', ARGV[1], 'streamType', ARGV[2],
-  'userId', ARGV[3], 'metadata', ARGV[4], 'state', 'active', 'startedAt', now,
-  'lastHeartbeat', now, 'seq', 0)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-return now
-"""
-)
-
-# KEYS: record, active. ARGV: id. Refreshes an active stream; an index entry
-# whose record is gone or ended is dropped instead.
-_HEARTBEAT = (
-    LUA_NOW
-    + """
-if redis.call('HGET', KEYS[1], 'state') ~= 'active' then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  return 0
-end
-redis.call('HSET', KEYS[1], 'lastHeartbeat', now)
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-return 1
-"""
-)
-
-# KEYS: one shard of the active index. ARGV: threshold_ms. Ids whose heartbeat
-# is older than that.
-_STALE_IDS = (
-    LUA_NOW
-    + """
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - ARGV[1]))
-"""
-)
-
-# KEYS: record, active. ARGV: id, state.
-_UPDATE_STATE = (
-    LUA_NOW
-    + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[2])
-if ARGV[2] ~= 'active' then
-  redis.call('HSET', KEYS[1], 'endedAt', now)
-  redis.call('ZREM', KEYS[2], ARGV[1])
-end
-return 1
-"""
-)
+from .models import RecordField, StreamMetadata, StreamState
+from .redisutil import UNAVAILABLE, RedisClient, as_text, hash_to_text, wait_for_replica
+from .scripts import Added, Scripts
 
 
 class StreamRegistry:
@@ -124,11 +51,7 @@ class StreamRegistry:
         self.keys = keys
         self.stream_ttl = stream_ttl
         self.max_streams_per_user = max_streams_per_user
-        self._reserve = script(redis, _RESERVE)
-        self._register = script(redis, _REGISTER)
-        self._heartbeat = script(redis, _HEARTBEAT)
-        self._stale_ids = script(redis, _STALE_IDS)
-        self._update_state = script(redis, _UPDATE_STATE)
+        self.scripts = Scripts(redis)
 
     def register(
         self,
@@ -147,36 +70,37 @@ class StreamRegistry:
         ttl_ms = self.stream_ttl * 1000
         # The user's count and the record live in different cluster slots, so
         # they are two scripts: count first, and uncount if the id is taken.
-        mine = [self.keys.user_streams(user_id)]
-        limit = [stream_id, ttl_ms, self.max_streams_per_user]
-        counted = self._reserve(keys=mine, args=limit)
-        if counted == -1 and self._forget_ended(user_id):
-            counted = self._reserve(keys=mine, args=limit)
-        if counted == -1:
+        mine = self.keys.user_streams(user_id)
+        reserve = scripts.capped_add(
+            mine, stream_id, ttl_ms=ttl_ms, limit=self.max_streams_per_user
+        )
+        counted = Added(self.scripts.run(reserve))
+        if counted is Added.FULL and self._forget_ended(user_id):
+            counted = Added(self.scripts.run(reserve))
+        if counted is Added.FULL:
             raise StreamLimitExceeded()
+        register = scripts.register(
+            self.keys,
+            stream_id,
+            stream_type=stream_type,
+            user_id=user_id,
+            metadata_json=json.dumps(dict(metadata or {})),
+            ttl_ms=ttl_ms,
+        )
         try:
-            created = self._register(
-                keys=[self.keys.stream(stream_id), self.keys.active_of(stream_id)],
-                args=[
-                    stream_id,
-                    stream_type,
-                    user_id,
-                    json.dumps(dict(metadata or {})),
-                    ttl_ms,
-                ],
-            )
+            created = self.scripts.run(register)
         except UNAVAILABLE:
             # The caller is told it failed: it must not stay counted. (Had
             # the record been written after all, the stream is never produced
             # and the guardian orphans it, uncounting it again, harmlessly.)
-            if counted == 1 and self.deferred is not None:
-                self.deferred.run(lambda pipe: pipe.zrem(mine[0], stream_id))
+            if counted is Added.ADDED and self.deferred is not None:
+                self.deferred.run(lambda pipe: pipe.zrem(mine, stream_id))
             raise
         if created:
             wait_for_replica(self.redis, self.keys.stream(stream_id))
         else:
-            if counted == 1:
-                self.redis.zrem(mine[0], stream_id)
+            if counted is Added.ADDED:
+                self.redis.zrem(mine, stream_id)
             raise StreamIdTaken()
 
     def _forget_ended(self, user_id: str) -> int:
@@ -189,7 +113,7 @@ class StreamRegistry:
         members = [as_text(m) for m in self.redis.zrange(key, 0, -1)]
         pipe = self.redis.pipeline(transaction=False)
         for stream_id in members:
-            pipe.hget(self.keys.stream(stream_id), "state")
+            pipe.hget(self.keys.stream(stream_id), RecordField.STATE)
         ended = [
             stream_id
             for stream_id, state in zip(members, pipe.execute(), strict=True)
@@ -205,13 +129,8 @@ class StreamRegistry:
         Returns, per id, whether the stream was still active; an id whose
         record is gone or ended is dropped from the active index instead.
         """
-        calls = [
-            ([self.keys.stream(stream_id), self.keys.active_of(stream_id)], [stream_id])
-            for stream_id in stream_ids
-        ]
-        if not calls:
-            return []
-        return [bool(alive) for alive in self._heartbeat.run_batch(calls)]
+        calls = [scripts.heartbeat(self.keys, stream_id) for stream_id in stream_ids]
+        return [bool(alive) for alive in self.scripts.run_batch(calls)]
 
     def unregister(self, stream_id: str) -> bool:
         """Delete a stream entirely (record, log, completion, index entry).
@@ -233,6 +152,16 @@ class StreamRegistry:
         found = self.get_many([stream_id])
         return found[0] if found else None
 
+    def queue_get(self, pipe: Any, stream_id: str) -> None:
+        """Queue reading the stream's record (without its connection count)
+        on ``pipe``; turn the reply into a record with :meth:`parse`."""
+        pipe.hgetall(self.keys.stream(stream_id))
+
+    @staticmethod
+    def parse(reply: Any) -> StreamMetadata | None:
+        """The record from a :meth:`queue_get` reply, or None if it is gone."""
+        return StreamMetadata.from_hash(hash_to_text(reply)) if reply else None
+
     def get_many(self, stream_ids: Iterable[str]) -> list[StreamMetadata]:
         """Return the records of the given streams that still exist, with
         their live connection counts, in one round trip, in the order given."""
@@ -244,30 +173,10 @@ class StreamRegistry:
             pipe.hgetall(self.keys.stream(stream_id))
             pipe.zcard(self.keys.stream_connections(stream_id))
         replies = pipe.execute()
-        records = []
-        for raw, connections in zip(replies[0::2], replies[1::2], strict=True):
-            if raw:
-                record = hash_to_text(raw)
-                record["connections"] = str(connections)
-                records.append(StreamMetadata.from_hash(record))
-        return records
-
-    def stale_streams(self, threshold: float) -> list[StreamMetadata]:
-        """Return active streams whose last heartbeat is older than ``threshold``
-        seconds by the Redis clock.
-
-        Two round trips whatever the number of streams: the index lookup (one
-        pipeline over every shard), then one pipeline reading every candidate.
-        """
-        threshold_ms = int(threshold * 1000)
-        shards = self._stale_ids.run_batch(
-            [([key], [threshold_ms]) for key in self.keys.active_all()]
-        )
-        ids = [as_text(member) for members in shards for member in members]
         return [
-            record
-            for record in self.get_many(ids)
-            if record.state is StreamState.ACTIVE
+            StreamMetadata.from_hash(hash_to_text(raw), int(connections))
+            for raw, connections in zip(replies[0::2], replies[1::2], strict=True)
+            if raw
         ]
 
     def index(self) -> tuple[int, list[tuple[str, int]]]:
@@ -282,6 +191,33 @@ class StreamRegistry:
         oldest = [(as_text(m), int(s)) for first in replies[1::2] for m, s in first]
         return count, oldest
 
+    def queue_index_entries(self, pipe: Any) -> None:
+        """Queue reading every active-index entry on ``pipe`` (one command per
+        shard); turn the replies into ``[(id, last heartbeat ms), ...]`` with
+        :meth:`parse_index_entries`."""
+        for key in self.keys.active_all():
+            pipe.zrange(key, 0, -1, withscores=True)
+
+    @staticmethod
+    def parse_index_entries(replies: list[Any]) -> list[tuple[str, int]]:
+        """The entries of :meth:`queue_index_entries`' replies."""
+        return [(as_text(m), int(s)) for shard in replies for m, s in shard]
+
+    def scan(self, page: int = 1000) -> Iterator[StreamMetadata]:
+        """Every record in Redis, active or ended (a ``SCAN`` of the record
+        keys, read ``page`` at a time); for operators, not request paths."""
+        ids: list[str] = []
+        for key in self.redis.scan_iter(match=self.keys.stream_pattern, count=page):
+            ids.append(self.keys.stream_id_from_key(as_text(key)))
+            if len(ids) >= page:
+                yield from self.get_many(ids)
+                ids = []
+        yield from self.get_many(ids)
+
+    def ttl(self, stream_id: str) -> int:
+        """Seconds until the stream's record expires (-2: it is gone)."""
+        return int(self.redis.ttl(self.keys.stream(stream_id)))
+
     def active_ids(self, limit: int) -> list[str]:
         """Up to ``limit`` indexed stream ids, longest without heartbeat first."""
         pipe = self.redis.pipeline(transaction=False)
@@ -289,15 +225,3 @@ class StreamRegistry:
             pipe.zrange(key, 0, limit - 1, withscores=True)
         entries = [(s, as_text(m)) for shard in pipe.execute() for m, s in shard]
         return [stream_id for _, stream_id in sorted(entries)[:limit]]
-
-    def update_state(self, stream_id: str, state: StreamState) -> bool:
-        """Set a stream's state; an ended state also leaves the active index.
-
-        Returns False (and writes nothing) if the stream does not exist.
-        """
-        return bool(
-            self._update_state(
-                keys=[self.keys.stream(stream_id), self.keys.active_of(stream_id)],
-                args=[stream_id, state.value],
-            )
-        )

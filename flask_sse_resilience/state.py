@@ -1,6 +1,8 @@
 """Per-app state: the settings and the Redis-backed parts wired together.
 
-Kept in ``app.extensions["sse_resilience"]``. The background parts (the pub/sub
+Kept in ``app.extensions["sse_resilience"]`` (:data:`EXTENSION_KEY`) and
+found with :func:`get_state`, by the extension, its views, its CLI and the
+gunicorn hooks alike. The background parts (the pub/sub
 broker, the heartbeat thread, the guardian's scheduler) are created on first
 use in the process that uses them, so nothing started before gunicorn forks
 (``--preload``) is shared with a worker, and nothing runs in the master.
@@ -8,6 +10,7 @@ use in the process that uses them, so nothing started before gunicorn forks
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -20,9 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from blinker import NamedSignal
 
 from . import signals
-from .batching import Batcher
 from .broker import Broker, Signal
 from .completion import CompletionStore
+from .connections import Connections
 from .eventlog import EventLog
 from .guardian import StreamGuardian
 from .heartbeat import Heartbeater
@@ -30,6 +33,7 @@ from .keys import Keys
 from .leases import ConnectionLeases
 from .loops import Deferred, revive_all
 from .models import StreamMetadata
+from .pipelining import SharedPipeline
 from .redisutil import RedisClient
 from .registry import StreamRegistry
 from .settings import Settings
@@ -44,6 +48,47 @@ IdentityLoader = Callable[[], Any]
 P = TypeVar("P")
 Authorizer = Callable[[StreamMetadata, str], bool]
 
+#: Where an app keeps its :class:`State`: ``app.extensions[EXTENSION_KEY]``.
+EXTENSION_KEY = "sse_resilience"
+
+
+@dataclasses.dataclass
+class Hooks:
+    """The app's answers to three questions, set with the extension's
+    decorators (or constructor) and read at request time."""
+
+    #: Who is asking: returns the current user's id, or None (401).
+    identity: IdentityLoader | None = None
+    #: Who may follow and recover a stream; None: only its owner.
+    authorizer: Authorizer | None = None
+    #: Whether the current user may see the dashboard; None: nobody.
+    dashboard_auth: Callable[[], bool] | None = None
+
+
+def find_state(app: Any) -> State | None:
+    """The :class:`State` of ``app`` (any object with Flask's
+    ``extensions``), or None if it has none."""
+    extensions = getattr(app, "extensions", None)
+    state = extensions.get(EXTENSION_KEY) if isinstance(extensions, dict) else None
+    return state if isinstance(state, State) else None
+
+
+def get_state(app: Flask | None = None) -> State:
+    """The :class:`State` of ``app`` (default: the current app).
+
+    :raises RuntimeError: if the app was not set up with ``init_app``.
+    """
+    if app is None:
+        from flask import current_app
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = find_state(app)
+    if state is None:
+        raise RuntimeError(
+            "this app is not registered with SSEResilience; did you forget init_app?"
+        )
+    return state
+
 
 class State:
     """Everything one app needs to serve and produce streams."""
@@ -53,9 +98,7 @@ class State:
         app: Flask,
         settings: Settings,
         redis: RedisClient,
-        identity: Callable[[], IdentityLoader | None],
-        authorizer: Callable[[], Authorizer | None] = lambda: None,
-        dashboard_auth: Callable[[], Callable[[], bool] | None] = lambda: None,
+        hooks: Hooks,
         liveness_client: Callable[[], RedisClient] | None = None,
     ) -> None:
         self._app = weakref.ref(app)
@@ -67,9 +110,7 @@ class State:
         self._liveness_lock = threading.Lock()
         self.keys = Keys(settings.key_prefix, settings.shards)
         self.stream_id_rule = re.compile(settings.stream_id_pattern)
-        self._identity = identity
-        self._authorizer = authorizer
-        self._dashboard_auth = dashboard_auth
+        self.hooks = hooks
         #: Clean-up writes retried until they land (counts stay exact).
         self.deferred = Deferred(redis)
         self.registry = StreamRegistry(
@@ -89,12 +130,14 @@ class State:
             completion_ttl=settings.completion_ttl,
             deferred=self.deferred,
         )
-        self._lock = threading.Lock()
+        # Reentrant: a part made under it may ask for another (connections).
+        self._lock = threading.RLock()
         self._broker: Broker | None = None
         self._heartbeater: Heartbeater | None = None
         self._guardian: StreamGuardian | None = None
         self._leases: ConnectionLeases | None = None
-        self._batcher: Batcher | None = None
+        self._shared: SharedPipeline | None = None
+        self._connections: Connections | None = None
         self._stats: Stats | None = None
         #: True once :meth:`shutdown` ran in this process.
         self.shutting_down = False
@@ -109,20 +152,10 @@ class State:
             raise RuntimeError("the app of this SSEResilience state is gone")
         return app
 
-    @property
-    def identity(self) -> IdentityLoader | None:
-        """The app's identity loader, or None if none was given."""
-        return self._identity()
-
-    @property
-    def dashboard_auth(self) -> Callable[[], bool] | None:
-        """The app's admin check for the dashboard, or None if none was set."""
-        return self._dashboard_auth()
-
     def may_follow(self, record: StreamMetadata, user_id: str) -> bool:
         """Whether ``user_id`` may follow or recover the stream ``record``:
         the app's authorizer decides if it set one, else only the owner may."""
-        authorizer = self._authorizer()
+        authorizer = self.hooks.authorizer
         if authorizer is None:
             return record.user_id == user_id
         return bool(authorizer(record, user_id))
@@ -156,9 +189,19 @@ class State:
         )
 
     @property
-    def batcher(self) -> Batcher:
+    def shared(self) -> SharedPipeline:
         """This process's shared round trips for request pipelines."""
-        return self._local("_batcher", lambda: Batcher(self.redis))
+        return self._local("_shared", lambda: SharedPipeline(self.redis))
+
+    @property
+    def connections(self) -> Connections:
+        """This process's stream connections (admission, lease, close)."""
+        return self._local(
+            "_connections",
+            lambda: Connections(
+                self.registry, self.completions, self.leases, self.shared.run
+            ),
+        )
 
     @property
     def stats(self) -> Stats:

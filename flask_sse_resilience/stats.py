@@ -21,10 +21,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from .keys import Keys
 from .loops import Periodic
-from .redisutil import UNAVAILABLE, RedisClient
+from .redisutil import UNAVAILABLE, RedisClient, hash_to_text
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +102,30 @@ class Stats:
             with self._lock:
                 self._counts.update(counts)
             raise
+
+
+def queue_history(pipe: Any, keys: Keys, span: range) -> None:
+    """Queue reading the counts of the minutes in ``span`` (unix minutes) and
+    the workers' reports on ``pipe``; read the replies with
+    :func:`parse_history`."""
+    pipe.hgetall(keys.stats_workers)
+    for minute in span:
+        pipe.hgetall(keys.stats_minute(minute))
+
+
+def parse_history(
+    span: range, replies: list[Any]
+) -> tuple[dict[str, dict[str, int]], list[dict[str, int]]]:
+    """The replies of :func:`queue_history` as ``(workers, minutes)``:
+    each worker's last report (``{"clients", "at"}``, by ``host:pid``), and
+    per minute of ``span``, oldest first, ``{"minute", <count>: n, ...}``
+    for every name of :data:`COUNTS`."""
+    workers = {
+        name: {k: int(v) for k, v in json.loads(report).items()}
+        for name, report in hash_to_text(replies[0]).items()
+    }
+    minutes = []
+    for minute, raw in zip(span, replies[1:], strict=True):
+        counts = {name: int(v) for name, v in hash_to_text(raw).items()}
+        minutes.append({"minute": minute, **{n: counts.get(n, 0) for n in COUNTS}})
+    return workers, minutes

@@ -22,9 +22,10 @@ from typing import Any
 
 from . import disconnect, wire
 from .broker import Broker, Signal
+from .connections import Connection
 from .eventlog import EventLog
 from .ids import parse_event_id
-from .models import CompletionData, Event, StreamMetadata, StreamState
+from .models import Event, StreamState
 from .redisutil import UNAVAILABLE, run_pipeline
 from .registry import StreamRegistry
 
@@ -37,17 +38,6 @@ def connected_frame(stream_id: str, heartbeat: float) -> bytes:
     hello: dict[str, object] = {"type": "connected", "streamId": stream_id}
     hello["heartbeatMs"] = int(heartbeat * 1000)
     return wire.encode(wire.dumps(hello))
-
-
-def ended_event(record: StreamMetadata, completion: CompletionData | None) -> Event:
-    """The terminal event of an ended stream, from the completion store if kept."""
-    if completion is not None:
-        return completion.to_event()
-    # Ended without a terminal event (update_state by hand): say so anyway.
-    data = json.dumps({"reason": record.state.value})
-    return Event(
-        id=record.last_event_id, seq=0, type=record.state.value, data_json=data
-    )
 
 
 #: The reconnection delay advised to clients of a worker that shuts down, in ms.
@@ -72,20 +62,17 @@ def _position(event_id: str | None) -> tuple[int, int]:
 class EventStream:
     """Serves one stream to one client; iterate :meth:`frames`."""
 
-    stream_id: str
-    record: StreamMetadata
-    completion: CompletionData | None
+    #: The admitted connection: the stream's record and terminal event, and
+    #: the lease that counts it (see :mod:`~flask_sse_resilience.connections`).
+    connection: Connection
     last_event_id: str | None
     log: EventLog
     registry: StreamRegistry
     broker: Broker | None
     keepalive: float
     #: Runs a pipeline (``build(pipe)`` -> replies); by default on its own,
-    #: in the extension shared with concurrent requests (see ``batching``).
-    batch: Callable[[Callable[[Any], None]], list[Any]] | None = None
-    #: Queues counting this connection for the stream (its lease joins the
-    #: stream's connections; see ``leases``) on a pipeline; None: not counted.
-    join: Callable[[Any], None] | None = None
+    #: in the extension shared with concurrent requests (see ``pipelining``).
+    run_pipeline: Callable[[Callable[[Any], None]], list[Any]] | None = None
     #: The client's socket when the server exposes it (gunicorn), else None.
     client_socket: Any = None
     #: Called once the response body starts, and once it ends.
@@ -95,13 +82,18 @@ class EventStream:
     _last_id: str | None = None
     _last_seq: int = 0
 
+    @property
+    def stream_id(self) -> str:
+        """The stream served."""
+        return self.connection.stream_id
+
     def frames(self) -> Iterator[bytes]:
         """Yield the response body; ends after the terminal event."""
         yield connected_frame(self.stream_id, self.keepalive)
         if self.on_connect is not None:
             self.on_connect()
         try:
-            if self.record.state is not StreamState.ACTIVE:
+            if self.connection.record.state is not StreamState.ACTIVE:
                 yield from self._ended()
             else:
                 yield from self._follow()
@@ -114,13 +106,13 @@ class EventStream:
                 self.on_disconnect()
 
     def _ended(self) -> Iterator[bytes]:
-        if self.last_event_id is None:
-            yield ended_event(self.record, self.completion).encode()
-            return
-        if (yield from self._batched(self._replay(self._first_page()))):
-            return
-        # The log held no terminal event (ended by hand): close with one.
-        yield ended_event(self.record, self.completion).encode()
+        completion = self.connection.completion
+        assert completion is not None  # an ended stream without one is gone
+        if self.last_event_id is not None:
+            if (yield from self._in_writes(self._replay(self._first_page()))):
+                return
+        # A new client, or the log expired meanwhile: the end is all it needs.
+        yield completion.to_event().encode()
 
     def _follow(self) -> Iterator[bytes]:
         assert self.broker is not None
@@ -134,7 +126,7 @@ class EventStream:
         )
         try:
             page = self._open()
-            if (yield from self._batched(self._replay(page))):
+            if (yield from self._in_writes(self._replay(page))):
                 return
             while True:
                 follower.seq = self._last_seq
@@ -142,7 +134,7 @@ class EventStream:
                 if isinstance(item, list):
                     # The hot path: every event this client lacks, each frame
                     # encoded once per worker, in one write.
-                    if (yield from self._batched(self._deliver(iter(item)))):
+                    if (yield from self._in_writes(self._deliver(iter(item)))):
                         return
                     continue
                 if item is None:
@@ -159,13 +151,13 @@ class EventStream:
                 elif item is Signal.RESYNC and not self._still_there():
                     yield LOST.encode()
                     return
-                elif (yield from self._batched(self._deliver(self._catch_up()))):
+                elif (yield from self._in_writes(self._deliver(self._catch_up()))):
                     return  # caught up (RESYNC, or BEHIND the timeline) to the end
         finally:
             watch.cancel()
             self.broker.unsubscribe(follower)
 
-    def _batched(self, events: Iterator[Event]) -> Generator[bytes, None, bool]:
+    def _in_writes(self, events: Iterator[Event]) -> Generator[bytes, None, bool]:
         """Yield the frames of ``events`` (already filtered by :meth:`_deliver`),
         joined into writes of about :data:`WRITE_BYTES`; return True after a
         terminal event."""
@@ -195,14 +187,13 @@ class EventStream:
         start = self._start()
 
         def build(pipe: Any) -> None:
-            if self.join is not None:
-                self.join(pipe)
+            self.connection.queue_join(pipe)
             self.log.queue_read_from(pipe, self.stream_id, start, PAGE)
 
-        replies = (self.batch or self._pipeline)(build)
+        replies = (self.run_pipeline or self._own_pipeline)(build)
         return self.log.parse_entries(replies[-1])
 
-    def _pipeline(self, build: Callable[[Any], None]) -> list[Any]:
+    def _own_pipeline(self, build: Callable[[Any], None]) -> list[Any]:
         return run_pipeline(self.registry.redis, build)
 
     def _start(self) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 
 from . import dashboard, signals
 from .errors import (
@@ -23,16 +23,17 @@ from .errors import (
     InvalidLastEventId,
     InvalidStreamId,
     RedisUnavailable,
+    StoreError,
+    StreamIdTaken,
+    StreamLimitExceeded,
     StreamNotFound,
 )
 from .ids import is_valid_stream_id, parse_event_id
-from .models import CompletionData, StreamMetadata, StreamState, to_iso
-from .redisutil import UNAVAILABLE, hash_to_text
-from .state import State
+from .models import StreamState, to_iso
+from .redisutil import UNAVAILABLE
+from .state import EXTENSION_KEY, State, get_state
 from .streaming import EventStream
 from .tokens import read_token
-
-EXTENSION_KEY = "sse_resilience"
 
 #: Headers of every stream response, set before the body starts.
 STREAM_HEADERS = {
@@ -41,17 +42,12 @@ STREAM_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 
-T = TypeVar("T")
-
-
-def get_state() -> State:
-    """The current app's state, with a helpful error if ``init_app`` is missing."""
-    state = current_app.extensions.get(EXTENSION_KEY)
-    if not isinstance(state, State):
-        raise RuntimeError(
-            "this app is not registered with SSEResilience; did you forget init_app?"
-        )
-    return state
+#: The HTTP answer of each data-layer error that escapes a view.
+STATUS: dict[type[StoreError], int] = {
+    StreamIdTaken: 409,
+    StreamLimitExceeded: 429,
+    RedisUnavailable: 503,
+}
 
 
 def _current_user(state: State, stream_id: str) -> str:
@@ -60,9 +56,9 @@ def _current_user(state: State, stream_id: str) -> str:
     token = request.args.get("token")
     if token is not None:
         return read_token(
-            current_app.secret_key, token, stream_id, state.settings.token_max_age
+            state.app.secret_key, token, stream_id, state.settings.token_max_age
         )
-    loader = state.identity
+    loader = state.hooks.identity
     if loader is None:
         raise RuntimeError(
             "no identity loader: pass identity= to SSEResilience or decorate a "
@@ -72,52 +68,6 @@ def _current_user(state: State, stream_id: str) -> str:
     if user is None or user == "":
         raise AuthenticationRequired()
     return str(user)
-
-
-def _with_redis(call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except UNAVAILABLE as exc:
-        raise RedisUnavailable() from exc
-
-
-class _Loaded(NamedTuple):
-    record: StreamMetadata
-    completion: CompletionData | None
-    #: The connection lease taken with the read, if one was asked for and granted.
-    lease: str | None
-
-
-def _load(state: State, stream_id: str, user: str, *, lease: bool) -> _Loaded:
-    """Read the record and completion, and take a connection lease for
-    ``user`` if ``lease``, all in one round trip; 404 unless ``user`` may
-    follow the stream (the same 404 as for an unknown id; no lease kept)."""
-    asked: list[str] = []
-
-    def build(pipe: Any) -> None:
-        pipe.hgetall(state.keys.stream(stream_id))
-        pipe.hgetall(state.keys.completion(stream_id))
-        if lease:
-            asked[:] = [state.leases.queue_acquire(pipe, user)]
-
-    raw_record, raw_completion, *grant = state.batcher.run(build)
-    taken = state.leases.granted(user, asked[0], grant[0]) if grant else None
-    record = StreamMetadata.from_hash(hash_to_text(raw_record)) if raw_record else None
-    if record is None or not state.may_follow(record, user):
-        if taken is not None:
-            state.leases.release(taken)
-        raise StreamNotFound()
-    completion = (
-        CompletionData.from_hash(hash_to_text(raw_completion))
-        if raw_completion
-        else None
-    )
-    return _Loaded(record, completion, taken)
-
-
-def _give_back(state: State, lease: str | None) -> None:
-    if lease is not None:
-        state.leases.release(lease)
 
 
 def _check(state: State, stream_id: str) -> None:
@@ -161,19 +111,24 @@ def stream_response(state: State, stream_id: str) -> Response:
     :raises StreamNotFound: 404, unknown, expired or another user's stream.
     :raises ConnectionLimitExceeded: 429, the user holds
         ``SSE_RESILIENCE_MAX_CONNECTIONS_PER_USER`` connections already.
-    :raises RedisUnavailable: 503, Redis cannot be reached.
+    :raises redis.exceptions.RedisError: one of
+        :data:`~flask_sse_resilience.redisutil.UNAVAILABLE`: Redis cannot be
+        reached (the blueprint answers 503; see :func:`error_response`).
     """
     _check(state, stream_id)
     last_event_id = _last_event_id()
     user = _current_user(state, stream_id)
-    # Most streams asked for are live: take the lease in the same round trip.
-    record, completion, lease = _with_redis(
-        lambda: _load(state, stream_id, user, lease=True)
+    # Most streams asked for are live: the lease comes in the same round trip.
+    conn = state.connections.open(
+        stream_id, user, may_follow=lambda r: state.may_follow(r, user)
     )
+    if conn is None:
+        raise StreamNotFound()
+    record = conn.record
     active = record.state is StreamState.ACTIVE
     if last_event_id is not None and _is_ahead(last_event_id, record.last_event_id):
         if not record.state.ended:
-            _give_back(state, lease)
+            conn.close()
             raise InvalidLastEventId()
         # The client holds events this stream no longer has (a Redis failover
         # lost them) and the stream is over: all it still needs is the end.
@@ -181,28 +136,21 @@ def stream_response(state: State, stream_id: str) -> Response:
     if record.state.ended and last_event_id == record.last_event_id:
         # The client has the terminal event already. 204 is the one answer
         # that makes a browser's EventSource stop reconnecting for good.
-        _give_back(state, lease)
+        conn.close()
         return Response(status=204, headers={"Cache-Control": "no-cache"})
-    if active and lease is None:
+    if active and conn.lease is None:
         raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
     if active:
         state.count("connects")
     # An ended stream's short response keeps a lease if it got one (given back
     # when the body closes) and is served without one at the limit.
     stream = EventStream(
-        stream_id=stream_id,
-        record=record,
-        completion=completion,
+        connection=conn,
         last_event_id=last_event_id,
         log=state.log,
         registry=state.registry,
         broker=state.broker if active else None,
-        batch=state.batcher.run,
-        join=(
-            (lambda pipe: state.leases.queue_join(pipe, lease, stream_id))
-            if lease is not None
-            else None
-        ),
+        run_pipeline=state.shared.run,
         keepalive=state.settings.heartbeat_interval,
         client_socket=request.environ.get("gunicorn.socket"),
         on_connect=lambda: state.emit(
@@ -214,16 +162,11 @@ def stream_response(state: State, stream_id: str) -> Response:
             signals.client_disconnected, stream_id=stream_id
         ),
     )
-    release = (
-        (lambda: state.leases.release(lease, state.batcher.run))
-        if lease is not None
-        else None
-    )
     # direct_passthrough: the server iterates our body itself (no per-chunk
     # encoding layer) and calls its close(), which runs even for a body that
     # never started (a generator's own finally would not run then).
     return Response(
-        _Body(stream.frames(), release),
+        _Body(stream.frames(), conn.close),
         headers=STREAM_HEADERS,
         direct_passthrough=True,
     )
@@ -240,30 +183,25 @@ def recover_response(state: State, stream_id: str) -> Response:
     """
     _check(state, stream_id)
     user = _current_user(state, stream_id)
-    try:
-        record, completion, _ = _with_redis(
-            lambda: _load(state, stream_id, user, lease=False)
+    conn = state.connections.open(
+        stream_id, user, may_follow=lambda r: state.may_follow(r, user), lease=False
+    )
+    if conn is None:
+        refused = StreamNotFound()
+        body = jsonify(
+            status="unknown", error=refused.error_code, message=refused.description
         )
-    except StreamNotFound as exc:
-        body = jsonify(status="unknown", error=exc.error_code, message=exc.description)
         body.status_code = 404
         return body
+    record, completion = conn.record, conn.completion
     payload: dict[str, Any] = {"status": record.state.value, "streamId": stream_id}
-    if record.state is not StreamState.ACTIVE:
-        if completion is not None:
-            payload.update(
-                terminalEventType=completion.terminal_event_type,
-                terminalEventData=completion.terminal_event_data,
-                completedAt=to_iso(completion.completed_at),
-                eventId=completion.event_id,
-            )
-        else:
-            payload.update(
-                terminalEventType=record.state.value,
-                terminalEventData={"reason": record.state.value},
-                completedAt=to_iso(record.ended_at),
-                eventId=record.last_event_id,
-            )
+    if completion is not None:  # every ended stream has one (see connections)
+        payload.update(
+            terminalEventType=completion.terminal_event_type,
+            terminalEventData=completion.terminal_event_data,
+            completedAt=to_iso(completion.completed_at),
+            eventId=completion.event_id,
+        )
     response = jsonify(payload)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -307,8 +245,26 @@ def _cors(response: Response) -> Response:
     return response
 
 
+def error_response(exc: Exception) -> Response:
+    """The JSON answer to a data-layer error (or Redis unavailable) that
+    escaped a view: ``{"error", "message"}`` with its status from
+    :data:`STATUS`."""
+    error = exc if isinstance(exc, StoreError) else RedisUnavailable()
+    body = jsonify(error=error.error_code, message=error.description)
+    body.status_code = STATUS.get(type(error), 500)
+    return body
+
+
+def install_error_handlers(app: Flask) -> None:
+    """Answer the data-layer errors of :data:`STATUS` as JSON app-wide, so an
+    app's own view calling ``open_stream`` answers 409, 429 or 503."""
+    for error in STATUS:
+        app.register_error_handler(error, error_response)
+
+
 def make_blueprint(url_prefix: str) -> Blueprint:
-    """Build the blueprint serving the stream and recover endpoints."""
+    """Build the blueprint serving the stream and recover endpoints and the
+    dashboard; Redis unavailable in any of them is the 503 JSON."""
     bp = Blueprint(
         EXTENSION_KEY,
         __name__,
@@ -318,6 +274,8 @@ def make_blueprint(url_prefix: str) -> Blueprint:
     )
 
     bp.after_request(_cors)
+    for error in UNAVAILABLE:
+        bp.register_error_handler(error, error_response)
 
     @bp.get("/streams/<stream_id>")
     def stream(stream_id: str) -> Response:
@@ -327,5 +285,5 @@ def make_blueprint(url_prefix: str) -> Blueprint:
     def recover(stream_id: str) -> Response:
         return recover_response(get_state(), stream_id)
 
-    dashboard.register(bp, get_state)
+    dashboard.register(bp)
     return bp

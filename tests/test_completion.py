@@ -1,31 +1,49 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import json
 
 import redis
 
 from flask_sse_resilience import CompletionData
 from flask_sse_resilience.completion import CompletionStore
+from flask_sse_resilience.eventlog import EventLog
 from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.models import StreamState
+from flask_sse_resilience.registry import StreamRegistry
 
 KEYS = Keys("sse:")
 
 
-def test_store_and_get_round_trip_with_ttl(r: redis.Redis) -> None:
-    store = CompletionStore(r, Keys("sse:"), ttl=300)
-    when = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
-    data = CompletionData(
+def test_the_terminal_write_fills_the_store_with_its_ttl(r: redis.Redis) -> None:
+    StreamRegistry(r, KEYS, stream_ttl=3600).register(
+        "s", user_id="alice", stream_type="t"
+    )
+    log = EventLog(r, KEYS, max_events=100, completion_ttl=300)
+    seq = log.claim("s", "token")
+    data = {"text": "hi", "n": [1, 2]}
+    event_id = log.finish(
+        "s",
+        state=StreamState.COMPLETED,
+        event_type="completed",
+        data_json=json.dumps(data),
+        token="token",
+        seq=seq + 1,
+    )
+    store = CompletionStore(r, KEYS, ttl=300)
+    found = store.get_completion("s")
+    assert found is not None
+    assert found == CompletionData(
         stream_id="s",
         terminal_event_type="completed",
-        terminal_event_data={"text": "hi", "n": [1, 2]},
-        completed_at=when,
-        event_id="1-0",
+        terminal_event_data=data,
+        completed_at=found.completed_at,
+        event_id=event_id,
         user_id="alice",
     )
-    store.store_completion(data)
-    assert store.get_completion("s") == data
+    seconds, _ = r.time()
+    assert abs(found.completed_at.timestamp() - int(seconds)) < 2
     assert 295 <= r.ttl(KEYS.completion("s")) <= 300
 
 
 def test_missing_completion_is_none(r: redis.Redis) -> None:
-    assert CompletionStore(r, Keys("sse:"), ttl=300).get_completion("x") is None
+    assert CompletionStore(r, KEYS, ttl=300).get_completion("x") is None

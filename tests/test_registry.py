@@ -5,9 +5,11 @@ import time
 import pytest
 import redis
 
-from flask_sse_resilience import StreamIdTaken, StreamState
+from flask_sse_resilience import StreamIdTaken, StreamState, scripts
 from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.redisutil import as_text
 from flask_sse_resilience.registry import StreamRegistry
+from flask_sse_resilience.scripts import Scripts
 
 from .redis_server import RedisServer
 from .roundtrips import RoundTrips, counting_client
@@ -75,35 +77,33 @@ def test_heartbeat_never_resurrects_an_expired_stream(
     assert r.zscore(KEYS.active_of("gone"), "gone") is None
 
 
-def test_stale_streams_uses_the_redis_clock_and_one_pipeline(
+def test_stale_ids_uses_the_redis_clock_and_one_pipeline(
     registry: StreamRegistry, r: redis.Redis
 ) -> None:
-    for stream_id in ("fresh", "old1", "old2", "ended"):
+    for stream_id in ("fresh", "old1", "old2"):
         registry.register(stream_id, user_id="u", stream_type="t")
     now_ms = int(r.time()[0]) * 1000
-    for stream_id in ("old1", "old2", "ended"):
+    for stream_id in ("old1", "old2"):
         r.zadd(KEYS.active_of(stream_id), {stream_id: now_ms - 60_000})
-        r.hset(KEYS.stream(stream_id), "lastHeartbeat", now_ms - 60_000)
-    r.hset(KEYS.stream("ended"), "state", "completed")
-    registry.stale_streams(30)  # loads the script
+    runner = Scripts(registry.redis)
+    calls = [
+        scripts.stale_ids(KEYS, shard, stale_ms=30_000, limit=100)
+        for shard in range(KEYS.shards)
+    ]
+    runner.run_batch(calls)  # loads the script
     with RoundTrips() as rt:
-        stale = registry.stale_streams(30)
-    assert rt.count == 2
-    assert sorted(s.stream_id for s in stale) == ["old1", "old2"]
+        replies = runner.run_batch(calls)
+    assert rt.count == 1
+    assert all(int(in_grace) == 0 for in_grace, _ in replies)
+    assert sorted(as_text(i) for _, ids in replies for i in ids) == ["old1", "old2"]
 
 
-def test_update_state_and_unregister(registry: StreamRegistry, r: redis.Redis) -> None:
+def test_unregister(registry: StreamRegistry, r: redis.Redis) -> None:
     registry.register("s", user_id="u", stream_type="t")
-    assert registry.update_state("s", StreamState.FAILED)
-    assert r.zscore(KEYS.active_of("s"), "s") is None
-    record = registry.get("s")
-    assert record is not None and record.state is StreamState.FAILED
-    assert record.ended_at is not None
-    assert not registry.update_state("missing", StreamState.FAILED)
-    assert not r.exists(KEYS.stream("missing"))
     assert registry.unregister("s")
     assert not registry.unregister("s")
     assert registry.get("s") is None
+    assert r.zscore(KEYS.active_of("s"), "s") is None
 
 
 def test_timestamps_come_from_redis(registry: StreamRegistry, r: redis.Redis) -> None:

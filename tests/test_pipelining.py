@@ -8,7 +8,7 @@ import pytest
 import redis
 from redis.exceptions import ResponseError
 
-from flask_sse_resilience.batching import Batcher
+from flask_sse_resilience.pipelining import SharedPipeline
 from flask_sse_resilience.redisutil import UNAVAILABLE, make_client, script
 
 from .redis_server import RedisServer
@@ -17,7 +17,7 @@ from .redis_server import RedisServer
 def test_concurrent_callers_share_round_trips(redis_server: RedisServer) -> None:
     client = make_client(redis_server.url, max_connections=2)
     client.flushall()
-    batcher = Batcher(client)
+    shared = SharedPipeline(client)
     results: dict[int, list[Any]] = {}
     start = threading.Barrier(40)
 
@@ -28,7 +28,7 @@ def test_concurrent_callers_share_round_trips(redis_server: RedisServer) -> None
             pipe.get(f"k{i}")
 
         start.wait()
-        results[i] = batcher.run(build)
+        results[i] = shared.run(build)
 
     threads = [threading.Thread(target=caller, args=(i,)) for i in range(40)]
     for t in threads:
@@ -39,8 +39,8 @@ def test_concurrent_callers_share_round_trips(redis_server: RedisServer) -> None
     for i, replies in results.items():
         assert replies[0] is True and replies[2] == str(i)
     assert int(client.get("total") or 0) == sum(range(40))
-    assert batcher.calls == 40
-    assert batcher.turns < 40  # waiting callers rode along with a leader
+    assert shared.calls == 40
+    assert shared.turns < 40  # waiting callers rode along with a leader
 
 
 def test_an_error_stays_with_its_caller(r: redis.Redis) -> None:
@@ -48,11 +48,11 @@ def test_an_error_stays_with_its_caller(r: redis.Redis) -> None:
         f"redis://127.0.0.1:{r.connection_pool.connection_kwargs['port']}",
         max_connections=2,
     )
-    batcher = Batcher(client)
+    shared = SharedPipeline(client)
     r.set("text", "not a number")
     with pytest.raises(ResponseError):
-        batcher.run(lambda pipe: pipe.incr("text"))
-    assert batcher.run(lambda pipe: pipe.incr("n")) == [1]
+        shared.run(lambda pipe: pipe.incr("text"))
+    assert shared.run(lambda pipe: pipe.incr("n")) == [1]
 
 
 def test_scripts_are_loaded_after_a_restart(
@@ -61,11 +61,11 @@ def test_scripts_are_loaded_after_a_restart(
     server = redis_factory()
     client = make_client(server.url, max_connections=2)
     counter = script(client, "return redis.call('INCR', KEYS[1])")
-    batcher = Batcher(client)
-    # Never loaded: the call meets NOSCRIPT, the batcher loads and runs it once.
-    assert batcher.run(lambda pipe: counter.queue(pipe, ["c"])) == [1]
+    shared = SharedPipeline(client)
+    # Never loaded: the call meets NOSCRIPT, the shared loads and runs it once.
+    assert shared.run(lambda pipe: counter.queue(pipe, ["c"])) == [1]
     client.script_flush()
-    assert batcher.run(lambda pipe: counter.queue(pipe, ["c"])) == [2]
+    assert shared.run(lambda pipe: counter.queue(pipe, ["c"])) == [2]
     assert client.get("c") == "2"  # never run twice
 
 
@@ -74,9 +74,9 @@ def test_redis_down_reaches_every_caller(
 ) -> None:
     server = redis_factory()
     client = make_client(server.url, max_connections=2)
-    batcher = Batcher(client)
+    shared = SharedPipeline(client)
     server.kill()
     with pytest.raises(UNAVAILABLE):
-        batcher.run(lambda pipe: pipe.get("x"))
+        shared.run(lambda pipe: pipe.get("x"))
     with pytest.raises(UNAVAILABLE):  # and the next caller is not left waiting
-        batcher.run(lambda pipe: pipe.get("x"))
+        shared.run(lambda pipe: pipe.get("x"))

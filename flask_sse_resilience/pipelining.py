@@ -3,7 +3,7 @@
 A worker holds a handful of Redis connections however many clients it serves
 (``SSE_RESILIENCE_REDIS_MAX_CONNECTIONS``). When a thousand clients connect at
 once, each needing a pipeline of its own, they would queue for those few
-connections one round trip at a time. A :class:`Batcher` instead sends the
+connections one round trip at a time. A :class:`SharedPipeline` instead sends the
 pipelines of every caller waiting at that moment as one pipeline: one round
 trip per turn, however many callers, so the connect rate grows with the load
 instead of being capped by the pool.
@@ -37,7 +37,7 @@ class _Call:
         self.error: BaseException | None = None
 
 
-class Batcher:
+class SharedPipeline:
     """Runs the pipelines of concurrent callers together (see the module)."""
 
     def __init__(self, client: RedisClient) -> None:

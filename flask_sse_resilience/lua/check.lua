@@ -1,0 +1,36 @@
+-- The checks shared by append and finish (not a script by itself).
+-- Statuses: 1 written, 0 already written (a retry: {0, id, user}),
+-- -1 ended, -2 missing, -3 another producer holds the lease,
+-- -4 out of order ({-4, logged seq}), -5 (guardian) no longer stale.
+-- A producer passes its token; the guardian passes none and ends only a
+-- stream that is still active and still stale, dropping from the active
+-- index what is gone or ended, and telling followers of a vanished stream
+-- it is over.
+local rec = redis.call('HMGET', KEYS[1], '${STATE}', '${PRODUCER}', '${SEQ}',
+  '${LAST_EVENT_ID}', '${USER_ID}', '${LAST_HEARTBEAT}')
+local seq = tonumber(ARGV[2])
+if ARGV[1] == '' then
+  if not rec[1] then
+    if redis.call('ZREM', KEYS[4], ARGV[10]) == 1 then
+      redis.call(${PUBLISH}, ARGV[6], '\n0\nfailed\n{"reason":"expired"}')
+    end
+    return {-2}
+  end
+  if rec[1] ~= 'active' then
+    redis.call('ZREM', KEYS[4], ARGV[10])
+    return {-1}
+  end
+  local beat = tonumber(rec[6])
+  if KEYS[5] then  -- the shard's watch: a heartbeat is no older than its grace
+    beat = math.max(beat, tonumber(redis.call('HGET', KEYS[5], 'since') or 0))
+  end
+  if now - beat <= tonumber(ARGV[8]) then return {-5} end
+  seq = tonumber(rec[3]) + 1
+else
+  if not rec[1] then return {-2} end
+  local cur = tonumber(rec[3])
+  if rec[2] ~= ARGV[1] then return {-3} end
+  if seq <= cur then return {0, rec[4], rec[5]} end
+  if rec[1] ~= 'active' then return {-1} end
+  if seq ~= cur + 1 then return {-4, cur} end
+end
