@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.chaos import HOST_ENV, Outcome, failover_series, run
-from tests.demo_server import Demo
-from tests.redis_server import RedisServer
-from tests.redis_topologies import ClusterFixture, SentinelFixture
-from tests.topology_faults import (
+from harness.chaos import HOST_ENV, Outcome, failover_series, run
+from harness.demo_server import Demo
+from harness.redis_server import RedisServer
+from harness.redis_topologies import ClusterFixture, SentinelFixture
+from harness.topology_faults import (
     ClusterFaults,
     Faults,
     SentinelFaults,

@@ -14,10 +14,10 @@ from pathlib import Path
 from flask import Flask
 
 from flask_sse_resilience import SSEResilience
-from tests.demo_server import Demo
-from tests.redis_server import RedisServer
-from tests.roundtrips import RoundTrips, counting_client
-from tests.test_guardian import fill
+from harness.demo_server import Demo
+from harness.redis_server import RedisServer
+from harness.roundtrips import RoundTrips, counting_client
+from harness.seeding import fill
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"

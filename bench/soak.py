@@ -20,8 +20,8 @@ from flask import Flask
 
 from bench.core import cookie_for, rss_kib
 from flask_sse_resilience import SSEResilience
-from tests.demo_server import Demo
-from tests.redis_server import RedisServer
+from harness.demo_server import Demo
+from harness.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 

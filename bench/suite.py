@@ -38,8 +38,8 @@ from bench.core import (
     throughput,
 )
 from flask_sse_resilience import SSEResilience
-from tests.demo_server import Demo
-from tests.redis_server import RedisServer, free_port
+from harness.demo_server import Demo
+from harness.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVERS = ("ours", "flask-sse", "baseline")

@@ -9,10 +9,9 @@ from flask import Flask, request, session
 
 from flask_sse_resilience import SSEResilience
 from flask_sse_resilience.state import State
-
-from .demo_server import Demo, DemoFactory
-from .redis_server import RedisServer
-from .redis_topologies import ClusterFixture, SentinelFixture
+from harness.demo_server import Demo, DemoFactory
+from harness.redis_server import RedisServer
+from harness.redis_topologies import ClusterFixture, SentinelFixture
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,8 @@ from flask_sse_resilience.broker import BEHIND, RESYNC, Broker, Follower, Signal
 from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.models import Event
 from flask_sse_resilience.redisutil import make_client
-
-from .redis_server import RedisServer
-from .redis_topologies import ClusterFixture
+from harness.redis_server import RedisServer
+from harness.redis_topologies import ClusterFixture
 
 KEYS = Keys("sse:")
 

@@ -22,9 +22,9 @@ from redis.retry import Retry
 from flask_sse_resilience import SSEResilience
 from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.redisutil import UNAVAILABLE
+from harness.redis_server import RedisServer
+from harness.redis_topologies import ClusterFixture
 
-from .redis_server import RedisServer
-from .redis_topologies import ClusterFixture
 from .test_outages import Generation
 
 pytestmark = pytest.mark.topology

@@ -10,10 +10,10 @@ from flask import Flask, session
 from flask_sse_resilience import SSEResilience
 from flask_sse_resilience.dashboard import PER_PAGE
 from flask_sse_resilience.keys import Keys
+from harness.redis_server import RedisServer
+from harness.roundtrips import RoundTrips, counting_client
 
 from .conftest import AppFactory
-from .redis_server import RedisServer
-from .roundtrips import RoundTrips, counting_client
 from .streams import login, open_stream, read
 
 KEYS = Keys("sse:")

@@ -7,8 +7,7 @@ from flask import Flask
 from flask_sse_resilience import SSEResilience, StreamIdTaken
 from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.state import State
-
-from .redis_server import RedisServer
+from harness.redis_server import RedisServer
 
 
 def test_factory_pattern_and_state_location(redis_server: RedisServer) -> None:

@@ -12,8 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from examples.demo.app import create_app
-
-from .redis_server import RedisServer
+from harness.redis_server import RedisServer
 
 header_text = st.text(
     st.characters(max_codepoint=255, blacklist_characters="\r\n\x00"), max_size=120

@@ -10,10 +10,11 @@ from flask import Flask
 from flask_sse_resilience import SSEResilience, StreamState, signals, wire
 from flask_sse_resilience.guardian import StreamGuardian
 from flask_sse_resilience.keys import Keys
+from harness.redis_server import RedisServer
+from harness.roundtrips import RoundTrips, counting_client
+from harness.seeding import fill
 
 from .conftest import AppFactory
-from .redis_server import RedisServer
-from .roundtrips import RoundTrips, counting_client
 from .streams import login, open_stream, read, types
 
 KEYS = Keys("sse:")
@@ -226,22 +227,6 @@ def test_the_scheduled_guardian_survives_redis_outages(
     assert guardian.running
     guardian.stop()
     assert not guardian.running
-
-
-def fill(client: redis.Redis, active: int, stale_every: int) -> None:
-    """``active`` active streams, every ``stale_every``-th one stale."""
-    now_ms = int(client.time()[0]) * 1000
-    pipe = client.pipeline(transaction=False)
-    for i in range(active):
-        sid = f"s{i}"
-        beat = now_ms - 120_000 if i % stale_every == 0 else now_ms
-        pipe.hset(
-            KEYS.stream(sid),
-            mapping={"streamId": sid, "userId": "u", "state": "active",
-                     "startedAt": beat, "lastHeartbeat": beat, "seq": 0},
-        )  # fmt: skip
-        pipe.zadd(KEYS.active_of(sid), {sid: beat})
-    pipe.execute()
 
 
 def test_sweep_cost_is_constant_round_trips(redis_server: RedisServer) -> None:

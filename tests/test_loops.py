@@ -16,9 +16,9 @@ from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.leases import ConnectionLeases
 from flask_sse_resilience.loops import Deferred, Periodic, revive_all
 from flask_sse_resilience.redisutil import make_client, run_pipeline
+from harness.redis_server import RedisServer
 
 from .conftest import AppFactory
-from .redis_server import RedisServer
 
 KEYS = Keys("sse:")
 

@@ -30,8 +30,7 @@ from flask_sse_resilience.redisutil import (
     make_client,
     reply_error,
 )
-
-from .redis_server import RedisServer
+from harness.redis_server import RedisServer
 
 DEBUG = ("--enable-debug-command", "yes")
 

@@ -10,8 +10,7 @@ from redis.exceptions import ResponseError
 
 from flask_sse_resilience.pipelining import SharedPipeline
 from flask_sse_resilience.redisutil import UNAVAILABLE, make_client, script
-
-from .redis_server import RedisServer
+from harness.redis_server import RedisServer
 
 
 def test_concurrent_callers_share_round_trips(redis_server: RedisServer) -> None:

@@ -15,8 +15,7 @@ from queue import Empty
 import pytest
 
 from flask_sse_resilience.pool import FairQueue
-
-from .redis_server import RedisServer
+from harness.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 

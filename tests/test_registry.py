@@ -10,9 +10,8 @@ from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.redisutil import as_text
 from flask_sse_resilience.registry import StreamRegistry
 from flask_sse_resilience.scripts import Scripts
-
-from .redis_server import RedisServer
-from .roundtrips import RoundTrips, counting_client
+from harness.redis_server import RedisServer
+from harness.roundtrips import RoundTrips, counting_client
 
 KEYS = Keys("sse:")
 

@@ -9,9 +9,9 @@ from flask import Flask
 
 from flask_sse_resilience import SSEResilience, wire
 from flask_sse_resilience.keys import Keys
+from harness.redis_server import RedisServer
 
 from .conftest import AppFactory
-from .redis_server import RedisServer
 from .sse import envelope
 from .streams import data, login, open_stream, read, types
 

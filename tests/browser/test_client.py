@@ -13,9 +13,8 @@ import pytest
 from flask import Flask
 
 from flask_sse_resilience import SSEResilience
-
-from ..demo_server import Demo, DemoFactory
-from ..redis_server import RedisServer
+from harness.demo_server import Demo, DemoFactory
+from harness.redis_server import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -12,9 +12,9 @@ from flask import Flask
 
 from flask_sse_resilience import SSEResilience
 from flask_sse_resilience.keys import Keys
+from harness.demo_server import Demo, DemoFactory
+from harness.seeding import fill
 
-from ..demo_server import Demo, DemoFactory
-from ..test_guardian import fill
 from .conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]

@@ -10,8 +10,7 @@ import pytest
 from flask import Flask
 
 from flask_sse_resilience import SSEResilience
-
-from ..demo_server import Demo, DemoFactory
+from harness.demo_server import Demo, DemoFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -11,11 +11,11 @@ import random
 import pytest
 import redis
 
-from ..chaos import HOST_ENV, failover_series, run
-from ..demo_server import Demo, DemoFactory
-from ..redis_server import RedisServer
-from ..redis_topologies import ClusterFixture, SentinelFixture
-from ..topology_faults import ClusterFaults, SentinelFaults, StandaloneFaults
+from harness.chaos import HOST_ENV, failover_series, run
+from harness.demo_server import Demo, DemoFactory
+from harness.redis_server import RedisServer
+from harness.redis_topologies import ClusterFixture, SentinelFixture
+from harness.topology_faults import ClusterFaults, SentinelFaults, StandaloneFaults
 
 pytestmark = [pytest.mark.e2e, pytest.mark.topology, pytest.mark.slow]
 

@@ -13,9 +13,8 @@ import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
 from flask_sse_resilience.keys import Keys
-
-from ..demo_server import Demo, DemoFactory
-from ..redis_server import RedisServer
+from harness.demo_server import Demo, DemoFactory
+from harness.redis_server import RedisServer
 
 KEYS = Keys("sse:")
 

@@ -21,8 +21,7 @@ import pytest
 import redis
 
 from flask_sse_resilience.keys import Keys
-
-from ..demo_server import DemoFactory
+from harness.demo_server import DemoFactory
 
 pytestmark = pytest.mark.e2e
 

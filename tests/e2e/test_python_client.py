@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from flask_sse_resilience.client import StreamUnavailable, follow
-
-from ..demo_server import Demo
+from harness.demo_server import Demo
 
 pytestmark = pytest.mark.e2e
 

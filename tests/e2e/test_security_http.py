@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ..demo_server import Demo, DemoFactory
+from harness.demo_server import Demo, DemoFactory
 
 pytestmark = pytest.mark.e2e
 

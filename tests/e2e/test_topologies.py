@@ -19,11 +19,12 @@ import redis
 from flask_sse_resilience.eventlog import EventLog
 from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.redisutil import make_client
+from harness.demo_server import Demo, DemoFactory
+from harness.follower import Follower
+from harness.redis_topologies import ClusterFixture, SentinelFixture
 
-from ..demo_server import Demo, DemoFactory
-from ..redis_topologies import ClusterFixture, SentinelFixture
 from . import test_demo as demo_tests
-from .test_lifecycle import Follower, generate, orphaned_on_another_host, wait_for
+from .test_lifecycle import generate, orphaned_on_another_host, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.topology]
 

@@ -3,7 +3,7 @@
 :class:`ClusterFixture` runs a Redis Cluster of three masters, each with one
 replica (``redis-server --cluster-enabled yes`` plus ``redis-cli --cluster
 create``); :class:`SentinelFixture` one master, one replica and three
-sentinels. Every process is a :class:`~tests.redis_server.RedisServer`, stopped
+sentinels. Every process is a :class:`~harness.redis_server.RedisServer`, stopped
 by its PID; nothing is persisted.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import redis
 
-from .redis_server import RedisServer, free_port
+from harness.redis_server import RedisServer, free_port
 
 
 def _until(check: Callable[[], bool], seconds: float, what: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from .redis_server import free_port
+from harness.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import redis
 
-from .redis_server import RedisServer
-from .redis_topologies import ClusterFixture, SentinelFixture, _until
+from harness.redis_server import RedisServer
+from harness.redis_topologies import ClusterFixture, SentinelFixture, _until
 
 
 def _bare(node: RedisServer) -> redis.Redis:

@@ -28,10 +28,9 @@ import httpx
 import redis
 
 from flask_sse_resilience.keys import Keys
-
-from .demo_server import Demo
-from .e2e.test_lifecycle import Follower
-from .topology_faults import Faults
+from harness.demo_server import Demo
+from harness.follower import Follower
+from harness.topology_faults import Faults
 
 KEYS = Keys("sse:")
 
