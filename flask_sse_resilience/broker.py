@@ -30,15 +30,15 @@ from .eventlog import parse_message
 from .keys import Keys
 from .loops import supervise
 from .redisutil import UNAVAILABLE, RedisClient, as_text, is_cluster
-from .timeline import BATCH, BEHIND, RESYNC, Follower, Signal, Timeline
+from .timeline import BEHIND, MAX_HANDOUT, RESYNC, Follower, Notice, Timeline
 
 __all__ = [
-    "BATCH",
+    "MAX_HANDOUT",
     "BEHIND",
     "RESYNC",
     "Broker",
     "Follower",
-    "Signal",
+    "Notice",
     "Timeline",
 ]
 
@@ -148,7 +148,7 @@ class _Link:
                 # Nothing reaches these followers until Redis is back: let
                 # their clients know (they retry, with backoff, and resume)
                 # rather than leave them on a line that went silent.
-                broker.close_streams(list(self.streams), Signal.RECONNECT)
+                broker.close_streams(list(self.streams), Notice.RECONNECT)
                 broker.lost(self)
                 broker.stopped.wait(pause)
                 delay = min(delay * 2, 2.0)
@@ -188,7 +188,7 @@ class Broker:
         self.pid = os.getpid()
         self.cluster = is_cluster(redis)
         self._subs: dict[str, Timeline] = {}
-        self._homes: dict[str, _Link] = {}
+        self._link_of: dict[str, _Link] = {}
         self._links: dict[str, _Link] = {}
         self._lock = threading.Lock()
         self.stopped = threading.Event()
@@ -230,7 +230,7 @@ class Broker:
             follower = Follower(stream_id, timeline)
             timeline.followers.add(follower)
             if first:
-                link = self._homes[stream_id] = self._link_for(stream_id)
+                link = self._link_of[stream_id] = self._link_for(stream_id)
                 link.streams.add(stream_id)
         if first:
             self.stopped.clear()
@@ -247,17 +247,17 @@ class Broker:
             timeline.followers.discard(follower)
             if not timeline.followers:
                 del self._subs[follower.stream_id]
-                link = self._homes.pop(follower.stream_id, None)
+                link = self._link_of.pop(follower.stream_id, None)
                 if link is not None:
                     link.streams.discard(follower.stream_id)
         if link is not None:
             link.unsubscribe(follower.stream_id)
 
-    def close_all(self, reason: Signal) -> int:
+    def close_all(self, reason: Notice) -> int:
         """Close every follower in this process; return how many."""
         return self.close_streams(list(self._subs), reason)
 
-    def close_streams(self, stream_ids: list[str], reason: Signal) -> int:
+    def close_streams(self, stream_ids: list[str], reason: Notice) -> int:
         """Close every local follower of the given streams; return how many."""
         with self._lock:
             followers = [
@@ -307,10 +307,10 @@ class Broker:
             return
         with self._lock:
             for stream_id in list(link.streams):
-                if self._homes.get(stream_id) is link:
+                if self._link_of.get(stream_id) is link:
                     # The next follower of it starts a new timeline and
                     # subscription; the old followers are on their way out.
-                    self._homes.pop(stream_id, None)
+                    self._link_of.pop(stream_id, None)
                     self._subs.pop(stream_id, None)
             link.streams.clear()
         try:

@@ -104,8 +104,8 @@ class Connections:
         def build(pipe: Any) -> None:
             self.registry.queue_get(pipe, stream_id)
             self.completions.queue_get(pipe, stream_id)
-            if lease:
-                asked.append(self.leases.queue_acquire(pipe, user_id))
+            if lease:  # a build may run twice (NOSCRIPT): keep the last id
+                asked[:] = [self.leases.queue_acquire(pipe, user_id)]
 
         raw_record, raw_completion, *grant = self.run(build)
         taken = self.leases.granted(user_id, asked[0], grant[0]) if grant else None

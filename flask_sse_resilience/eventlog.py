@@ -202,7 +202,7 @@ class EventLog:
             )
             for stream_id in stream_ids
         ]  # fmt: skip
-        replies = self.scripts.run_batch(calls)
+        replies = self.scripts.run_many(calls)
         statuses = [Status(int(reply[0])) for reply in replies]
         ended = [
             (stream_id, as_text(reply[2]))
@@ -269,12 +269,12 @@ class EventLog:
         return [parse_entry(entry_id, fields) for entry_id, fields in entries or ()]
 
     def iter_after(
-        self, stream_id: str, after: str | None, batch: int = 500
+        self, stream_id: str, after: str | None, page: int = 500
     ) -> Iterator[Event]:
-        """Yield every logged event after ``after``, reading in batches."""
+        """Yield every logged event after ``after``, reading ``page`` at a time."""
         while True:
-            events = self.read(stream_id, after, batch)
+            events = self.read(stream_id, after, page)
             yield from events
-            if len(events) < batch:
+            if len(events) < page:
                 return
             after = events[-1].id

@@ -120,13 +120,13 @@ class StreamGuardian:
         *,
         on_orphaned: Callable[[str], None] | None = None,
         on_swept: Callable[[SweepResult], None] | None = None,
-        batch: int = 1000,
+        page: int = 1000,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.log = log
         self.settings = settings
-        self.batch = batch
+        self.page = page
         self.on_orphaned = on_orphaned
         self.on_swept = on_swept
         self.pid = os.getpid()
@@ -168,19 +168,19 @@ class StreamGuardian:
         orphaned: list[str] = []
         pruned = grace = 0
         # One pipeline asks every shard of the index for its stale entries;
-        # only a shard that filled its batch is asked again.
+        # only a shard that filled its page is asked again.
         shards = list(range(self.keys.shards))
         unreachable = 0
         while shards:
             calls = [
                 scripts.stale_ids(
-                    self.keys, shard, stale_ms=stale_ms, limit=self.batch,
+                    self.keys, shard, stale_ms=stale_ms, limit=self.page,
                     watch=True, gap_ms=gap_ms, watch_ttl_ms=watch_ttl_ms,
                     force=force,
                 )
                 for shard in shards
             ]  # fmt: skip
-            replies = self.scripts.run_batch(calls, partial=True)
+            replies = self.scripts.run_many(calls, partial=True)
             # A shard whose node failed is skipped: it is not stamped, so the
             # gap gives its streams their grace once it is back.
             failed = [r for r in replies if isinstance(r, Exception)]
@@ -203,7 +203,7 @@ class StreamGuardian:
             shards = [
                 shard
                 for shard, (_, members) in zip(shards, replies, strict=True)
-                if len(members) >= self.batch
+                if len(members) >= self.page
             ]
         seconds = time.monotonic() - started
         record = scripts.record_sweep(

@@ -71,12 +71,6 @@ class ConnectionLeases:
         with self._lock:
             return len(self._held)
 
-    def acquire(self, user_id: str) -> str | None:
-        """Take a lease for ``user_id``; return its id, or None at the limit."""
-        lease = secrets.token_hex(8)
-        granted = self.scripts.run(self._acquire(user_id, lease))
-        return self.granted(user_id, lease, granted)
-
     def _acquire(self, user_id: str, lease: str) -> scripts.Call:
         return scripts.capped_add(
             self.keys.user_connections(user_id),
@@ -119,11 +113,11 @@ class ConnectionLeases:
         )
         self.scripts.queue(pipe, join)
 
-    def release(self, lease: str, batch: Callable[[Build], Any] | None = None) -> None:
+    def release(self, lease: str, via: Callable[[Build], Any] | None = None) -> None:
         """Give a lease back, from the user's and the stream's sets
         (idempotent; retried until it lands if Redis is unavailable).
 
-        ``batch`` (a :class:`~flask_sse_resilience.pipelining.SharedPipeline`'s ``run``)
+        ``via`` (a :class:`~flask_sse_resilience.pipelining.SharedPipeline`'s ``run``)
         shares the round trip with other requests, as when thousands of
         clients leave at once.
         """
@@ -137,7 +131,7 @@ class ConnectionLeases:
             if held.stream_key is not None:
                 pipe.zrem(held.stream_key, lease)
 
-        self.deferred.run(build, batch)
+        self.deferred.run(build, via)
 
     def renew(self) -> None:
         """Renew every lease this process holds, in one round trip."""
@@ -146,7 +140,7 @@ class ConnectionLeases:
         keys = [(h.user_key, lease) for lease, h in held]
         keys += [(h.stream_key, lease) for lease, h in held if h.stream_key]
         calls = [scripts.renew(key, lease, ttl_ms=self.lease_ms) for key, lease in keys]
-        self.scripts.run_batch(calls)
+        self.scripts.run_many(calls)
 
     def stop(self) -> None:
         """Stop renewing (and retrying give-backs, unless they are shared)."""

@@ -193,15 +193,15 @@ class Deferred:
         with self._lock:
             return len(self._pending)
 
-    def run(self, build: Build, batch: Callable[[Build], object] | None = None) -> None:
+    def run(self, build: Build, via: Callable[[Build], object] | None = None) -> None:
         """Queue commands with ``build(pipe)`` and run them now (through
-        ``batch`` if given, else in a pipeline of their own); if Redis is
+        ``via`` if given, else in a pipeline of their own); if Redis is
         unavailable, retry them later instead of raising."""
         try:
-            if batch is None:
+            if via is None:
                 run_pipeline(self.client, build)
             else:
-                batch(build)
+                via(build)
         except UNAVAILABLE as exc:
             log.warning("clean-up write deferred until Redis is back: %s", exc)
             with self._lock:

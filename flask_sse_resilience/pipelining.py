@@ -72,9 +72,9 @@ class SharedPipeline:
 
     def _turn(self) -> None:
         with self._lock:
-            batch, self._pending = self._pending, []
+            pending, self._pending = self._pending, []
         try:
-            self._send(batch)
+            self._send(pending)
         finally:
             with self._lock:
                 successor = self._pending[0] if self._pending else None
@@ -82,36 +82,36 @@ class SharedPipeline:
             if successor is not None:
                 successor.lead = True
                 successor.done.set()
-            for call in batch:
+            for call in pending:
                 call.lead = False
                 call.done.set()
 
-    def _send(self, batch: list[_Call]) -> None:
+    def _send(self, pending: list[_Call]) -> None:
         self.turns += 1
-        self.calls += len(batch)
+        self.calls += len(pending)
         try:
-            retry = self._execute(batch)
+            retry = self._execute(pending)
             if retry:
                 load_scripts(self.client)
                 retry = self._execute(retry)
             for call in retry:  # still no script: report it
                 call.error = NoScriptError("script not loaded")
         except Exception as exc:  # noqa: BLE001 - every caller gets the error
-            for call in batch:
+            for call in pending:
                 if call.error is None and not call.replies:
                     call.error = exc
 
-    def _execute(self, batch: list[_Call]) -> list[_Call]:
-        """Run ``batch`` in one pipeline; return the calls that met NOSCRIPT."""
+    def _execute(self, pending: list[_Call]) -> list[_Call]:
+        """Run ``pending`` in one pipeline; return the calls that met NOSCRIPT."""
         pipe = self.client.pipeline(transaction=False)
         spans = []
-        for call in batch:
+        for call in pending:
             start = len(pipe)
             call.build(pipe)
             spans.append((start, len(pipe)))
         replies = pipe.execute(raise_on_error=False)
         retry = []
-        for call, (start, end) in zip(batch, spans, strict=True):
+        for call, (start, end) in zip(pending, spans, strict=True):
             own = replies[start:end]
             if any(isinstance(reply, NoScriptError) for reply in own):
                 retry.append(call)

@@ -221,7 +221,7 @@ class LuaScript:
     Unlike redis-py's ``Script`` in a pipeline, which asks ``SCRIPT EXISTS``
     before every execution, queued calls here cost nothing extra: a pipeline
     that meets ``NOSCRIPT`` (first use, or Redis restarted) loads the script
-    and runs again, so only idempotent scripts belong in :meth:`run_batch`.
+    and runs again, so only idempotent scripts belong in :meth:`run_many`.
     """
 
     def __init__(self, client: RedisClient, source: str) -> None:
@@ -258,7 +258,7 @@ class LuaScript:
         else:
             pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
-    def run_batch(
+    def run_many(
         self,
         calls: Sequence[tuple[Sequence[str], Sequence[Any]]],
         *,

@@ -130,7 +130,7 @@ class StreamRegistry:
         record is gone or ended is dropped from the active index instead.
         """
         calls = [scripts.heartbeat(self.keys, stream_id) for stream_id in stream_ids]
-        return [bool(alive) for alive in self.scripts.run_batch(calls)]
+        return [bool(alive) for alive in self.scripts.run_many(calls)]
 
     def unregister(self, stream_id: str) -> bool:
         """Delete a stream entirely (record, log, completion, index entry).

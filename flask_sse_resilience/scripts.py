@@ -117,15 +117,15 @@ class Scripts:
         :func:`~flask_sse_resilience.redisutil.run_pipeline`)."""
         self._script(call.script).queue(pipe, call.keys, call.args)
 
-    def run_batch(self, calls: list[Call], *, partial: bool = False) -> list[Any]:
+    def run_many(self, calls: list[Call], *, partial: bool = False) -> list[Any]:
         """Run calls of one script in one pipelined round trip (per node);
-        see :meth:`~flask_sse_resilience.redisutil.LuaScript.run_batch`."""
+        see :meth:`~flask_sse_resilience.redisutil.LuaScript.run_many`."""
         if not calls:
             return []
         names = {call.script for call in calls}
         if len(names) != 1:
-            raise ValueError(f"run_batch takes calls of one script, not {names}")
-        return self._script(calls[0].script).run_batch(
+            raise ValueError(f"run_many takes calls of one script, not {names}")
+        return self._script(calls[0].script).run_many(
             [(call.keys, call.args) for call in calls], partial=partial
         )
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from blinker import NamedSignal
 
 from . import signals
-from .broker import Broker, Signal
+from .broker import Broker, Notice
 from .completion import CompletionStore
 from .connections import Connections
 from .eventlog import EventLog
@@ -323,7 +323,7 @@ class State:
             guardian.stop()
         ended = 0
         if broker is not None and broker.pid == pid:
-            ended = broker.close_all(Signal.RECONNECT)
+            ended = broker.close_all(Notice.RECONNECT)
         if heartbeater is not None and heartbeater.pid == pid:
             deadline = time.monotonic() + grace
             while heartbeater.streams and time.monotonic() < deadline:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from . import disconnect, wire
-from .broker import Broker, Signal
+from .broker import Broker, Notice
 from .connections import Connection
 from .eventlog import EventLog
 from .ids import parse_event_id
@@ -119,7 +119,7 @@ class EventStream:
         follower = self.broker.subscribe(self.stream_id)
         watch = disconnect.watch(
             self.client_socket,
-            lambda: follower.close(Signal.DISCONNECTED),
+            lambda: follower.close(Notice.DISCONNECTED),
             # Half a heartbeat: with TCP's retransmission backoff, a vanished
             # client is dropped within two keep-alive intervals.
             timeout_ms=int(self.keepalive * 500),
@@ -142,13 +142,13 @@ class EventStream:
                 elif isinstance(item, Event):
                     yield item.encode()  # end notice: the stream vanished
                     return
-                elif item is Signal.DISCONNECTED:
+                elif item is Notice.DISCONNECTED:
                     return
-                elif item is Signal.RECONNECT:
+                elif item is Notice.RECONNECT:
                     # Reconnect soon, to a live worker, by Last-Event-ID.
                     yield wire.encode_retry(RECONNECT_MS)
                     return
-                elif item is Signal.RESYNC and not self._still_there():
+                elif item is Notice.RESYNC and not self._still_there():
                     yield LOST.encode()
                     return
                 elif (yield from self._in_writes(self._deliver(self._catch_up()))):

@@ -17,11 +17,11 @@ from typing import Final
 
 from .models import Event
 
-#: Most events handed to a follower in one batch (one socket write).
-BATCH: Final = 256
+#: Most events handed to a follower at once (one socket write).
+MAX_HANDOUT: Final = 256
 
 
-class Signal(enum.Enum):
+class Notice(enum.Enum):
     """What :meth:`Follower.wait` returns when it is not events."""
 
     #: Events may have been missed: check the stream and catch up from the log.
@@ -35,8 +35,8 @@ class Signal(enum.Enum):
     RECONNECT = "reconnect"
 
 
-RESYNC: Final = Signal.RESYNC
-BEHIND: Final = Signal.BEHIND
+RESYNC: Final = Notice.RESYNC
+BEHIND: Final = Notice.BEHIND
 
 
 class Timeline:
@@ -106,17 +106,17 @@ class Follower:
         #: Sequence number of the last event this connection has delivered;
         #: kept up to date by the caller so that passed events can be dropped.
         self.seq = 0
-        self.closed: Signal | None = None
+        self.closed: Notice | None = None
         self._resyncs = timeline.resyncs
 
-    def close(self, reason: Signal) -> None:
+    def close(self, reason: Notice) -> None:
         """End the follower: :meth:`wait` returns ``reason`` from now on."""
         self.closed = reason
         self.timeline.wake()
 
-    def wait(self, after: int, timeout: float) -> list[Event] | Event | Signal | None:
+    def wait(self, after: int, timeout: float) -> list[Event] | Event | Notice | None:
         """Return the events after sequence number ``after`` (at most
-        :data:`BATCH`, in order), else a :class:`Signal`, else the end notice
+        :data:`MAX_HANDOUT`, in order), else a :class:`Notice`, else the end notice
         of a vanished stream; or None if nothing came within ``timeout`` s."""
         timeline = self.timeline
         deadline = time.monotonic() + timeout
@@ -133,7 +133,7 @@ class Follower:
                 start = after + 1 - events[0].seq
                 if start < 0:
                     return BEHIND
-                return events[start : start + BATCH]
+                return events[start : start + MAX_HANDOUT]
             if timeline.end is not None:
                 return timeline.end
             remaining = deadline - time.monotonic()

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
-from flask_sse_resilience.broker import BEHIND, RESYNC, Broker, Follower, Signal
+from flask_sse_resilience.broker import BEHIND, RESYNC, Broker, Follower, Notice
 from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.models import Event
 from flask_sse_resilience.redisutil import make_client
@@ -87,8 +87,8 @@ def test_followers_are_told_to_reconnect_when_redis_goes(server: RedisServer) ->
         while item is RESYNC or item is None:  # until the listener notices
             assert time.monotonic() < deadline
             item = sub.wait(0, timeout=1)
-        assert item is Signal.RECONNECT
-        assert sub.wait(0, timeout=0) is Signal.RECONNECT  # and it stays closed
+        assert item is Notice.RECONNECT
+        assert sub.wait(0, timeout=0) is Notice.RECONNECT  # and it stays closed
         broker.unsubscribe(sub)
         server.port = port
         server.start()
@@ -149,8 +149,8 @@ def test_a_vanished_stream_ends_its_followers(server: RedisServer) -> None:
         server.client().publish(KEYS.channel("s"), "\n0\nfailed\n{}")
         item = settled(sub, 0, timeout=2)
         assert isinstance(item, Event) and item.id is None and item.type == "failed"
-        sub.close(Signal.DISCONNECTED)
-        assert sub.wait(0, timeout=0) is Signal.DISCONNECTED
+        sub.close(Notice.DISCONNECTED)
+        assert sub.wait(0, timeout=0) is Notice.DISCONNECTED
     finally:
         broker.unsubscribe(sub)
         broker.stop()

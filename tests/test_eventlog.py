@@ -140,7 +140,7 @@ def test_the_log_is_capped(r: redis.Redis) -> None:
     for seq in range(1, 501):
         log.append("big", "tok", seq, "n", str(seq))
     assert r.xlen(KEYS.log("big")) < 300  # "~" trims whole macro nodes
-    events = list(log.iter_after("big", None, batch=64))
+    events = list(log.iter_after("big", None, page=64))
     assert events[-1].seq == 500
     assert [e.seq for e in events] == list(range(events[0].seq, 501))
 

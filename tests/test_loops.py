@@ -19,6 +19,7 @@ from flask_sse_resilience.redisutil import make_client, run_pipeline
 from harness.redis_server import RedisServer
 
 from .conftest import AppFactory
+from .leasing import acquire
 
 KEYS = Keys("sse:")
 
@@ -98,7 +99,7 @@ def test_heartbeats_leases_and_stats_outlive_failures(
     eventually(lambda: int(r.hget(KEYS.stream(sid), "lastHeartbeat")) > before)
     assert hb.loop.failures >= 2
     # Leases: renewal fails with a Redis error class, then renews.
-    lease = state.leases.acquire("alice")
+    lease = acquire(state.leases, "alice")
     assert lease is not None
     key = KEYS.user_connections("alice")
     renew = Flaky(state.leases.loop.job, redis.exceptions.ClusterDownError("x"))
@@ -195,7 +196,7 @@ def test_leases_and_counts_return_to_zero_after_an_outage(
     observer.hset(KEYS.stream("s"), "state", "active")
     held = []
     for _ in range(5):
-        lease = leases.acquire("alice")
+        lease = acquire(leases, "alice")
         assert lease is not None
         joined = run_pipeline(
             client, lambda pipe, lease=lease: leases.queue_join(pipe, lease, "s")

@@ -89,9 +89,9 @@ def test_stale_ids_uses_the_redis_clock_and_one_pipeline(
         scripts.stale_ids(KEYS, shard, stale_ms=30_000, limit=100)
         for shard in range(KEYS.shards)
     ]
-    runner.run_batch(calls)  # loads the script
+    runner.run_many(calls)  # loads the script
     with RoundTrips() as rt:
-        replies = runner.run_batch(calls)
+        replies = runner.run_many(calls)
     assert rt.count == 1
     assert all(int(in_grace) == 0 for in_grace, _ in replies)
     assert sorted(as_text(i) for _, ids in replies for i in ids) == ["old1", "old2"]

@@ -17,6 +17,7 @@ from flask_sse_resilience import (
 from flask_sse_resilience.leases import ConnectionLeases
 
 from .conftest import AppFactory
+from .leasing import acquire
 from .streams import login, open_stream, read, types
 
 
@@ -174,12 +175,12 @@ def test_a_dead_workers_leases_expire(r: redis.Redis) -> None:
     from flask_sse_resilience.keys import Keys
 
     dead = ConnectionLeases(r, Keys("sse:"), limit=1, interval=0.2)
-    assert dead.acquire("alice") is not None
+    assert acquire(dead, "alice") is not None
     dead.stop()  # the worker dies: no renewals, no releases
     live = ConnectionLeases(r, Keys("sse:"), limit=1, interval=0.2)
-    assert live.acquire("alice") is None
+    assert acquire(live, "alice") is None
     time.sleep(0.7)  # three intervals
-    assert live.acquire("alice") is not None
+    assert acquire(live, "alice") is not None
     live.stop()
 
 
@@ -187,12 +188,12 @@ def test_renewed_leases_stay(r: redis.Redis) -> None:
     from flask_sse_resilience.keys import Keys
 
     leases = ConnectionLeases(r, Keys("sse:"), limit=1, interval=0.2)
-    lease = leases.acquire("alice")
+    lease = acquire(leases, "alice")
     assert lease is not None
     time.sleep(1.0)  # several lease lifetimes, renewed in the background
-    assert leases.acquire("alice") is None
+    assert acquire(leases, "alice") is None
     leases.release(lease)
-    assert leases.acquire("alice") is not None
+    assert acquire(leases, "alice") is not None
     leases.stop()
 
 
