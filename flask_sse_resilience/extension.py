@@ -122,6 +122,8 @@ class SSEResilience:
         app.register_blueprint(make_blueprint(settings.url_prefix))
         install_error_handlers(app)
         app.cli.add_command(sse_cli)
+        if settings.dashboard:
+            state.count_for_dashboard()
         if settings.metrics:
             from . import metrics
 
@@ -270,7 +272,6 @@ class SSEResilience:
                 if final is StreamState.COMPLETED
                 else signals.stream_failed
             )
-            state.count(final.value)
             state.emit(signal, stream_id=stream_id)
 
         return Producer(
@@ -279,7 +280,7 @@ class SSEResilience:
             heartbeater=state.heartbeater,
             max_event_bytes=state.settings.max_event_bytes,
             on_end=ended,
-            on_send=state.event_sent,
+            on_send=lambda: state.emit(signals.event_sent, stream_id=stream_id),
             retry_for=(
                 state.settings.producer_retry_for if retry_for is None else retry_for
             ),

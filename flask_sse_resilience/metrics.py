@@ -126,14 +126,17 @@ def install(app: Flask, state: State) -> Metrics:
     def swept(_app: Any, result: SweepResult, **_: Any) -> None:
         metrics.sweep_seconds.observe(result.seconds)
 
+    def sent(_app: Any, **_: Any) -> None:
+        metrics.events_sent.inc()
+
     for signal, receiver in (
         (signals.client_connected, connected),
         (signals.client_disconnected, disconnected),
         (signals.stream_orphaned, orphaned),
         (signals.guardian_swept, swept),
+        (signals.event_sent, sent),
     ):
         signal.connect(receiver, sender=app, weak=False)
-    state.on_event_sent = metrics.events_sent.inc
     return metrics
 
 

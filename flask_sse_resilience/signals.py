@@ -2,13 +2,19 @@
 
 Each is sent with the Flask app as sender, in the process where the thing
 happened: ``stream_opened`` where ``open_stream`` ran, ``stream_completed`` and
-``stream_failed`` in the producer's process, ``stream_orphaned`` in the worker
-whose guardian swept, ``client_connected`` / ``client_disconnected`` in the
-worker serving the connection. Keyword arguments: ``stream_id``, plus
-``user_id`` for ``stream_opened`` and ``resumed`` (a ``Last-Event-ID`` was
-sent) for ``client_connected``. ``guardian_swept`` is sent after each sweep
-this worker ran, with ``result`` (a
-:class:`~flask_sse_resilience.guardian.SweepResult`).
+``stream_failed`` in the producer's process (as is ``event_sent``, after each
+event a producer logged), ``stream_orphaned`` in the worker whose guardian
+swept, ``client_connected`` / ``client_disconnected`` in the worker serving the
+connection. Keyword arguments: ``stream_id``, plus ``user_id`` for
+``stream_opened``, and ``resumed`` (a ``Last-Event-ID`` was sent) and ``live``
+(the stream was active when the client was admitted) for ``client_connected``.
+``guardian_swept`` is sent after each sweep this worker ran, with ``result``
+(a :class:`~flask_sse_resilience.guardian.SweepResult`).
+
+They are the package's one telemetry channel: the dashboard's counters
+(:mod:`~flask_sse_resilience.stats`) and the Prometheus metrics
+(:mod:`~flask_sse_resilience.metrics`) are receivers like any app's. A signal
+nobody receives costs one attribute check.
 
 ::
 
@@ -30,5 +36,6 @@ stream_completed = _signals.signal("sse-stream-completed")
 stream_failed = _signals.signal("sse-stream-failed")
 stream_orphaned = _signals.signal("sse-stream-orphaned")
 client_connected = _signals.signal("sse-client-connected")
+event_sent = _signals.signal("sse-event-sent")
 client_disconnected = _signals.signal("sse-client-disconnected")
 guardian_swept = _signals.signal("sse-guardian-swept")

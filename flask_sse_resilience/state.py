@@ -141,8 +141,6 @@ class State:
         self._stats: Stats | None = None
         #: True once :meth:`shutdown` ran in this process.
         self.shutting_down = False
-        #: Called after each event a producer of this app logged (metrics).
-        self.on_event_sent: Callable[[], None] | None = None
 
     @property
     def app(self) -> Flask:
@@ -216,16 +214,29 @@ class State:
             ),
         )
 
-    def count(self, name: str, n: int = 1) -> None:
-        """Count ``name`` for the dashboard (in memory; only when it is on)."""
-        if self.settings.dashboard:
-            self.stats.count(name, n)
+    def count_for_dashboard(self) -> None:
+        """Make this app's signals feed the dashboard's counters (the stats
+        are one receiver of the signals, like the metrics)."""
+        app = self.app
 
-    def event_sent(self) -> None:
-        """A producer of this app logged an event."""
-        self.count("events")
-        if self.on_event_sent is not None:
-            self.on_event_sent()
+        def counter(name: str) -> Callable[..., None]:
+            def receive(_app: Any, **_: Any) -> None:
+                self.stats.count(name)
+
+            return receive
+
+        def connected(_app: Any, live: bool = True, **_: Any) -> None:
+            if live:
+                self.stats.count("connects")
+
+        for signal, receiver in (
+            (signals.event_sent, counter("events")),
+            (signals.stream_completed, counter("completed")),
+            (signals.stream_failed, counter("failed")),
+            (signals.stream_orphaned, counter("orphaned")),
+            (signals.client_connected, connected),
+        ):
+            signal.connect(receiver, sender=app, weak=False)
 
     @property
     def liveness_redis(self) -> RedisClient:
@@ -292,7 +303,6 @@ class State:
         )
 
     def _orphaned(self, stream_id: str) -> None:
-        self.count("orphaned")
         self.emit(signals.stream_orphaned, stream_id=stream_id)
 
     def start_background(self) -> None:

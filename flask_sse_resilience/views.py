@@ -140,8 +140,6 @@ def stream_response(state: State, stream_id: str) -> Response:
         return Response(status=204, headers={"Cache-Control": "no-cache"})
     if active and conn.lease is None:
         raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
-    if active:
-        state.count("connects")
     # An ended stream's short response keeps a lease if it got one (given back
     # when the body closes) and is served without one at the limit.
     stream = EventStream(
@@ -157,6 +155,7 @@ def stream_response(state: State, stream_id: str) -> Response:
             signals.client_connected,
             stream_id=stream_id,
             resumed=last_event_id is not None,
+            live=active,
         ),
         on_disconnect=lambda: state.emit(
             signals.client_disconnected, stream_id=stream_id
