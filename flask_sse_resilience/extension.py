@@ -11,6 +11,7 @@ from flask import Flask, Response, current_app, has_app_context
 
 from . import signals
 from .cli import sse_cli
+from .clients import make_client
 from .completion import CompletionStore
 from .errors import RedisUnavailable
 from .eventlog import EventLog
@@ -18,7 +19,7 @@ from .guardian import StreamGuardian
 from .ids import is_valid_stream_id, new_stream_id
 from .models import CompletionData, StreamMetadata, StreamState
 from .producer import Producer
-from .redisutil import UNAVAILABLE, RedisClient, make_client
+from .redisutil import UNAVAILABLE, RedisClient
 from .registry import StreamRegistry
 from .settings import check_option_names, load_settings
 from .state import (
@@ -29,6 +30,7 @@ from .state import (
     State,
     find_state,
 )
+from .stats import count_signals
 from .tokens import make_token
 from .views import (
     install_error_handlers,
@@ -123,7 +125,7 @@ class SSEResilience:
         install_error_handlers(app)
         app.cli.add_command(sse_cli)
         if settings.dashboard:
-            state.count_for_dashboard()
+            count_signals(app, lambda: state.stats)
         if settings.metrics:
             from . import metrics
 

@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .clients import SCHEMES
 from .errors import ConfigurationError
-from .redisutil import SCHEMES
 
 PREFIX = "SSE_RESILIENCE_"
 

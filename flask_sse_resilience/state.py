@@ -214,30 +214,6 @@ class State:
             ),
         )
 
-    def count_for_dashboard(self) -> None:
-        """Make this app's signals feed the dashboard's counters (the stats
-        are one receiver of the signals, like the metrics)."""
-        app = self.app
-
-        def counter(name: str) -> Callable[..., None]:
-            def receive(_app: Any, **_: Any) -> None:
-                self.stats.count(name)
-
-            return receive
-
-        def connected(_app: Any, live: bool = True, **_: Any) -> None:
-            if live:
-                self.stats.count("connects")
-
-        for signal, receiver in (
-            (signals.event_sent, counter("events")),
-            (signals.stream_completed, counter("completed")),
-            (signals.stream_failed, counter("failed")),
-            (signals.stream_orphaned, counter("orphaned")),
-            (signals.client_connected, connected),
-        ):
-            signal.connect(receiver, sender=app, weak=False)
-
     @property
     def liveness_redis(self) -> RedisClient:
         """The client of the writes that decide whether a stream lives

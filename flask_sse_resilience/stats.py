@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from . import signals
 from .keys import Keys
 from .loops import Periodic
 from .redisutil import UNAVAILABLE, RedisClient, hash_to_text
@@ -129,3 +130,28 @@ def parse_history(
         counts = {name: int(v) for name, v in hash_to_text(raw).items()}
         minutes.append({"minute": minute, **{n: counts.get(n, 0) for n in COUNTS}})
     return workers, minutes
+
+
+def count_signals(app: Any, stats: Callable[[], Stats]) -> None:
+    """Make ``app``'s signals feed the counters of ``stats()`` (this process's
+    :class:`Stats`): the dashboard is one receiver of the signals, like the
+    metrics and any app's own."""
+
+    def counter(name: str) -> Callable[..., None]:
+        def receive(_app: Any, **_: Any) -> None:
+            stats().count(name)
+
+        return receive
+
+    def connected(_app: Any, live: bool = True, **_: Any) -> None:
+        if live:
+            stats().count("connects")
+
+    for signal, receiver in (
+        (signals.event_sent, counter("events")),
+        (signals.stream_completed, counter("completed")),
+        (signals.stream_failed, counter("failed")),
+        (signals.stream_orphaned, counter("orphaned")),
+        (signals.client_connected, connected),
+    ):
+        signal.connect(receiver, sender=app, weak=False)

@@ -23,11 +23,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from flask_sse_resilience import SSEResilience, StreamState
+from flask_sse_resilience.clients import make_client
 from flask_sse_resilience.redisutil import (
     UNAVAILABLE,
     NodeInTransition,
     RedisClient,
-    make_client,
     reply_error,
 )
 from harness.redis_server import RedisServer

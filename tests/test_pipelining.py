@@ -8,8 +8,9 @@ import pytest
 import redis
 from redis.exceptions import ResponseError
 
+from flask_sse_resilience.clients import make_client
 from flask_sse_resilience.pipelining import SharedPipeline
-from flask_sse_resilience.redisutil import UNAVAILABLE, make_client, script
+from flask_sse_resilience.redisutil import UNAVAILABLE, script
 from harness.redis_server import RedisServer
 
 

@@ -16,9 +16,9 @@ import httpx
 import pytest
 import redis
 
+from flask_sse_resilience.clients import make_client
 from flask_sse_resilience.eventlog import EventLog
 from flask_sse_resilience.keys import Keys
-from flask_sse_resilience.redisutil import make_client
 from harness.demo_server import Demo, DemoFactory
 from harness.follower import Follower
 from harness.redis_topologies import ClusterFixture, SentinelFixture
