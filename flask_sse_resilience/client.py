@@ -10,10 +10,12 @@ flask-sse-resilience[client]``; built on httpx and httpx-sse).
         for event in follow("/sse/streams/abc", client=http):
             print(event.type, event.data)      # ends after the terminal event
 
-Without a ``last_event_id`` it asks ``/recover`` first (an ended stream yields
-its terminal event without connecting); then it follows the stream, and on any
-disconnect reconnects with exponential backoff and full jitter, sending
-``Last-Event-ID``, so every event arrives once. A ``reset`` event (the
+It follows the client algorithm of the protocol page (docs/protocol.rst), as
+the browser client does. Without a ``last_event_id`` it asks ``/recover`` first
+(an ended stream yields its terminal event without connecting); then it follows
+the stream, and on any disconnect reconnects with exponential backoff and full
+jitter, sending ``Last-Event-ID``, so every event arrives once. The attempt
+count restarts whenever the server accepts a connection. A ``reset`` event (the
 server's log no longer held our position) is passed on: drop what you built
 and start over from the events after it.
 """
@@ -101,8 +103,9 @@ def follow(
     :param client: an ``httpx.Client`` carrying the app's cookies or auth; a
         new one is made (and closed) when omitted.
     :param last_event_id: resume after this event id.
-    :param max_attempts: reconnects in a row without receiving an event
-        before giving up with :class:`StreamUnavailable`.
+    :param max_attempts: reconnects in a row without the server accepting a
+        connection (its ``connected`` frame) before giving up with
+        :class:`StreamUnavailable`.
     :param read_timeout: seconds of silence before the connection is deemed
         dead; keep it above the server's heartbeat interval.
     :raises StreamUnavailable: on 401/403/404, or when retries run out.
@@ -120,7 +123,11 @@ def follow(
                     yield terminal
                     return
                 for event in _connect(http, url, last_event_id, read_timeout):
-                    attempts = 0
+                    if event is _ACCEPTED:
+                        attempts = 0  # the server accepted this connection
+                        continue
+                    if event is _HAVE_ALL:
+                        return
                     if event.id:
                         last_event_id = event.id
                     yield event
@@ -137,6 +144,12 @@ def follow(
             http.close()
 
 
+#: Yielded by :func:`_connect` (never to callers) for the ``connected``
+#: frame, and for a 204 (this client has the terminal event already).
+_ACCEPTED = ClientEvent(id=None, type="connected", data=None)
+_HAVE_ALL = ClientEvent(id=None, type="", data=None)
+
+
 def _connect(
     http: httpx.Client, url: str, last_event_id: str | None, read_timeout: float
 ) -> Iterator[ClientEvent]:
@@ -151,13 +164,15 @@ def _connect(
                 status_code=source.response.status_code,
             )
         if source.response.status_code == 204:
-            return  # we already have the terminal event
+            yield _HAVE_ALL  # we already have the terminal event
+            return
         source.response.raise_for_status()
         for sse in source.iter_sse():
             if sse.event != "message" or not sse.data:
                 continue  # heartbeats and other named events
             envelope = json.loads(sse.data)
             if envelope.get("type") == "connected":
+                yield _ACCEPTED
                 continue
             yield ClientEvent(
                 id=sse.id or None, type=envelope["type"], data=envelope.get("data")

@@ -6,9 +6,10 @@
  * or as an ES module
  *   import { ResilientEventSource } from "/sse/static/sse-resilience.mjs";
  *
- * What it does, in order:
- *  1. asks <url>/recover first: if the stream already ended, it delivers the
- *     terminal event and never opens a connection;
+ * It follows the client algorithm of docs/protocol.rst, in order:
+ *  1. without a last event id, asks <url>/recover first: if the stream already
+ *     ended, it delivers the terminal event and never opens a connection
+ *     (with an id it connects, and the server replays what it lacks);
  *  2. connects with EventSource and hands every event (the JSON envelope
  *     {"type", "data"} plus its id) to onevent;
  *  3. on an error, or when no byte arrived for 2.5 heartbeat intervals (a
@@ -17,9 +18,12 @@
  *     lastEventId query parameter, since a new EventSource cannot set the
  *     Last-Event-ID header); optionally remembered in sessionStorage so that a
  *     page reload resumes too;
+ *     The attempt count restarts when the server accepts a connection (its
+ *     "connected" frame);
  *  4. stops for good on a terminal event (completed, failed, orphaned), on
- *     401/403/404 (learnt from /recover, since EventSource hides status codes),
- *     and when the attempt budget is spent.
+ *     401/403/404 (learnt from /recover after a connection failed to open,
+ *     since EventSource hides status codes), and when the attempt budget is
+ *     spent.
  */
 (function (root) {
   "use strict";
@@ -110,8 +114,11 @@
     this._setStatus(status);
   };
 
-  /** Resolve to "ended" (terminal delivered), "fatal", "active" or "unknown". */
-  ResilientEventSource.prototype._recover = function () {
+  /**
+   * Ask /recover. Resolve to "ended" (the stream ended; its terminal event was
+   * delivered if `deliver`), "fatal" (401/403/404), "active" or "unknown".
+   */
+  ResilientEventSource.prototype._recover = function (deliver) {
     var self = this;
     var target = withParams(this.url.replace(/\/?(\?.*)?$/, "/recover$1"), {
       token: this.options.token,
@@ -124,6 +131,7 @@
         if (!response.ok) return "unknown"; // 503 and friends: try again later
         return response.json().then(function (body) {
           if (!TERMINAL[body.status]) return "active";
+          if (!deliver) return body.eventId === self.lastEventId ? "have-end:" + body.status : "ended";
           if (self._closed) return "ended";
           self._emit({ id: body.eventId, type: body.terminalEventType, data: body.terminalEventData });
           self._finish(TERMINAL[body.status]);
@@ -137,7 +145,9 @@
 
   ResilientEventSource.prototype._start = function () {
     var self = this;
-    this._recover().then(function (state) {
+    // With a position, connect: the server replays what this client lacks.
+    if (this.lastEventId) return this._connect();
+    this._recover(true).then(function (state) {
       if (self._closed || state === "ended") return;
       if (state === "fatal") return self._finish("error");
       if (state === "unknown") return self._retry();
@@ -151,10 +161,11 @@
       withParams(this.url, { lastEventId: this.lastEventId, token: this.options.token }),
       { withCredentials: this.options.withCredentials }
     );
+    var opened = false;
     this._source = source;
     this._arm();
     source.onopen = function () {
-      self.attempts = 0;
+      opened = true;
       self._arm();
     };
     source.addEventListener("heartbeat", function () {
@@ -170,6 +181,7 @@
       }
       if (envelope.type === "connected") {
         if (envelope.heartbeatMs) self._heartbeatMs = envelope.heartbeatMs;
+        self.attempts = 0; // the server accepted this connection
         self._setStatus("connected");
         return;
       }
@@ -184,7 +196,16 @@
       if (self._source !== source) return;
       source.close();
       self._source = null;
-      self._retry();
+      if (opened || !self.lastEventId) return self._retry(); // _start recovers
+      // Refused before opening: learn the status EventSource hides.
+      self._disarm();
+      self._recover(false).then(function (state) {
+        if (self._closed) return;
+        if (state === "fatal") return self._finish("error");
+        // A 204: this client has the terminal event already.
+        if (state.indexOf("have-end:") === 0) return self._finish(TERMINAL[state.slice(9)]);
+        self._retry();
+      });
     };
   };
 

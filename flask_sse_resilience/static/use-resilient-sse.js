@@ -11,8 +11,15 @@
 import { useEffect, useState } from "react";
 import { ResilientEventSource } from "./sse-resilience.mjs";
 
+// Options are compared by value (functions aside): a new token, say,
+// reconnects; a new object with the same values does not.
+function optionsKey(options) {
+  return JSON.stringify(options, (key, value) => (typeof value === "function" ? undefined : value));
+}
+
 export function useResilientSSE(streamId, options = {}) {
   const prefix = options.prefix || "/sse";
+  const key = optionsKey(options);
   const [status, setStatus] = useState("connecting");
   const [data, setData] = useState(null);
   const [events, setEvents] = useState([]);
@@ -33,7 +40,9 @@ export function useResilientSSE(streamId, options = {}) {
       setData(event.data);
     };
     return () => source.close();
-  }, [streamId, prefix]);
+    // `key` stands for `options`: the effect reruns when their values change.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [streamId, prefix, key]);
 
   return { status, data, events };
 }

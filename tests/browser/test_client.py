@@ -233,3 +233,51 @@ def test_persisted_position_resumes_after_a_reload(demo: Demo, page: Any) -> Non
     assert numbers == list(range(40))  # nothing lost, nothing doubled
     assert page.evaluate(f"sessionStorage.getItem('sse-resilience:{url}')") is None
     app.extensions["sse_resilience"].close()
+
+
+def test_a_position_held_past_the_end_gets_the_rest_not_just_the_end(
+    demo: Demo, page: Any
+) -> None:
+    """docs/protocol.rst, client algorithm 1 and 5: a client with a position
+    connects (never the /recover shortcut) and gets every event after it; a
+    client whose position is the terminal event is answered 204 and stops."""
+    app = Flask("producer")
+    app.config["SSE_RESILIENCE_REDIS_URL"] = demo.redis_url
+    sse = SSEResilience(app, guardian_enabled=False)
+    page.goto(demo.base + "/")
+    page.evaluate(
+        """fetch("/login", {method: "POST",
+                            headers: {"Content-Type": "application/json"},
+                            body: JSON.stringify({user: "alice"})})"""
+    )
+    sid = sse.open_stream("alice")
+    url = f"/sse/streams/{sid}"
+    out = sse.producer(sid).__enter__()
+    for i in range(10):
+        out.send("token", {"i": i})
+    page.evaluate(FOLLOW, url)
+    page.wait_for_function("window.got.length >= 10", timeout=10_000)
+    before = page.evaluate("window.source.close(), window.got")
+    for i in range(10, 30):  # while the page is away, the stream ends
+        out.send("token", {"i": i})
+    out.complete({"n": 30})
+    out.__exit__(None, None, None)
+    page.reload()
+    page.evaluate(FOLLOW, url)
+    page.wait_for_function(
+        "window.got.length && window.got[window.got.length - 1].type === 'completed'",
+        timeout=15_000,
+    )
+    after = page.evaluate("window.got")
+    numbers = [e["data"]["i"] for e in before + after if e["type"] == "token"]
+    assert numbers == list(range(30))  # the rest, not only the terminal event
+    # Holding the terminal event's id: a 204, and the client stops completed.
+    terminal_id = after[-1]["id"]
+    page.evaluate(
+        "([url, id]) => sessionStorage.setItem('sse-resilience:' + url, id)",
+        [url, terminal_id],
+    )
+    page.evaluate(FOLLOW + "", url)
+    page.wait_for_function("window.source.status === 'completed'", timeout=10_000)
+    assert page.evaluate("window.got") == []
+    app.extensions["sse_resilience"].close()

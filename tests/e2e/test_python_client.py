@@ -43,6 +43,10 @@ def test_follow_to_the_end_then_recover_without_connecting(demo: Demo) -> None:
     # Resuming from an id replays the rest of the log.
     rest = list(follow(url, client=hooked, last_event_id=events[6].id))
     assert [e.id for e in rest] == [e.id for e in events[7:]]
+    # Holding the terminal event: one request, answered 204, and done.
+    requests.clear()
+    assert list(follow(url, client=hooked, last_event_id=events[-1].id)) == []
+    assert requests == [url]
     hooked.close()
 
 
