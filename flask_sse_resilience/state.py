@@ -317,22 +317,15 @@ class State:
         return ended
 
     def close(self) -> None:
-        """Stop the background parts started in this process."""
+        """Stop the background parts started in this process (counters
+        first, so their last flush still finds the rest running)."""
+        names = ("_stats", "_leases", "_guardian", "_broker", "_heartbeater")
         with self._lock:
-            broker, self._broker = self._broker, None
-            heartbeater, self._heartbeater = self._heartbeater, None
-            guardian, self._guardian = self._guardian, None
-            leases, self._leases = self._leases, None
-            stats, self._stats = self._stats, None
-        pid = os.getpid()
-        if stats is not None and stats.pid == pid:
-            stats.stop()
-        if leases is not None and leases.pid == pid:
-            leases.stop()
-        if guardian is not None and guardian.pid == pid:
-            guardian.stop()
-        if broker is not None and broker.pid == pid:
-            broker.stop()
-        if heartbeater is not None and heartbeater.pid == pid:
-            heartbeater.stop()
+            parts = [getattr(self, name) for name in names]
+            for name in names:
+                setattr(self, name, None)
+            self._connections = None
+        for part in parts:
+            if part is not None and part.pid == os.getpid():
+                part.stop()
         self.deferred.loop.stop()
