@@ -234,7 +234,10 @@ def register(bp: Blueprint) -> None:
         return Response(
             _frames(state, params),
             mimetype="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={
+                "Cache-Control": "no-cache, no-transform",
+                "X-Accel-Buffering": "no",
+            },
         )
 
 

@@ -82,6 +82,11 @@ class Settings:
     #: (a failover, a restart), unless ``producer(retry_for=...)`` says
     #: otherwise; 0 raises after the client's own quick retries.
     producer_retry_for: float = 30.0
+    #: Seconds after which a healthy live stream response ends with a
+    #: ``retry:`` hint, the client resuming from its cursor (±20 % jitter per
+    #: connection); rebalances load after a deploy and stays under proxies'
+    #: absolute limits. 0 never rotates.
+    max_connection_age: float = 600.0
 
     @property
     def guardian_tick(self) -> float:
@@ -214,6 +219,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "token_max_age": _positive_int,
     "dashboard": _boolean,
     "producer_retry_for": _non_negative_float,
+    "max_connection_age": _non_negative_float,
 }
 
 #: Every config key the extension reads, mapped to its default.

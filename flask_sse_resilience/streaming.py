@@ -17,6 +17,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
@@ -40,7 +41,8 @@ def connected_frame(stream_id: str, heartbeat: float) -> bytes:
     return wire.encode(wire.dumps(hello))
 
 
-#: The reconnection delay advised to clients of a worker that shuts down, in ms.
+#: The reconnection delay advised to clients of a worker that shuts down, or
+#: of a connection that reached its maximum age, in ms.
 RECONNECT_MS = 500
 
 #: Log entries read per round trip when a client catches up.
@@ -75,6 +77,9 @@ class EventStream:
     run_pipeline: Callable[[Callable[[Any], None]], list[Any]] | None = None
     #: The client's socket when the server exposes it (gunicorn), else None.
     client_socket: Any = None
+    #: Seconds after which a healthy live response ends with a ``retry:``
+    #: hint (already jittered by the caller); 0 never.
+    max_age: float = 0.0
     #: Called once the response body starts, and once it ends.
     on_connect: Callable[[], None] | None = None
     on_disconnect: Callable[[], None] | None = None
@@ -124,13 +129,21 @@ class EventStream:
             # client is dropped within two keep-alive intervals.
             timeout_ms=int(self.keepalive * 500),
         )
+        rotate_at = time.monotonic() + self.max_age if self.max_age > 0 else None
         try:
             page = self._open()
             if (yield from self._in_writes(self._replay(page))):
                 return
             while True:
+                wait = self.keepalive
+                if rotate_at is not None:
+                    wait = min(wait, rotate_at - time.monotonic())
+                    if wait <= 0:
+                        # Old enough: resume elsewhere (or here) by cursor.
+                        yield wire.encode_retry(RECONNECT_MS)
+                        return
                 follower.seq = self._last_seq
-                item = follower.wait(self._last_seq, timeout=self.keepalive)
+                item = follower.wait(self._last_seq, timeout=wait)
                 if isinstance(item, list):
                     # The hot path: every event this client lacks, each frame
                     # encoded once per worker, in one write.
@@ -138,6 +151,8 @@ class EventStream:
                         return
                     continue
                 if item is None:
+                    if rotate_at is not None and time.monotonic() >= rotate_at:
+                        continue  # no keep-alive: the rotation comes next
                     yield wire.KEEPALIVE
                 elif isinstance(item, Event):
                     yield item.encode()  # end notice: the stream vanished

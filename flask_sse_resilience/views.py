@@ -11,6 +11,7 @@ Apps that want their own URLs call them through
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,7 +39,9 @@ from .tokens import read_token
 #: Headers of every stream response, set before the body starts.
 STREAM_HEADERS = {
     "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
+    # no-transform: no proxy or compression layer may rewrite (and hold
+    # back) the stream's bytes.
+    "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",
 }
 
@@ -150,6 +153,7 @@ def stream_response(state: State, stream_id: str) -> Response:
         broker=state.broker if active else None,
         run_pipeline=state.shared.run,
         keepalive=state.settings.heartbeat_interval,
+        max_age=state.settings.max_connection_age * random.uniform(0.8, 1.2),
         client_socket=request.environ.get("gunicorn.socket"),
         on_connect=lambda: state.emit(
             signals.client_connected,

@@ -108,7 +108,7 @@ def test_live_stream_headers_frames_and_end(
     response = open_stream(client, f"/sse/streams/{sid}")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/event-stream"
-    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["Cache-Control"] == "no-cache, no-transform"
     assert response.headers["X-Accel-Buffering"] == "no"
     producer = threading.Thread(target=produce, args=(sse, app, sid, 5, 0.05))
     producer.start()

@@ -281,3 +281,17 @@ def test_a_position_held_past_the_end_gets_the_rest_not_just_the_end(
     page.wait_for_function("window.source.status === 'completed'", timeout=10_000)
     assert page.evaluate("window.got") == []
     app.extensions["sse_resilience"].close()
+
+
+def test_connections_rotate_and_the_text_stays_exact(
+    demo_factory: DemoFactory, page: Any
+) -> None:
+    """A 1 s maximum connection age over a 4 s generation: the page's
+    EventSource is replaced several times, the text is exact."""
+    demo = demo_factory(FLASK_SSE_RESILIENCE_MAX_CONNECTION_AGE="1")
+    workers = eventsource_workers(page)
+    start(page, demo, tokens=80, interval_ms=50)
+    wait_status(page, "completed", 30)
+    assert text(page, "#output") == expected_text(80)
+    assert text(page, "#result") == expected_text(80)
+    assert len(workers) >= 3  # rotated at least twice

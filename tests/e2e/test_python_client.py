@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from flask_sse_resilience.client import StreamUnavailable, follow
-from harness.demo_server import Demo
+from harness.demo_server import Demo, DemoFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -82,3 +82,22 @@ def test_follow_gives_up_after_its_attempts(demo: Demo) -> None:
         list(follow(url, client=dead, max_attempts=3, base_delay=0.01))
     assert time.monotonic() - started < 5
     dead.close()
+
+
+def test_follow_through_connection_rotations(demo_factory: DemoFactory) -> None:
+    """SSE_RESILIENCE_MAX_CONNECTION_AGE of 1 s over a 4 s stream: the server
+    ends each connection with a ``retry:`` hint, the client resumes from its
+    cursor, nothing lost or doubled."""
+    demo = demo_factory(FLASK_SSE_RESILIENCE_MAX_CONNECTION_AGE="1")
+    url, client = generation(demo, tokens=80, interval_ms=50)
+    connects: list[str] = []
+    hooked = httpx.Client(
+        base_url=demo.base,
+        cookies=client.cookies,
+        event_hooks={"request": [lambda r: connects.append(r.url.path)]},
+    )
+    events = list(follow(url, client=hooked, base_delay=0.05))
+    hooked.close()
+    assert [e.data["index"] for e in events if e.type == "token"] == list(range(80))
+    assert events[-1].type == "completed"
+    assert connects.count(url) >= 3  # rotated at least twice
