@@ -1,25 +1,66 @@
 """Server-Sent Events for Flask that survive dropped clients, dead workers and
-lost results."""
+lost results.
 
-from .errors import (
-    AuthenticationRequired,
-    ConfigurationError,
-    ConnectionLimitExceeded,
-    InvalidEventError,
-    InvalidLastEventId,
-    InvalidStreamId,
-    InvalidStreamToken,
-    ProducerConflictError,
-    RedisUnavailable,
-    SSEResilienceError,
-    StreamIdTaken,
-    StreamLimitExceeded,
-    StreamNotActiveError,
-    StreamNotFound,
-)
-from .extension import SSEResilience
-from .models import CompletionData, Event, StreamMetadata, StreamState
-from .producer import Producer
+The names below are imported on first use (PEP 562), so importing a
+submodule alone, as a gunicorn config file does with
+:mod:`flask_sse_resilience.gunicorn`, pulls in nothing else (no Redis client,
+nothing gevent must patch first).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .errors import (
+        AuthenticationRequired,
+        ConfigurationError,
+        ConnectionLimitExceeded,
+        InvalidEventError,
+        InvalidLastEventId,
+        InvalidStreamId,
+        InvalidStreamToken,
+        ProducerConflictError,
+        RedisUnavailable,
+        SSEResilienceError,
+        StoreError,
+        StreamIdTaken,
+        StreamLimitExceeded,
+        StreamNotActiveError,
+        StreamNotFound,
+    )
+    from .extension import SSEResilience
+    from .models import CompletionData, Event, StreamMetadata, StreamState
+    from .producer import Producer
+
+_HOMES = {
+    "SSEResilience": "extension",
+    "Producer": "producer",
+    **dict.fromkeys(
+        ("CompletionData", "Event", "StreamMetadata", "StreamState"), "models"
+    ),  # fmt: skip
+    **dict.fromkeys(
+        (
+            "AuthenticationRequired",
+            "ConfigurationError",
+            "ConnectionLimitExceeded",
+            "InvalidEventError",
+            "InvalidLastEventId",
+            "InvalidStreamId",
+            "InvalidStreamToken",
+            "ProducerConflictError",
+            "RedisUnavailable",
+            "SSEResilienceError",
+            "StoreError",
+            "StreamIdTaken",
+            "StreamLimitExceeded",
+            "StreamNotActiveError",
+            "StreamNotFound",
+        ),
+        "errors",
+    ),  # fmt: skip
+}
 
 __all__ = [
     "AuthenticationRequired",
@@ -36,6 +77,7 @@ __all__ = [
     "RedisUnavailable",
     "SSEResilience",
     "SSEResilienceError",
+    "StoreError",
     "StreamIdTaken",
     "StreamLimitExceeded",
     "StreamMetadata",
@@ -43,3 +85,20 @@ __all__ = [
     "StreamNotFound",
     "StreamState",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if home != "errors":
+        from .preflight import patch_gevent_master
+
+        patch_gevent_master()
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

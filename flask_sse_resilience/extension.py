@@ -130,11 +130,10 @@ class SSEResilience:
             from . import metrics
 
             metrics.install(app, state)
-        if settings.guardian_enabled or settings.dashboard:
-            # Start the guardian (and the dashboard's reports) lazily in each
-            # process that serves requests: after gunicorn forks, never in its
-            # master.
-            app.before_request(state.start_background)
+        # Start the guardian (and the dashboard's reports) lazily in each
+        # process that serves requests, and attach to its gunicorn worker for
+        # a graceful stop: after gunicorn forks, never in its master.
+        app.before_request(state.start_background)
 
     def identity_loader(self, loader: IdentityLoader) -> IdentityLoader:
         """Decorator: use ``loader`` to tell who the current user is.

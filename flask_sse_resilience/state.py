@@ -141,6 +141,8 @@ class State:
         self._stats: Stats | None = None
         #: True once :meth:`shutdown` ran in this process.
         self.shutting_down = False
+        #: The process that looked for a gunicorn worker to attach to.
+        self._adopted_by = 0
 
     @property
     def app(self) -> Flask:
@@ -284,7 +286,14 @@ class State:
     def start_background(self) -> None:
         """Schedule the guardian in this process, if enabled, and report to
         the dashboard (if on) from now on; restart any background loop whose
-        thread ended. Idempotent and cheap: it runs before every request."""
+        thread ended; under gunicorn, attach to this worker (see
+        :mod:`~flask_sse_resilience.gunicorn`). Idempotent and cheap: it runs
+        before every request."""
+        if self._adopted_by != os.getpid():
+            self._adopted_by = os.getpid()
+            from . import gunicorn
+
+            gunicorn.adopt(self)
         revive_all()
         if self.settings.dashboard and not self.shutting_down:
             self.stats.start()

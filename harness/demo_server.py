@@ -29,7 +29,10 @@ class Demo:
         extra_bind: str | None = None,
         extra_args: tuple[str, ...] = (),
         port: int | None = None,
+        config: bool = True,
     ) -> None:
+        """Start the demo under gunicorn; with ``config`` False, without the
+        demo's config file (``-k gevent`` and nothing else of ours)."""
         self.port = port or free_port()
         self.redis_url = redis_url
         self.base = f"http://127.0.0.1:{self.port}"
@@ -48,7 +51,12 @@ class Demo:
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "gunicorn",
-                "-c", str(ROOT / "examples/demo/gunicorn.conf.py"),
+                *(
+                    ["-c", str(ROOT / "examples/demo/gunicorn.conf.py")]
+                    if config
+                    # Several gunicorns may run at once: no control socket.
+                    else ["-k", "gevent", "--no-control-socket"]
+                ),
                 "--bind", f"127.0.0.1:{self.port}",
                 *(["--bind", f"{extra_bind}:{self.port}"] if extra_bind else []),
                 *extra_args,

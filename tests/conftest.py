@@ -121,10 +121,18 @@ def demo_factory(redis_server: RedisServer) -> Iterator[DemoFactory]:
         workers: int = 2,
         extra_bind: str | None = None,
         extra_args: tuple[str, ...] = (),
+        config: bool = True,
         **env: str,
     ) -> Demo:
         demos.append(
-            Demo(redis_url or redis_server.url, workers, env, extra_bind, extra_args)
+            Demo(
+                redis_url or redis_server.url,
+                workers,
+                env,
+                extra_bind,
+                extra_args,
+                config=config,
+            )
         )
         return demos[-1]
 

@@ -299,3 +299,17 @@ def test_a_dropped_pubsub_connection_loses_nothing(
     numbers = [d["i"] for d in data(events) if isinstance(d, dict) and "i" in d]
     assert numbers == list(range(20))
     assert types(events)[-1] == "completed"
+
+
+def test_a_stopping_worker_sends_new_live_clients_on_at_once(
+    app_sse: tuple[Flask, SSEResilience],
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    client = app.test_client()
+    login(client, "alice")
+    app.extensions["sse_resilience"].shutdown()
+    response = open_stream(client, f"/sse/streams/{sid}")
+    assert response.status_code == 200
+    assert response.get_data() == b"retry: 500\n\n"
+    assert response.headers["Content-Type"] == "text/event-stream"

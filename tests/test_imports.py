@@ -1,0 +1,31 @@
+"""What importing the package pulls in: a gunicorn config file that imports
+the hooks must not import Redis (gevent has not patched yet there)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import flask_sse_resilience
+
+
+def imported_after(statement: str) -> set[str]:
+    code = f"import sys\n{statement}\nprint(' '.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    return set(out.split())
+
+
+def test_the_gunicorn_hooks_import_nothing_to_patch() -> None:
+    modules = imported_after(
+        "from flask_sse_resilience.gunicorn import post_worker_init, worker_exit, "
+        "worker_int"
+    )
+    assert "redis" not in modules and "flask_sse_resilience.extension" not in modules
+
+
+def test_every_public_name_resolves_on_first_use() -> None:
+    for name in flask_sse_resilience.__all__:
+        assert getattr(flask_sse_resilience, name).__name__ == name
+    assert "redis" in imported_after("from flask_sse_resilience import SSEResilience")
