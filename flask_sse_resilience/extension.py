@@ -21,7 +21,7 @@ from .models import CompletionData, StreamMetadata, StreamState
 from .producer import Producer
 from .redisutil import UNAVAILABLE, RedisClient
 from .registry import StreamRegistry
-from .settings import check_option_names, load_settings
+from .settings import check_compression, check_option_names, load_settings
 from .state import (
     EXTENSION_KEY,
     Authorizer,
@@ -105,6 +105,7 @@ class SSEResilience:
                 "call init_app once (use app factories for several apps)"
             )
         settings = load_settings(app.config, self._options)
+        check_compression(app.config)
         client = self._redis or make_client(
             settings.redis_url, max_connections=settings.redis_max_connections
         )

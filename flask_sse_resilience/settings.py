@@ -266,3 +266,24 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
             f"({settings.heartbeat_interval:g} s), or every stream looks stale"
         )
     return settings
+
+
+def check_compression(config: Mapping[str, Any]) -> None:
+    """Refuse a compression layer set to compress event streams.
+
+    Flask-Compress (``COMPRESS_MIMETYPES``) compresses what it is told to,
+    streams included (``COMPRESS_STREAMS``, on by default), and a compressor
+    holds bytes back until its buffer fills: tokens would arrive in bursts,
+    keep-alives never. Event streams are not in its default list.
+
+    :raises ConfigurationError: if ``text/event-stream`` is in
+        ``COMPRESS_MIMETYPES`` while ``COMPRESS_STREAMS`` is on.
+    """
+    mimetypes = config.get("COMPRESS_MIMETYPES") or ()
+    if "text/event-stream" in mimetypes and config.get("COMPRESS_STREAMS", True):
+        raise ConfigurationError(
+            "COMPRESS_MIMETYPES includes text/event-stream: Flask-Compress would "
+            "buffer the event streams (tokens in bursts, no keep-alives); remove "
+            "text/event-stream from COMPRESS_MIMETYPES (stream responses also "
+            "send Cache-Control: no-transform for proxies)"
+        )

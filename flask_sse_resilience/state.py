@@ -26,6 +26,7 @@ from . import signals
 from .broker import Broker, Notice
 from .completion import CompletionStore
 from .connections import Connections
+from .errors import ConfigurationError
 from .eventlog import EventLog
 from .guardian import StreamGuardian
 from .heartbeat import Heartbeater
@@ -36,7 +37,7 @@ from .models import StreamMetadata
 from .pipelining import SharedPipeline
 from .redisutil import RedisClient
 from .registry import StreamRegistry
-from .settings import Settings
+from .settings import Settings, check_compression
 from .stats import Stats
 
 if TYPE_CHECKING:
@@ -294,6 +295,10 @@ class State:
             from . import gunicorn
 
             gunicorn.adopt(self)
+            try:  # Flask-Compress set up after init_app: its config is final now
+                check_compression(self.app.config)
+            except ConfigurationError as exc:
+                log.error("%s", exc)
         revive_all()
         if self.settings.dashboard and not self.shutting_down:
             self.stats.start()

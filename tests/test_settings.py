@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import pytest
+import redis
 from flask import Flask
 
 from flask_sse_resilience import ConfigurationError, SSEResilience
 from flask_sse_resilience.settings import DEFAULTS, Settings, load_settings
+
+from .conftest import AppFactory
 
 
 def test_defaults_match_the_seed() -> None:
@@ -74,3 +77,33 @@ def test_init_app_validates_at_startup() -> None:
     app.config["SSE_RESILIENCE_COMPLETION_TTL"] = "five minutes"
     with pytest.raises(ConfigurationError, match="SSE_RESILIENCE_COMPLETION_TTL"):
         SSEResilience(app)
+
+
+def test_flask_compress_set_to_compress_event_streams_is_refused() -> None:
+    app = Flask("compressed")
+    app.config["COMPRESS_MIMETYPES"] = ["text/html", "text/event-stream"]
+    with pytest.raises(ConfigurationError, match="COMPRESS_MIMETYPES"):
+        SSEResilience(app, redis=redis.Redis(port=1))
+    app.config["COMPRESS_STREAMS"] = False  # streams left alone: fine
+    SSEResilience(app, redis=redis.Redis(port=1))
+
+
+def test_flask_compress_leaves_streams_alone(make_app: AppFactory) -> None:
+    """The real Flask-Compress with its defaults: pages compressed, event
+    streams never (they arrive uncompressed, event by event)."""
+    from flask_compress import Compress
+
+    app, sse = make_app()
+    Compress(app)
+    app.add_url_rule("/page", "page", lambda: "x" * 5000)
+    client = app.test_client()
+    page = client.get("/page", headers={"Accept-Encoding": "gzip"})
+    assert page.headers["Content-Encoding"] == "gzip"
+    client.post("/test-login", json={"user": "alice"})
+    sid = sse.open_stream("alice", app=app)
+    response = client.get(
+        f"/sse/streams/{sid}", headers={"Accept-Encoding": "gzip"}, buffered=False
+    )
+    assert "Content-Encoding" not in response.headers
+    assert next(iter(response.response)).startswith(b"data: ")
+    response.close()

@@ -56,6 +56,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env()
     app.config.update(config or {})
     sse.init_app(app)
+    try:  # pages and JSON compressed; event streams never (see deployment docs)
+        from flask_compress import Compress
+    except ImportError:
+        pass
+    else:
+        Compress(app)
 
     @app.errorhandler(HTTPException)
     def json_error(exc: HTTPException) -> Any:

@@ -269,3 +269,29 @@ def test_raw_bad_last_event_ids_over_http_are_400_json(
     if b"\x00" in raw_id:
         return  # gunicorn itself refuses a NUL in a header, before the app
     assert json.loads(body)["error"] == "invalid_last_event_id"
+
+
+def test_flask_compress_on_the_demo_never_touches_streams(demo: Demo) -> None:
+    """The demo runs the real Flask-Compress: its page is gzipped, its event
+    streams are not, and each token arrives on its own as it is produced."""
+    client = demo.client("alice")
+    page = client.get("/", headers={"Accept-Encoding": "gzip"})
+    assert page.headers["Content-Encoding"] == "gzip"
+    url = start_generation(client, tokens=5, interval_ms=300)
+    gaps = []
+    with client.stream(
+        "GET", url, headers={"Accept-Encoding": "gzip"}, timeout=20
+    ) as response:
+        assert "Content-Encoding" not in response.headers
+        assert response.headers["Cache-Control"] == "no-cache, no-transform"
+        last = time.monotonic()
+        for line in response.iter_lines():
+            if '"type":"token"' in line:
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+            if '"type":"completed"' in line:
+                break
+    assert len(gaps) == 5
+    # Produced 0.3 s apart, received apart: nothing held back in a buffer.
+    assert min(gaps[1:]) > 0.15
