@@ -1,6 +1,7 @@
 # Two commands do all the set-up: `make demo` and `make test`.
 # Both create .venv, install the package with what it needs, and install
-# redis-server from Debian's packages when it is missing and we are root.
+# redis-server, chromium, nginx and openssl from Debian's packages when they
+# are missing and we are root.
 
 VENV    ?= .venv
 PYTHON  ?= python3
@@ -22,12 +23,14 @@ system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing from Debian's packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "missing:$$missing (apt-get install$$missing); browser tests skip without chromium"; \
+	    echo "missing:$$missing (apt-get install$$missing); browser and nginx tests skip without them"; \
 	    command -v redis-server >/dev/null 2>&1 || exit 1; \
 	  fi; \
 	fi
