@@ -40,7 +40,12 @@ def browser() -> Iterator[Any]:
     profile = tempfile.mkdtemp(prefix="sse-chromium-")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=FLAGS
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            # The nginx tests serve HTTP/2 with a certificate made for the run.
+            ignore_https_errors=True,
         )
         yield context
         context.close()

@@ -1,0 +1,74 @@
+"""Many streams in one page: over HTTP/2 (nginx with TLS, the shipped
+config) all ten of a page's streams receive live events; over HTTP/1.1 the
+browser's six-connections-per-origin cap stalls the rest."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from harness.demo_server import DemoFactory
+from harness.nginx import NGINX, Nginx
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+OPEN_TEN = """
+async () => {
+  await fetch("/login", {method: "POST", headers: {"Content-Type": "application/json"},
+                         body: JSON.stringify({user: "alice"})});
+  window.counts = [];
+  window.sources = [];
+  for (let i = 0; i < 10; i++) {
+    const response = await fetch("/generations", {
+      method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({tokens: 200, interval_ms: 50})});
+    const {streamUrl} = await response.json();
+    window.counts.push(0);
+    const source = new SSEResilience.ResilientEventSource(streamUrl);
+    source.onevent = (event) => { if (event.type === "token") window.counts[i] += 1; };
+    window.sources.push(source);
+  }
+}
+"""
+
+
+@pytest.fixture
+def nginx(demo_factory: DemoFactory) -> Iterator[Nginx]:
+    if not os.path.exists(NGINX):
+        message = f"{NGINX} is missing (make test installs Debian's nginx)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    demo = demo_factory(FLASK_SSE_RESILIENCE_MAX_CONNECTIONS_PER_USER="50")
+    proxy = Nginx(demo.port)
+    yield proxy
+    proxy.stop()
+
+
+def live_streams(page: Any, base: str) -> tuple[list[int], str]:
+    page.goto(base + "/")
+    page.evaluate(OPEN_TEN)
+    page.wait_for_timeout(3000)
+    first = page.evaluate("window.counts.slice()")
+    page.wait_for_timeout(1000)
+    second = page.evaluate("window.counts.slice()")
+    protocol = page.evaluate(
+        "performance.getEntriesByType('navigation')[0].nextHopProtocol"
+    )
+    page.evaluate("window.sources.forEach((s) => s.close())")
+    # Streams still receiving live events (their count grew in that second).
+    return [b - a for a, b in zip(first, second, strict=True)], protocol
+
+
+def test_ten_streams_in_one_page_over_http2_and_http1(nginx: Nginx, page: Any) -> None:
+    growth, protocol = live_streams(page, nginx.https)
+    print(f"HTTP/2 ({protocol}): tokens per stream in one second {growth}")
+    assert protocol == "h2"
+    assert all(g > 0 for g in growth), growth  # all ten live at once
+    growth, protocol = live_streams(page, nginx.http)
+    print(f"HTTP/1.1 ({protocol}): tokens per stream in one second {growth}")
+    assert protocol == "http/1.1"
+    assert sum(g > 0 for g in growth) <= 6, growth  # the 7th stalls
