@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -78,8 +79,9 @@ def watch(sock: Any, on_close: Callable[[], None], timeout_ms: int) -> Watch:
     """Call ``on_close`` once the client socket ``sock`` closes.
 
     Works under gevent (gunicorn's gevent worker passes the socket as
-    ``environ["gunicorn.socket"]``); elsewhere it watches nothing and the
-    connection is released when a write fails, as usual.
+    ``environ["gunicorn.socket"]``) on plain TCP; elsewhere (no gevent, or
+    TLS terminated by gunicorn itself) it watches nothing and the connection
+    is released when a write fails, as usual.
     """
     if not isinstance(sock, socket.socket) or not _gevent_patched():
         return _NoWatch()
@@ -87,4 +89,8 @@ def watch(sock: Any, on_close: Callable[[], None], timeout_ms: int) -> Watch:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, timeout_ms)
     except (OSError, AttributeError):  # not Linux, or not TCP
         log.debug("TCP_USER_TIMEOUT not set", exc_info=True)
+    if isinstance(sock, ssl.SSLSocket):
+        # TLS (gunicorn --certfile): a TLS socket cannot peek, and a readable
+        # one may hold a record rather than EOF; failing writes tell instead.
+        return _NoWatch()
     return _GeventWatch(sock, on_close)

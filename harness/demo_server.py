@@ -35,7 +35,10 @@ class Demo:
         demo's config file (``-k gevent`` and nothing else of ours)."""
         self.port = port or free_port()
         self.redis_url = redis_url
-        self.base = f"http://127.0.0.1:{self.port}"
+        #: gunicorn terminates TLS itself when given a certificate.
+        self.tls = "--certfile" in extra_args
+        scheme = "https" if self.tls else "http"
+        self.base = f"{scheme}://127.0.0.1:{self.port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"demo-{self.port}.log"
         environment = {
             **os.environ,
@@ -71,7 +74,8 @@ class Demo:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(self.base + "/", timeout=1).status_code == 200:
+                probe = httpx.get(self.base + "/", timeout=1, verify=False)
+                if probe.status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -83,7 +87,7 @@ class Demo:
         return self.log_path.read_text(errors="replace")
 
     def client(self, user: str | None = None) -> httpx.Client:
-        client = httpx.Client(base_url=self.base, timeout=10)
+        client = httpx.Client(base_url=self.base, timeout=10, verify=not self.tls)
         self.clients.append(client)
         if user is not None:
             client.post("/login", json={"user": user}).raise_for_status()

@@ -18,6 +18,19 @@ CONF = ROOT / "examples" / "deploy" / "nginx.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
+def make_certificate(directory: Path) -> Path:
+    """A self-signed certificate for 127.0.0.1, valid one day, written to
+    ``directory`` as ``cert.pem`` and ``key.pem``; returns ``directory``."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem"),
+         "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return directory
+
+
 class Nginx:
     """nginx proxying ``127.0.0.1:<upstream>``: HTTP/1.1 on :attr:`http_port`,
     HTTP/2 over TLS on :attr:`https_port`."""
@@ -26,13 +39,7 @@ class Nginx:
         self.dir = Path(tempfile.mkdtemp(prefix="sse-nginx-"))
         (self.dir / "tmp").mkdir()
         self.http_port, self.https_port = free_port(), free_port()
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-             "-keyout", str(self.dir / "key.pem"), "-out", str(self.dir / "cert.pem"),
-             "-days", "1", "-subj", "/CN=127.0.0.1",
-             "-addext", "subjectAltName=IP:127.0.0.1"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        make_certificate(self.dir)
         conf = (
             CONF.read_text()
             .replace("127.0.0.1:8000", f"127.0.0.1:{upstream}")
