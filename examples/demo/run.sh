@@ -16,7 +16,7 @@ if [ -z "${FLASK_SSE_RESILIENCE_REDIS_URL:-}" ]; then
   PORT=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p .demo
   redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no \
-    --dir .demo --loglevel warning &
+    --dir .demo --loglevel warning --logfile redis.log &
   REDIS_PID=$!
   i=0
   until redis-cli -p "$PORT" ping >/dev/null 2>&1; do
@@ -24,7 +24,7 @@ if [ -z "${FLASK_SSE_RESILIENCE_REDIS_URL:-}" ]; then
     sleep 0.1
   done
   export FLASK_SSE_RESILIENCE_REDIS_URL="redis://127.0.0.1:$PORT/0"
-  echo "private redis-server on port $PORT (pid $REDIS_PID)"
+  echo "private redis-server on port $PORT (pid $REDIS_PID, log in .demo/redis.log)"
 fi
 
 echo "demo on http://${DEMO_BIND:-127.0.0.1:8000} (Ctrl-C to stop)"

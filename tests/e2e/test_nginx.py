@@ -38,16 +38,21 @@ def login(base: str, **kwargs: object) -> httpx.Client:
     return client
 
 
+@pytest.mark.parametrize("protocol", ["HTTP/1.1", "HTTP/2"])
 def test_tokens_arrive_through_nginx_as_they_are_produced(
-    proxied: tuple[Demo, Nginx],
+    protocol: str, proxied: tuple[Demo, Nginx]
 ) -> None:
     _, nginx = proxied
-    client = login(nginx.http)
+    if protocol == "HTTP/2":
+        client = login(nginx.https, http2=True, verify=False)
+    else:
+        client = login(nginx.http)
     started = time.monotonic()
     body = {"tokens": 10, "interval_ms": 200}
     url = client.post("/generations", json=body).json()["streamUrl"]
     late = []
     with client.stream("GET", url) as response:
+        assert response.http_version == protocol
         # nginx consumed X-Accel-Buffering (it never forwards X-Accel-*).
         assert "X-Accel-Buffering" not in response.headers
         assert response.headers["Cache-Control"] == "no-cache, no-transform"
@@ -59,7 +64,7 @@ def test_tokens_arrive_through_nginx_as_they_are_produced(
             if '"type":"completed"' in line:
                 break
     client.close()
-    print(f"HTTP/1.1 through nginx: tokens at most {max(late) * 1000:.0f} ms "
+    print(f"{protocol} through nginx: tokens at most {max(late) * 1000:.0f} ms "
           f"after being produced")  # fmt: skip
     assert len(late) == 10
     assert max(late) < 0.1  # each within 100 ms, none held back to the end
