@@ -3,7 +3,9 @@ greenlet, not a thread. Override any of them on the command line."""
 
 import os
 
-# Start each worker's guardian at boot; end streams promptly on stop/reload.
+# Optional: attach each worker at boot, so its guardian starts at once (without
+# these hooks a worker attaches on its first request; stops and reloads move
+# streams promptly either way). Importing them imports no Redis.
 from flask_sse_resilience.gunicorn import (  # noqa: F401
     post_worker_init,
     worker_exit,
