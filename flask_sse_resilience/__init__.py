@@ -90,7 +90,15 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        # A submodule, as ``flask_sse_resilience.signals`` was before.
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise  # the submodule exists; something it imports does not
+            raise AttributeError(
+                f"module {__name__!r} has no attribute {name!r}"
+            ) from None
     if home != "errors":
         from .preflight import patch_gevent_master
 

@@ -29,3 +29,8 @@ def test_every_public_name_resolves_on_first_use() -> None:
     for name in flask_sse_resilience.__all__:
         assert getattr(flask_sse_resilience, name).__name__ == name
     assert "redis" in imported_after("from flask_sse_resilience import SSEResilience")
+
+
+def test_submodules_are_attributes_too() -> None:
+    assert flask_sse_resilience.signals.stream_orphaned.name == "sse-stream-orphaned"
+    assert not hasattr(flask_sse_resilience, "no_such_thing")
