@@ -12,12 +12,33 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from harness.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_until_serving(
+    base: str,
+    proc: subprocess.Popen[bytes],
+    output: Callable[[], str],
+    seconds: float = 30,
+) -> None:
+    """Return once ``GET <base>/`` answers 200; raise with the server's
+    ``output()`` if ``proc`` exits or ``seconds`` pass first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(base + "/", timeout=1, verify=False).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{base} did not start:\n{output()}")
+        time.sleep(0.1)
 
 
 class Demo:
@@ -49,6 +70,12 @@ class Demo:
             "FLASK_SECRET_KEY": "e2e-secret",
             **env,
         }
+        #: The demo's settings, by name without the prefix.
+        self.env = {
+            key.removeprefix("FLASK_SSE_RESILIENCE_"): value
+            for key, value in environment.items()
+            if key.startswith("FLASK_SSE_RESILIENCE_")
+        }
         self.clients: list[httpx.Client] = []
         self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -71,17 +98,24 @@ class Demo:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                probe = httpx.get(self.base + "/", timeout=1, verify=False)
-                if probe.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"demo did not start:\n{self.output()}")
-            time.sleep(0.1)
+        wait_until_serving(self.base, self.proc, self.output)
+
+    def producer_app(self) -> tuple[Any, Any]:
+        """``(app, sse)``: an app of the test's own on the demo's Redis, with
+        the demo's heartbeat and stale threshold (a producer must beat as
+        often as the demo's guardian expects) and no guardian of its own."""
+        from flask import Flask
+
+        from flask_sse_resilience import SSEResilience
+
+        app = Flask("producer")
+        app.config.update(
+            SSE_RESILIENCE_REDIS_URL=self.redis_url,
+            SSE_RESILIENCE_HEARTBEAT_INTERVAL=float(self.env["HEARTBEAT_INTERVAL"]),
+            SSE_RESILIENCE_STALE_THRESHOLD=float(self.env["STALE_THRESHOLD"]),
+            SSE_RESILIENCE_GUARDIAN_ENABLED=False,
+        )
+        return app, SSEResilience(app)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")

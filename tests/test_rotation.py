@@ -51,8 +51,8 @@ def test_an_old_connection_rotates_and_the_client_resumes_exactly(
     producer.join()
     assert tokens == list(range(40))  # nothing lost, nothing doubled
     assert rotations >= 2
-    # ±20 % of 0.5 s, plus this machine's scheduling.
-    assert all(0.38 <= age <= 1.5 for age in ages), ages
+    # ±20 % of 0.5 s, plus scheduling on a loaded machine (never early).
+    assert all(0.38 <= age <= 3.0 for age in ages), ages
 
 
 def test_age_zero_never_rotates(make_app: AppFactory) -> None:

@@ -10,9 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from flask import Flask
 
-from flask_sse_resilience import SSEResilience
 from harness.demo_server import Demo, DemoFactory
 from harness.redis_server import RedisServer
 
@@ -83,9 +81,9 @@ def test_a_generation_streams_to_completion_then_survives_a_reload(
 def test_killing_the_worker_serving_the_page_loses_and_doubles_nothing(
     demo: Demo, page: Any
 ) -> None:
-    app = Flask("producer")
-    app.config["SSE_RESILIENCE_REDIS_URL"] = demo.redis_url
-    sse = SSEResilience(app, guardian_enabled=False)
+    # The demo's timings: a 15 s heartbeat here once let its guardian
+    # (stale after 3 s) orphan this stream on a loaded machine.
+    app, sse = demo.producer_app()
     workers = eventsource_workers(page)
     page.goto(demo.base + "/")
     page.evaluate(
@@ -196,17 +194,21 @@ FOLLOW = """
 """
 
 
-def test_persisted_position_resumes_after_a_reload(demo: Demo, page: Any) -> None:
-    app = Flask("producer")
-    app.config["SSE_RESILIENCE_REDIS_URL"] = demo.redis_url
-    sse = SSEResilience(app, guardian_enabled=False)
+def producing_app(demo: Demo, page: Any) -> tuple[Any, Any, str]:
+    """An app of our own producing for the demo's Redis, a stream it opened
+    for alice, and the page signed in as alice on the demo."""
+    app, sse = demo.producer_app()
     page.goto(demo.base + "/")
     page.evaluate(
         """fetch("/login", {method: "POST",
                             headers: {"Content-Type": "application/json"},
                             body: JSON.stringify({user: "alice"})})"""
     )
-    sid = sse.open_stream("alice")
+    return app, sse, sse.open_stream("alice", app=app)
+
+
+def test_persisted_position_resumes_after_a_reload(demo: Demo, page: Any) -> None:
+    app, sse, sid = producing_app(demo, page)
     url = f"/sse/streams/{sid}"
 
     def produce() -> None:
@@ -241,16 +243,7 @@ def test_a_position_held_past_the_end_gets_the_rest_not_just_the_end(
     """docs/protocol.rst, client algorithm 1 and 5: a client with a position
     connects (never the /recover shortcut) and gets every event after it; a
     client whose position is the terminal event is answered 204 and stops."""
-    app = Flask("producer")
-    app.config["SSE_RESILIENCE_REDIS_URL"] = demo.redis_url
-    sse = SSEResilience(app, guardian_enabled=False)
-    page.goto(demo.base + "/")
-    page.evaluate(
-        """fetch("/login", {method: "POST",
-                            headers: {"Content-Type": "application/json"},
-                            body: JSON.stringify({user: "alice"})})"""
-    )
-    sid = sse.open_stream("alice")
+    app, sse, sid = producing_app(demo, page)
     url = f"/sse/streams/{sid}"
     out = sse.producer(sid).__enter__()
     for i in range(10):

@@ -7,9 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from flask import Flask
 
-from flask_sse_resilience import SSEResilience
 from harness.demo_server import Demo, DemoFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -56,9 +54,7 @@ def test_chromium_gets_tricky_data_byte_identical(
     demo_factory: DemoFactory, page: Any
 ) -> None:
     demo: Demo = demo_factory()
-    app = Flask("producer")
-    app.config["SSE_RESILIENCE_REDIS_URL"] = demo.redis_url
-    sse = SSEResilience(app, guardian_enabled=False)
+    app, sse = demo.producer_app()
     sid = sse.open_stream("alice")
     page.goto(demo.base + "/")
     page.evaluate(PAGE, f"/sse/streams/{sid}")

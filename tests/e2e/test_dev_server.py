@@ -16,6 +16,7 @@ import redis
 
 from flask_sse_resilience.client import follow
 from flask_sse_resilience.keys import Keys
+from harness.demo_server import wait_until_serving
 from harness.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.e2e
@@ -44,14 +45,7 @@ def test_the_development_server(redis_server: RedisServer, r: redis.Redis) -> No
     )  # fmt: skip
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.get("/").raise_for_status()
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+        wait_until_serving(str(client.base_url).rstrip("/"), proc, log.read_text)
         client.post("/login", json={"user": "alice"}).raise_for_status()
         body = {"tokens": 40, "interval_ms": 50}
         url = client.post("/generations", json=body).json()["streamUrl"]

@@ -22,7 +22,7 @@ import redis
 
 from flask_sse_resilience.client import follow
 from flask_sse_resilience.keys import Keys
-from harness.demo_server import ROOT, Demo, DemoFactory
+from harness.demo_server import ROOT, Demo, DemoFactory, wait_until_serving
 from harness.redis_server import free_port
 
 pytestmark = pytest.mark.e2e
@@ -144,14 +144,7 @@ def test_make_demo_starts_clean_and_stops_its_redis() -> None:
     )  # fmt: skip
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.get("/").raise_for_status()
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
+        wait_until_serving(str(client.base_url).rstrip("/"), proc, log.read_text)
         client.post("/login", json={"user": "alice"}).raise_for_status()
         body = {"tokens": 5, "interval_ms": 10}
         url = client.post("/generations", json=body).json()["streamUrl"]
