@@ -25,11 +25,11 @@ config file that does it leaves gevent's monkey-patching undisturbed.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
-from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from .preflight import on_stack
 
 if TYPE_CHECKING:
     from .state import State
@@ -55,16 +55,7 @@ def _states(worker: Any) -> list[State]:
 def current_worker() -> Any:
     """The gunicorn worker handling the current request (found on the call
     stack), or None outside gunicorn."""
-    base = sys.modules.get("gunicorn.workers.base")
-    if base is None:
-        return None
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, base.Worker):
-            return candidate
-        frame = frame.f_back
-    return None
+    return on_stack("gunicorn.workers.base", "Worker")
 
 
 def adopt(state: State) -> bool:

@@ -1,5 +1,8 @@
-"""Before the package first imports Redis in a gunicorn master that preloads
-the app (``--preload``) for gevent workers: monkey-patch there and then.
+"""Where the package runs, found before anything heavy is imported: the
+gunicorn worker or arbiter on the call stack (:func:`on_stack`), and, in a
+gunicorn master that preloads the app (``--preload``) for gevent workers,
+monkey-patching before the package first imports Redis
+(:func:`patch_gevent_master`).
 
 The workers patch themselves after the fork; by then the master's import of
 the app had imported redis-py, which holds direct references to ``ssl``
@@ -16,14 +19,17 @@ from types import FrameType
 from typing import Any
 
 
-def _arbiter() -> Any:
-    module = sys.modules.get("gunicorn.arbiter")
-    if module is None:
+def on_stack(module: str, name: str) -> Any:
+    """The innermost ``self`` on the caller's stack that is an instance of
+    ``module.name``, or None (also when that module is not imported): how
+    the package finds gunicorn's worker or arbiter it runs under."""
+    cls = getattr(sys.modules.get(module), name, None)
+    if cls is None:
         return None
-    frame: FrameType | None = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         candidate = frame.f_locals.get("self")
-        if isinstance(candidate, module.Arbiter):
+        if isinstance(candidate, cls):
             return candidate
         frame = frame.f_back
     return None
@@ -34,7 +40,7 @@ def patch_gevent_master() -> bool:
     for gevent workers and Redis is not imported yet; return whether it did."""
     if "redis" in sys.modules:
         return False
-    arbiter = _arbiter()
+    arbiter = on_stack("gunicorn.arbiter", "Arbiter")
     if arbiter is None:
         return False
     worker_class = arbiter.cfg.worker_class
