@@ -8,6 +8,10 @@ worker into that stream's :class:`~flask_sse_resilience.timeline.Timeline`,
 which all local followers read: per connection there is only a
 :class:`~flask_sse_resilience.timeline.Follower` holding its position.
 
+The same links carry the control channels of the streams this process
+produces: :meth:`Broker.watch` hands a stream's cancel requests to its
+producer, the fast path of :mod:`~flask_sse_resilience.control`.
+
 Whenever Redis confirms a subscription (first subscribe, or resubscribe after a
 reconnect) every local follower of that stream is told to :data:`RESYNC`: catch
 up from the log by its last id; so a dropped pub/sub connection, or an event
@@ -18,18 +22,18 @@ the log instead; memory per stream stays bounded.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import random
 import threading
+from collections.abc import Callable
 from typing import Any
-
-from redis.exceptions import ClusterCrossSlotError
 
 from .eventlog import parse_message
 from .keys import Keys
+from .links import Link
 from .loops import supervise
-from .redisutil import UNAVAILABLE, RedisClient, as_text, is_cluster
+from .redisutil import RedisClient, as_text, is_cluster
 from .timeline import BEHIND, MAX_HANDOUT, RESYNC, Follower, Notice, Timeline
 
 __all__ = [
@@ -44,129 +48,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Our own generator: reconnect jitter must not move the app's ``random``.
-_jitter = random.Random()
-
-
-class _Link:
-    """One pub/sub connection (to the Redis, or to one cluster node) and the
-    thread listening on it."""
-
-    def __init__(
-        self, broker: Broker, name: str, make_pubsub: Any, *, sharded: bool
-    ) -> None:
-        self.broker = broker
-        self.name = name
-        self.make_pubsub = make_pubsub
-        self.sharded = sharded
-        self.commands = ("ssubscribe", "sunsubscribe") if sharded else (
-            "subscribe", "unsubscribe"
-        )  # fmt: skip
-        #: Streams subscribed through this link.
-        self.streams: set[str] = set()
-        self.connects = 0
-        self._io_lock = threading.RLock()
-        self._pubsub: Any = None
-        self._thread: threading.Thread | None = None
-
-    def subscribe(self, stream_id: str) -> None:
-        """Subscribe to a stream already added to :attr:`streams`."""
-        self.ensure_running()
-        self._send(self.commands[0], stream_id)
-
-    def unsubscribe(self, stream_id: str) -> None:
-        """Unsubscribe from a stream already removed from :attr:`streams`."""
-        self._send(self.commands[1], stream_id)
-
-    def _send(self, command: str, stream_id: str) -> None:
-        with self._io_lock:
-            pubsub = self._pubsub
-            if pubsub is None:
-                return  # the listener subscribes to everything when it connects
-            try:
-                getattr(pubsub, command)(self.broker.keys.channel(stream_id))
-            except UNAVAILABLE:
-                log.warning("pub/sub %s failed; the listener will reconnect", command)
-                self.close()
-
-    def ensure_running(self) -> None:
-        """Start the listener thread unless it runs."""
-        with self._io_lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._thread = threading.Thread(
-                target=self._run, name=f"sse-resilience-pubsub-{self.name}", daemon=True
-            )
-            self._thread.start()
-
-    def _connect(self) -> Any:
-        # Under the I/O lock, so that a subscribe() racing with us either is in
-        # the channel list read here or sends its own SUBSCRIBE on the new
-        # connection, never neither; and only one greenlet opens the socket.
-        with self._io_lock:
-            pubsub = self.make_pubsub()
-            channels = [self.broker.keys.channel(sid) for sid in list(self.streams)]
-            try:
-                for channel in channels:  # one by one: a cluster wants one slot each
-                    getattr(pubsub, self.commands[0])(channel)
-            except BaseException:
-                pubsub.close()
-                raise
-            self._pubsub = pubsub
-        self.connects += 1
-        return pubsub
-
-    def close(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            try:
-                pubsub.close()
-            except Exception:  # noqa: BLE001 - closing a broken socket
-                log.debug("closing pub/sub failed", exc_info=True)
-
-    def _run(self) -> None:
-        broker = self.broker
-        delay = 0.05
-        while not broker.stopped.is_set():
-            if self.sharded and broker.retire(self):
-                break  # a cluster node's link lives while it carries streams
-            try:
-                pubsub = self._pubsub or self._connect()
-                message = pubsub.get_message(timeout=broker.poll)
-            except Exception as exc:  # noqa: BLE001 - the listener must survive
-                # Exponential backoff with jitter, so the workers of a fleet do
-                # not reconnect in lockstep when Redis comes back.
-                pause = _jitter.uniform(delay / 2, delay)
-                # CROSSSLOT: after a blip, redis-py resubscribes a sharded
-                # pub/sub to all its channels in one command; we reconnect
-                # and subscribe one by one instead.
-                if isinstance(exc, (*UNAVAILABLE, ClusterCrossSlotError)):
-                    log.warning("pub/sub lost (%s); retrying in %.2fs", exc, pause)
-                else:
-                    log.exception("pub/sub listener failed; reconnecting")
-                self.close()
-                # Nothing reaches these followers until Redis is back: let
-                # their clients know (they retry, with backoff, and resume)
-                # rather than leave them on a line that went silent.
-                broker.close_streams(list(self.streams), Notice.RECONNECT)
-                broker.lost(self)
-                broker.stopped.wait(pause)
-                delay = min(delay * 2, 2.0)
-                continue
-            delay = 0.05
-            if message is None:
-                continue
-            try:
-                broker.dispatch(message)
-            except Exception:  # noqa: BLE001 - the listener must survive
-                log.exception("could not deliver a pub/sub message; resyncing")
-                broker.resync(list(self.streams))
-        self.close()
-
-    def stop(self, timeout: float) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-        self.close()
+#: Called with a cancel request (``{"reason", "by"}``) sent to a stream.
+OnRequest = Callable[[dict[str, Any] | None], None]
 
 
 class Broker:
@@ -188,8 +71,10 @@ class Broker:
         self.pid = os.getpid()
         self.cluster = is_cluster(redis)
         self._subs: dict[str, Timeline] = {}
-        self._link_of: dict[str, _Link] = {}
-        self._links: dict[str, _Link] = {}
+        #: Per watched stream, the callbacks of its producers here.
+        self._watchers: dict[str, list[OnRequest]] = {}
+        self._link_of: dict[str, Link] = {}
+        self._links: dict[str, Link] = {}
         self._lock = threading.Lock()
         self.stopped = threading.Event()
         supervise(self)
@@ -200,7 +85,7 @@ class Broker:
         if self.pid != os.getpid() or self.stopped.is_set():
             return
         for link in list(self._links.values()):
-            if link.streams:
+            if link.channels:
                 link.ensure_running()
 
     def resync(self, stream_ids: list[str]) -> None:
@@ -229,17 +114,16 @@ class Broker:
                 timeline = self._subs[stream_id] = Timeline(self.buffer)
             follower = Follower(stream_id, timeline)
             timeline.followers.add(follower)
-            if first:
-                link = self._link_of[stream_id] = self._link_for(stream_id)
-                link.streams.add(stream_id)
-        if first:
+            link = self._join(self.keys.channel(stream_id)) if first else None
+        if link is not None:
             self.stopped.clear()
-            link.subscribe(stream_id)
+            link.subscribe(self.keys.channel(stream_id))
         return follower
 
     def unsubscribe(self, follower: Follower) -> None:
         """Stop following; the last one out leaves the channel."""
         link = None
+        channel = self.keys.channel(follower.stream_id)
         with self._lock:
             timeline = self._subs.get(follower.stream_id)
             if timeline is None or follower not in timeline.followers:
@@ -247,11 +131,49 @@ class Broker:
             timeline.followers.discard(follower)
             if not timeline.followers:
                 del self._subs[follower.stream_id]
-                link = self._link_of.pop(follower.stream_id, None)
-                if link is not None:
-                    link.streams.discard(follower.stream_id)
+                link = self._leave(channel)
         if link is not None:
-            link.unsubscribe(follower.stream_id)
+            link.unsubscribe(channel)
+
+    def watch(self, stream_id: str, on_request: OnRequest) -> Callable[[], None]:
+        """Call ``on_request`` with each cancel request sent to ``stream_id``
+        (the producer's fast path); return the function that stops it."""
+        channel = self.keys.control(stream_id)
+        with self._lock:
+            watchers = self._watchers.setdefault(stream_id, [])
+            watchers.append(on_request)
+            link = self._join(channel) if len(watchers) == 1 else None
+        if link is not None:
+            self.stopped.clear()
+            link.subscribe(channel)
+
+        def unwatch() -> None:
+            link = None
+            with self._lock:
+                watchers = self._watchers.get(stream_id, [])
+                if on_request not in watchers:
+                    return
+                watchers.remove(on_request)
+                if not watchers:
+                    del self._watchers[stream_id]
+                    link = self._leave(channel)
+            if link is not None:
+                link.unsubscribe(channel)
+
+        return unwatch
+
+    def _join(self, channel: str) -> Link:
+        """Add ``channel`` to the link serving it (caller holds the lock)."""
+        link = self._link_of[channel] = self._link_for(channel)
+        link.channels.add(channel)
+        return link
+
+    def _leave(self, channel: str) -> Link | None:
+        """Take ``channel`` off its link (caller holds the lock)."""
+        link = self._link_of.pop(channel, None)
+        if link is not None:
+            link.channels.discard(channel)
+        return link
 
     def close_all(self, reason: Notice) -> int:
         """Close every follower in this process; return how many."""
@@ -285,44 +207,54 @@ class Broker:
         for link in list(self._links.values()):
             link.stop(timeout=self.poll * 3)
 
-    def _link_for(self, stream_id: str) -> _Link:
-        """The link serving ``stream_id``'s channel (caller holds the lock)."""
+    def _link_for(self, channel: str) -> Link:
+        """The link serving ``channel`` (caller holds the lock)."""
         if not self.cluster:
             name, make = "main", self.redis.pubsub
         else:
-            node = self.redis.get_node_from_key(self.keys.channel(stream_id))  # type: ignore[union-attr]
+            node = self.redis.get_node_from_key(channel)  # type: ignore[union-attr]
             name = node.name
             make = self.redis.get_redis_connection(node).pubsub  # type: ignore[union-attr]
         link = self._links.get(name)
         if link is None:
-            link = self._links[name] = _Link(self, name, make, sharded=self.cluster)
+            link = self._links[name] = Link(self, name, make, sharded=self.cluster)
         return link
 
-    def lost(self, link: _Link) -> None:
+    def lost(self, link: Link) -> None:
         """A link lost its connection: on a cluster, let go of its streams
         (their followers were told to reconnect; they will subscribe afresh,
-        through whichever node serves their slot after a failover) and
-        refresh the cluster's map of slots."""
+        through whichever node serves their slot after a failover), refresh
+        the cluster's map of slots, and move its control channels to the
+        links serving them now."""
         if not self.cluster:
             return
+        controls: list[str] = []
         with self._lock:
-            for stream_id in list(link.streams):
-                if self._link_of.get(stream_id) is link:
+            for channel in list(link.channels):
+                if self._link_of.get(channel) is not link:
+                    continue
+                self._link_of.pop(channel, None)
+                if self.keys.is_control(channel):
+                    controls.append(channel)
+                else:
                     # The next follower of it starts a new timeline and
                     # subscription; the old followers are on their way out.
-                    self._link_of.pop(stream_id, None)
-                    self._subs.pop(stream_id, None)
-            link.streams.clear()
+                    self._subs.pop(self.keys.stream_id_from_channel(channel), None)
+            link.channels.clear()
         try:
             self.redis.nodes_manager.initialize()  # type: ignore[union-attr]
         except Exception:  # noqa: BLE001 - the next command retries it anyway
             log.debug("refreshing the cluster map failed", exc_info=True)
+        for channel in controls:
+            with self._lock:
+                moved = self._join(channel)
+            moved.subscribe(channel)
 
-    def retire(self, link: _Link) -> bool:
-        """Drop a cluster node's link that carries no stream; True if dropped.
+    def retire(self, link: Link) -> bool:
+        """Drop a cluster node's link that carries no channel; True if dropped.
         Under the lock, so a subscribe either finds it busy or makes a new one."""
         with self._lock:
-            if link.streams:
+            if link.channels:
                 return False
             if self._links.get(link.name) is link:
                 del self._links[link.name]
@@ -333,7 +265,12 @@ class Broker:
         kind = message.get("type")
         if kind not in ("message", "smessage", "subscribe", "ssubscribe"):
             return
-        stream_id = self.keys.stream_id_from_channel(as_text(message["channel"]))
+        channel = as_text(message["channel"])
+        stream_id = self.keys.stream_id_from_channel(channel)
+        if self.keys.is_control(channel):
+            if kind in ("message", "smessage"):
+                self._request(stream_id, message["data"])
+            return
         timeline = self._subs.get(stream_id)
         if timeline is None:
             return
@@ -348,3 +285,14 @@ class Broker:
             return
         event.encode()  # once per worker, here; followers share the bytes
         timeline.add(event)
+
+    def _request(self, stream_id: str, payload: Any) -> None:
+        """Hand a cancel request to the producers of ``stream_id`` here."""
+        try:
+            request = json.loads(as_text(payload))
+        except ValueError:
+            request = None
+        with self._lock:
+            watchers = list(self._watchers.get(stream_id, ()))
+        for on_request in watchers:
+            on_request(request if isinstance(request, dict) else None)

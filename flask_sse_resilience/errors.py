@@ -43,6 +43,26 @@ class StreamNotActiveError(SSEResilienceError):
     """The stream is unknown, expired, or already ended; nothing was written."""
 
 
+class StreamCancelled(StreamNotActiveError):
+    """The stream was asked to stop (or has ended ``cancelled``): a
+    producer's ``send``, ``complete`` and ``fail`` raise it, and nothing was
+    written. Leaving the producer's ``with`` block with it ends the stream
+    ``cancelled``; see :meth:`Producer.cancel
+    <flask_sse_resilience.producer.Producer.cancel>` to end it with a
+    partial result."""
+
+    def __init__(self, stream_id: str, request: dict[str, Any] | None = None) -> None:
+        request = request or {}
+        #: The stream asked to stop.
+        self.stream_id = stream_id
+        #: Why, as the canceller said (at most 200 characters), or None.
+        self.reason: str | None = request.get("reason")
+        #: Who asked: ``user``, ``app``, ``abandoned`` or ``superseded``
+        #: (None when not known to this process).
+        self.by: str | None = request.get("by")
+        super().__init__(f"stream {stream_id!r} was cancelled (by {self.by})")
+
+
 class ProducerConflictError(SSEResilienceError):
     """Another producer has taken over this stream; this one may not write."""
 
@@ -132,6 +152,19 @@ class StreamLimitExceeded(StoreError):
     description = "Too many active streams; wait for one to end."
 
 
+class StreamKeyTaken(StoreError):
+    """``open_stream(key=..., on_conflict="reject")``: the owner has an
+    active stream with this key (a 409 if it escapes a view)."""
+
+    error_code = "stream_key_taken"
+    description = "An active stream with this key exists."
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__()
+        #: The id of the active stream holding the key.
+        self.stream_id = stream_id
+
+
 class ConnectionLimitExceeded(HTTPError, TooManyRequests):
     """The user holds ``SSE_RESILIENCE_MAX_CONNECTIONS_PER_USER`` connections."""
 
@@ -163,6 +196,31 @@ class RedisUnavailable(StoreError):
 
     error_code = "redis_unavailable"
     description = "The stream store is unavailable; retry shortly."
+
+
+class CrossSiteRequest(HTTPError, Forbidden):
+    """A state-changing request (a cancel) from another site, or without the
+    JSON content type a cross-site form cannot send."""
+
+    error_code = "cross_site_request"
+    description = (
+        "Cancel with a same-origin (or allow-listed) POST whose body is JSON "
+        "(Content-Type: application/json)."
+    )
+
+
+class InvalidCancelRequest(HTTPError, BadRequest):
+    """A cancel request's body is not ``{}`` or ``{"reason": <text>}``."""
+
+    error_code = "invalid_cancel_request"
+    description = 'The body must be a JSON object; "reason" at most 200 characters.'
+
+
+class InvalidStreamKey(HTTPError, BadRequest):
+    """A stream key in the URL is not of the allowed form."""
+
+    error_code = "invalid_stream_key"
+    description = "Stream keys are 1-128 characters of A-Z, a-z, 0-9, '_' and '-'."
 
 
 class DashboardNotFound(HTTPError, NotFound):

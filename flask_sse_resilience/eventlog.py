@@ -19,12 +19,19 @@ as the completion record.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
 
 from . import scripts
-from .errors import LogBehindError, ProducerConflictError, StreamNotActiveError
+from .errors import (
+    LogBehindError,
+    ProducerConflictError,
+    StreamCancelled,
+    StreamNotActiveError,
+)
 from .keys import Keys
 from .loops import Deferred
 from .models import EntryField, Event, StreamState
@@ -35,6 +42,9 @@ log = logging.getLogger(__name__)
 
 
 def _raise_for(status: Status, stream_id: str, reply: Any = None) -> None:
+    if status is Status.CANCELLED:
+        request = as_text(reply[1]) if reply is not None and len(reply) > 1 else ""
+        raise StreamCancelled(stream_id, json.loads(request) if request else None)
     if status is Status.CONFLICT:
         raise ProducerConflictError(
             f"another producer has taken over stream {stream_id!r}"
@@ -74,6 +84,15 @@ def parse_message(payload: Any) -> Event:
     return Event(id=event_id or None, seq=int(seq), type=event_type, data_json=data)
 
 
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A producer's write lease: where the log is, and any cancel request
+    made before it came (a stop pressed before the job started)."""
+
+    seq: int
+    cancel: dict[str, Any] | None = None
+
+
 class EventLog:
     """Reads and writes the event logs of streams."""
 
@@ -85,25 +104,30 @@ class EventLog:
         max_events: int,
         completion_ttl: int,
         deferred: Deferred | None = None,
+        cancel_grace: float = 30.0,
     ) -> None:
         self.redis = redis
         self.deferred = deferred or Deferred(redis)
         self.keys = keys
         self.max_events = max_events
         self.completion_ttl = completion_ttl
+        self.cancel_grace_ms = int(cancel_grace * 1000)
         self.scripts = Scripts(redis)
 
-    def claim(self, stream_id: str, token: str) -> int:
-        """Take the write lease of an active stream; return its current seq.
+    def claim(self, stream_id: str, token: str) -> Claim:
+        """Take the write lease of an active stream; return where its log is
+        and any pending cancel request.
 
         Also refreshes the stream's heartbeat.
 
+        :raises StreamCancelled: if the stream has ended cancelled.
         :raises StreamNotActiveError: if the stream is missing or has ended.
         """
-        seq = int(self.scripts.run(scripts.claim(self.keys, stream_id, token=token)))
-        if seq < 0:
-            _raise_for(Status(seq), stream_id)
-        return seq
+        reply = self.scripts.run(scripts.claim(self.keys, stream_id, token=token))
+        if not isinstance(reply, list):
+            _raise_for(Status(int(reply)), stream_id)
+        request = as_text(reply[1]) if reply[1] else ""
+        return Claim(int(reply[0]), json.loads(request) if request else None)
 
     def append(
         self, stream_id: str, token: str, seq: int, event_type: str, data_json: str
@@ -141,16 +165,24 @@ class EventLog:
         token: str = "",
         seq: int = 0,
         stale_ms: int = 0,
+        grace_ms: int | None = None,
+        request_json: str = "",
     ) -> str:
         """Write the terminal event and everything that goes with it, atomically.
 
         With a producer ``token`` the usual lease and sequence checks apply and a
-        retried call is acknowledged without writing. Without one (the guardian),
-        the stream is ended only if it is still active and its heartbeat is older
-        than ``stale_ms``: a compare-and-set, so a stream that heartbeated or
-        finished meanwhile is left alone.
+        retried call is acknowledged without writing; once a cancel was asked
+        for, only ``state`` :attr:`~StreamState.CANCELLED` is written (its data
+        is the request, ``request_json`` if there was none, plus ``data_json``
+        as ``partial`` unless null). Without a token (the guardian), the
+        stream is ended only if it is still active and its heartbeat is older
+        than ``stale_ms``, or its cancel request older than ``grace_ms``
+        (default: ``cancel_grace``): a compare-and-set, so a stream that
+        heartbeated or finished meanwhile is left alone. A stream with a cancel
+        request ends ``cancelled`` whoever ends it.
 
         :returns: the terminal event's log id.
+        :raises StreamCancelled: if a cancel was asked for (nothing written).
         :raises StreamNotActiveError: if the stream is missing, has ended, or
             (guardian) is no longer stale.
         :raises ProducerConflictError: if another producer holds the lease.
@@ -159,6 +191,8 @@ class EventLog:
             self._finish_call(
                 stream_id, state, event_type, data_json,
                 token=token, seq=seq, stale_ms=stale_ms,
+                grace_ms=self.cancel_grace_ms if grace_ms is None else grace_ms,
+                request_json=request_json,
             )
         )  # fmt: skip
         _raise_for(Status(int(reply[0])), stream_id, reply)
@@ -184,36 +218,38 @@ class EventLog:
 
     def orphan_many(
         self, stream_ids: list[str], *, stale_ms: int, data: str, grace: bool = True
-    ) -> list[Status]:
-        """End each still-active, still-stale stream as ``orphaned``, in one
-        pipelined round trip; the guardian's write. With ``grace``, a stream
-        whose shard is in its grace after an outage is not stale yet (see
-        :mod:`~flask_sse_resilience.guardian`).
+    ) -> list[tuple[Status, StreamState | None]]:
+        """End each still-active stream that is still stale, or whose cancel
+        request is older than the cancel grace (fenced), in one pipelined
+        round trip; the guardian's write. A stale stream ends ``orphaned``
+        (``data``), one with a cancel request ``cancelled``. With ``grace``,
+        a stream whose shard is in its grace after an outage is not stale yet
+        (see :mod:`~flask_sse_resilience.guardian`).
 
-        Returns a status per id: ``WRITTEN`` orphaned now, ``NOT_STALE``
-        (left alone), ``ENDED`` already and ``MISSING`` expired (both dropped
-        from the active index; followers of an expired stream are told it is
-        over).
+        Returns a status per id, with the state written: ``WRITTEN`` ended
+        now, ``NOT_STALE`` (left alone), ``ENDED`` already and ``MISSING``
+        expired (both dropped from the active index; followers of an expired
+        stream are told it is over).
         """
         calls = [
             self._finish_call(
                 stream_id, StreamState.ORPHANED, "failed", data,
-                stale_ms=stale_ms, watch=grace,
+                stale_ms=stale_ms, grace_ms=self.cancel_grace_ms, watch=grace,
             )
             for stream_id in stream_ids
         ]  # fmt: skip
         replies = self.scripts.run_many(calls)
-        statuses = [Status(int(reply[0])) for reply in replies]
-        ended = [
-            (stream_id, as_text(reply[2]))
-            for stream_id, reply, status in zip(
-                stream_ids, replies, statuses, strict=True
-            )
-            if status is Status.WRITTEN
-        ]
+        results: list[tuple[Status, StreamState | None]] = []
+        ended = []
+        for stream_id, reply in zip(stream_ids, replies, strict=True):
+            status = Status(int(reply[0]))
+            written = StreamState(as_text(reply[3])) if len(reply) > 3 else None
+            results.append((status, written))
+            if status is Status.WRITTEN:
+                ended.append((stream_id, as_text(reply[2])))
         if ended:
             self._uncount(ended)
-        return statuses
+        return results
 
     def _finish_call(
         self,
@@ -225,6 +261,8 @@ class EventLog:
         token: str = "",
         seq: int = 0,
         stale_ms: int = 0,
+        grace_ms: int = 0,
+        request_json: str = "",
         watch: bool = False,
     ) -> scripts.Call:
         return scripts.finish(
@@ -238,6 +276,8 @@ class EventLog:
             token=token,
             seq=seq,
             stale_ms=stale_ms,
+            grace_ms=grace_ms,
+            request_json=request_json,
             watch=watch,
         )
 

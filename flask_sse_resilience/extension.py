@@ -16,8 +16,15 @@ from .completion import CompletionStore
 from .errors import RedisUnavailable
 from .eventlog import EventLog
 from .guardian import StreamGuardian
-from .ids import is_valid_stream_id, new_stream_id
-from .models import CompletionData, StreamMetadata, StreamState
+from .ids import check_key, is_valid_stream_id
+from .models import (
+    CompletionData,
+    OnConflict,
+    Retention,
+    StreamId,
+    StreamMetadata,
+    StreamState,
+)
 from .producer import Producer
 from .redisutil import UNAVAILABLE, RedisClient
 from .registry import StreamRegistry
@@ -217,36 +224,99 @@ class SSEResilience:
         metadata: dict[str, Any] | None = None,
         stream_id: str | None = None,
         *,
+        key: str | None = None,
+        on_conflict: OnConflict = "reject",
+        ttl: int | None = None,
+        completion_ttl: int | None = None,
+        max_events: int | None = None,
+        cancel_when_abandoned: float | None = None,
         app: Flask | None = None,
-    ) -> str:
+    ) -> StreamId:
         """Register a new active stream owned by ``user_id``; return its id.
 
-        Only the owner can follow or recover it. Without ``stream_id`` an
-        unguessable one is made.
+        Only the owner can follow, recover or cancel it. Without ``stream_id``
+        an unguessable one is made.
 
-        :raises ValueError: for a malformed ``stream_id`` or empty ``user_id``.
+        :param key: (say, a chat id) the owner has at most one active stream
+            per key, enforced atomically: ``on_conflict`` says what happens
+            when one exists: ``"reject"`` raises :class:`StreamKeyTaken`
+            (with its id), ``"cancel"`` ends it ``cancelled`` (``by:
+            "superseded"``) and opens this one, ``"join"`` returns its id with
+            ``joined`` True (start no producer then). Keys are per owner; a
+            keyed stream's id is always made here. ``GET <prefix>/keys/<key>``
+            finds the latest one again.
+        :param ttl: seconds the open stream lives at most; ``completion_ttl``
+            seconds its end is kept; ``max_events`` events its log keeps (each
+            overrides its setting for this stream, within
+            :data:`~flask_sse_resilience.models.RETENTION_BOUNDS`).
+        :param cancel_when_abandoned: cancel the stream (``by: "abandoned"``)
+            once no client has followed it for this many seconds, across
+            every worker and host (default
+            ``SSE_RESILIENCE_CANCEL_WHEN_ABANDONED``; 0 never).
+        :raises ValueError: for a malformed ``stream_id`` or ``key``, an empty
+            ``user_id``, an unknown ``on_conflict``, ``stream_id`` together
+            with ``key``, or a retention value out of bounds.
         :raises StreamIdTaken: if ``stream_id`` is in use (a 409 if unhandled).
+        :raises StreamKeyTaken: ``reject`` and the key is taken (409).
         :raises RedisUnavailable: if Redis cannot be reached (a 503 if unhandled).
         """
         state = self._state(app)
-        if stream_id is None:
-            stream_id = new_stream_id()
-        elif not is_valid_stream_id(stream_id, state.stream_id_rule):
+        if stream_id is not None and not is_valid_stream_id(
+            stream_id, state.stream_id_rule
+        ):
             raise ValueError(
                 "stream_id must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-' "
                 f"matching {state.settings.stream_id_pattern!r}"
             )
         if not user_id:
             raise ValueError("user_id must be a non-empty string")
+        check_key(key, on_conflict, stream_id)
+        if cancel_when_abandoned is None:
+            cancel_when_abandoned = state.settings.cancel_when_abandoned or None
+        retention = Retention(ttl, completion_ttl, max_events, cancel_when_abandoned)
         with _store_errors():
-            state.registry.register(
+            opened = state.registry.register(
                 stream_id,
                 user_id=str(user_id),
                 stream_type=stream_type,
                 metadata=metadata,
+                key=key,
+                on_conflict=on_conflict,
+                retention=retention,
+                supersede=lambda old: self._cancel(state, old, None, "superseded"),
             )
-        state.emit(signals.stream_opened, stream_id=stream_id, user_id=str(user_id))
-        return stream_id
+        if not opened.joined:
+            state.emit(signals.stream_opened, stream_id=opened, user_id=str(user_id))
+        return opened
+
+    def cancel(
+        self, stream_id: str, reason: str | None = None, *, app: Flask | None = None
+    ) -> StreamState | None:
+        """Ask ``stream_id`` to stop, wherever its producer runs (``by:
+        "app"``); owners cancel with ``POST <prefix>/streams/<id>/cancel``.
+
+        Returns its state afterwards: ``ACTIVE`` means asked (its producer
+        ends it ``cancelled``; the guardian does after
+        ``SSE_RESILIENCE_CANCEL_GRACE``); ``CANCELLED``, it has ended
+        cancelled (now, if its producer was dead; or before); another ended
+        state, it had ended otherwise and nothing changed; None, no such
+        stream. Safe to repeat: the first request's reason is kept.
+
+        :raises ValueError: for a reason over 200 characters.
+        :raises RedisUnavailable: if Redis cannot be reached.
+        """
+        return self._cancel(self._state(app), stream_id, reason, "app")
+
+    def _cancel(
+        self, state: State, stream_id: str, reason: str | None, by: str
+    ) -> StreamState | None:
+        if not is_valid_stream_id(stream_id):
+            return None
+        with _store_errors():
+            after = state.control.cancel(stream_id, reason=reason, by=by)
+        if after is StreamState.CANCELLED:
+            state.emit(signals.stream_cancelled, stream_id=stream_id)
+        return after
 
     def producer(
         self,
@@ -258,7 +328,9 @@ class SSEResilience:
         """Return the context manager that writes ``stream_id``'s events.
 
         Works in a request, a greenlet, or another process that reaches the
-        same Redis. See :class:`~flask_sse_resilience.producer.Producer`.
+        same Redis. See :class:`~flask_sse_resilience.producer.Producer`; it
+        hears cancel requests over this process's pub/sub link (the fast
+        path) and with its heartbeat.
 
         :param retry_for: seconds to keep retrying a write while Redis is
             unavailable (each write is idempotent, so nothing is doubled);
@@ -269,12 +341,7 @@ class SSEResilience:
         state = self._state(app)
 
         def ended(final: StreamState) -> None:
-            signal = (
-                signals.stream_completed
-                if final is StreamState.COMPLETED
-                else signals.stream_failed
-            )
-            state.emit(signal, stream_id=stream_id)
+            state.emit(signals.ended_signal(final), stream_id=stream_id)
 
         return Producer(
             stream_id,
@@ -286,6 +353,7 @@ class SSEResilience:
             retry_for=(
                 state.settings.producer_retry_for if retry_for is None else retry_for
             ),
+            watch=state.broker.watch,
         )
 
     def stream_response(self, stream_id: str) -> Response:

@@ -11,6 +11,10 @@ A sweep reads the active index for streams whose heartbeat is older than the
 stale threshold by the Redis clock, and ends each one as ``orphaned`` in one
 script that checks it is *still* active and *still* stale, so a leader paused
 past its lock cannot orphan a stream that heartbeated or completed meanwhile.
+The same round trips *fence* streams whose cancel request is older than the
+cancel grace (they end ``cancelled``, as does a stale stream that was asked
+to cancel) and cancel streams nobody followed for their
+``cancel_when_abandoned`` (see :mod:`~flask_sse_resilience.control`).
 The terminal event (type ``failed``, data ``{"reason": "orphaned"}``) is
 logged, stored as the completion and announced to every follower on every
 worker. Index entries whose stream expired or already ended are dropped, so
@@ -43,9 +47,11 @@ from collections.abc import Callable
 from typing import Any
 
 from . import scripts
+from .control import StreamControl
 from .eventlog import EventLog
 from .keys import Keys
 from .loops import revive_all, supervise
+from .models import StreamState
 from .redisutil import UNAVAILABLE, RedisClient, as_text, hash_to_text
 from .scheduling import is_running, start_interval
 from .scripts import Scripts, Status
@@ -65,6 +71,11 @@ class SweepResult:
     swept: bool
     #: Ids of the streams this sweep ended as orphaned.
     orphaned: tuple[str, ...] = ()
+    #: Ids of the streams this sweep ended cancelled (fenced after the cancel
+    #: grace, or stale with a cancel request).
+    cancelled: tuple[str, ...] = ()
+    #: Ids of the streams this sweep found abandoned and asked to cancel.
+    abandoned: tuple[str, ...] = ()
     #: Active-index entries dropped because their stream expired or ended.
     pruned: int = 0
     #: Wall time of the sweep, in seconds.
@@ -118,7 +129,8 @@ class StreamGuardian:
         log: EventLog,
         settings: Settings,
         *,
-        on_orphaned: Callable[[str], None] | None = None,
+        control: StreamControl | None = None,
+        on_ended: Callable[[str, StreamState], None] | None = None,
         on_swept: Callable[[SweepResult], None] | None = None,
         page: int = 1000,
     ) -> None:
@@ -127,7 +139,8 @@ class StreamGuardian:
         self.log = log
         self.settings = settings
         self.page = page
-        self.on_orphaned = on_orphaned
+        self.control = control
+        self.on_ended = on_ended
         self.on_swept = on_swept
         self.pid = os.getpid()
         #: This worker's owner token for the leader lock.
@@ -165,7 +178,9 @@ class StreamGuardian:
         stale_ms = int(settings.stale_threshold * 1000)
         gap_ms = int(settings.guardian_gap * 1000)
         watch_ttl_ms = settings.stream_ttl * 1000
-        orphaned: list[str] = []
+        grace_ms = int(settings.fence_after * 1000)
+        ended: list[tuple[str, StreamState]] = []
+        abandoned: list[str] = []
         pruned = grace = 0
         # One pipeline asks every shard of the index for its stale entries;
         # only a shard that filled its page is asked again.
@@ -175,8 +190,8 @@ class StreamGuardian:
             calls = [
                 scripts.stale_ids(
                     self.keys, shard, stale_ms=stale_ms, limit=self.page,
-                    watch=True, gap_ms=gap_ms, watch_ttl_ms=watch_ttl_ms,
-                    force=force,
+                    grace_ms=grace_ms, watch=True, gap_ms=gap_ms,
+                    watch_ttl_ms=watch_ttl_ms, force=force,
                 )
                 for shard in shards
             ]  # fmt: skip
@@ -190,22 +205,31 @@ class StreamGuardian:
             shards = [s for s, r in zip(shards, replies, strict=True)
                       if not isinstance(r, Exception)]  # fmt: skip
             replies = [r for r in replies if not isinstance(r, Exception)]
-            grace += sum(int(in_grace) for in_grace, _ in replies)
-            ids = [as_text(member) for _, members in replies for member in members]
-            statuses = self.log.orphan_many(
+            grace += sum(int(reply[0]) for reply in replies)
+            # Stale and fenced ids: one terminal write each (a stream both
+            # stale and fenced is written once).
+            ids = list(dict.fromkeys(
+                as_text(member) for reply in replies
+                for members in (reply[1], reply[2]) for member in members
+            ))  # fmt: skip
+            outcomes = self.log.orphan_many(
                 ids, stale_ms=stale_ms, data=ORPHANED_DATA, grace=not force
             )
-            for stream_id, status in zip(ids, statuses, strict=True):
-                if status is Status.WRITTEN:
-                    orphaned.append(stream_id)
+            for stream_id, (status, state) in zip(ids, outcomes, strict=True):
+                if status is Status.WRITTEN and state is not None:
+                    ended.append((stream_id, state))
                 elif status in (Status.ENDED, Status.MISSING):
                     pruned += 1
+            due = [as_text(member) for reply in replies for member in reply[3]]
+            abandoned += self._cancel_abandoned(due)
             shards = [
                 shard
-                for shard, (_, members) in zip(shards, replies, strict=True)
-                if len(members) >= self.page
+                for shard, reply in zip(shards, replies, strict=True)
+                if any(len(reply[i]) >= self.page for i in (1, 2, 3))
             ]
         seconds = time.monotonic() - started
+        orphaned = [sid for sid, state in ended if state is StreamState.ORPHANED]
+        cancelled = [sid for sid, state in ended if state is StreamState.CANCELLED]
         record = scripts.record_sweep(
             self.keys,
             worker=self.token,
@@ -217,8 +241,11 @@ class StreamGuardian:
         for stream_id in orphaned:
             log.warning("stream %s orphaned: no heartbeat for %ss", stream_id,
                         self.settings.stale_threshold)  # fmt: skip
-            if self.on_orphaned is not None:
-                self.on_orphaned(stream_id)
+        for stream_id in cancelled:
+            log.info("stream %s ended cancelled without its producer", stream_id)
+        for stream_id, state in ended:
+            if self.on_ended is not None:
+                self.on_ended(stream_id, state)
         if pruned:
             log.info("guardian dropped %d expired or ended index entries", pruned)
         if unreachable:
@@ -229,6 +256,8 @@ class StreamGuardian:
         result = SweepResult(
             swept=True,
             orphaned=tuple(orphaned),
+            cancelled=tuple(cancelled),
+            abandoned=tuple(abandoned),
             pruned=pruned,
             seconds=seconds,
             grace=grace,
@@ -236,6 +265,17 @@ class StreamGuardian:
         if self.on_swept is not None:
             self.on_swept(result)
         return result
+
+    def _cancel_abandoned(self, due: list[str]) -> list[str]:
+        """Look at the streams due for an abandon check; cancel (``by:
+        "abandoned"``) the ones nobody followed for long enough."""
+        if not due or self.control is None:
+            return []
+        found = self.control.abandoned(due)
+        for stream_id in found:
+            log.info("stream %s abandoned: no follower; cancelling it", stream_id)
+            self.control.cancel(stream_id, by="abandoned")
+        return found
 
     def tick(self) -> None:
         """The scheduled job: one :meth:`run_once`, never raising."""

@@ -28,6 +28,11 @@ def _digest(user_id: str) -> str:
     return hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:32]
 
 
+def key_digest(user_id: str, key: str) -> str:
+    """A stream key scoped to its owner, hashed: what names its pointer."""
+    return hashlib.sha256(f"{user_id}\0{key}".encode()).hexdigest()[:32]
+
+
 @dataclasses.dataclass(frozen=True)
 class Keys:
     """Key names under one prefix (``SSE_RESILIENCE_KEY_PREFIX``)."""
@@ -61,6 +66,28 @@ class Keys:
     def watch_of(self, stream_id: str) -> str:
         """The guardian's watch of ``stream_id``'s shard."""
         return self.watch(self.shard(stream_id))
+
+    def cancelling(self, shard: int) -> str:
+        """Sorted set of one shard's streams with a pending cancel request,
+        scored by when it came (ms): the guardian fences them after the grace."""
+        return f"{self._tag(shard)}cancelling"
+
+    def abandon(self, shard: int) -> str:
+        """Sorted set of one shard's streams cancelled when abandoned, scored
+        by when to look at their followers next (ms)."""
+        return f"{self._tag(shard)}abandon"
+
+    def key_shard(self, user_id: str, key: str) -> int:
+        """The shard of every stream ``user_id`` opens with ``key``: their
+        ids are chosen to land there, so the key's pointer and the streams
+        share one slot and a keyed open is one atomic script."""
+        return zlib.crc32(key_digest(user_id, key).encode()) % self.shards
+
+    def key_pointer(self, user_id: str, key: str) -> str:
+        """String holding the id of the latest stream ``user_id`` opened with
+        ``key`` (in :meth:`key_shard`)."""
+        shard = self.key_shard(user_id, key)
+        return f"{self._tag(shard)}key:{key_digest(user_id, key)}"
 
     def active_all(self) -> list[str]:
         """Every shard of the active index, in shard order."""
@@ -123,6 +150,15 @@ class Keys:
         """Pub/sub channel announcing one stream's new events."""
         return f"{self._tag(self.shard(stream_id))}events:{stream_id}"
 
+    def control(self, stream_id: str) -> str:
+        """Pub/sub channel carrying cancel requests to the stream's producer."""
+        return f"{self._tag(self.shard(stream_id))}control:{stream_id}"
+
+    @staticmethod
+    def is_control(channel: str) -> bool:
+        """True for a :meth:`control` channel name."""
+        return ":control:" in channel
+
     @property
     def stream_pattern(self) -> str:
         """``SCAN`` pattern matching every stream record key."""
@@ -134,5 +170,6 @@ class Keys:
         return key.rsplit(":", 1)[1]
 
     def stream_id_from_channel(self, channel: str) -> str:
-        """Return the stream id a :meth:`channel` name was built from."""
+        """Return the stream id a :meth:`channel` (or :meth:`control`) name
+        was built from."""
         return channel.rsplit(":", 1)[1]

@@ -34,10 +34,15 @@ from .redisutil import RedisClient
 from .scripts import Added, Scripts
 
 
+def lease_ms(interval: float) -> int:
+    """How long a lease lasts unless renewed: three heartbeat intervals."""
+    return int(interval * 3 * 1000)
+
+
 @dataclasses.dataclass
 class _Held:
     user_key: str
-    stream_key: str | None = None
+    stream_id: str | None = None
 
 
 class ConnectionLeases:
@@ -56,7 +61,7 @@ class ConnectionLeases:
         self.keys = keys
         self.limit = limit
         self.interval = interval
-        self.lease_ms = int(interval * 3 * 1000)
+        self.lease_ms = lease_ms(interval)
         self.pid = os.getpid()
         self._own_deferred = deferred is None
         self.deferred = deferred or Deferred(redis)
@@ -107,7 +112,7 @@ class ConnectionLeases:
         with self._lock:
             held = self._held.get(lease)
             if held is not None:
-                held.stream_key = key
+                held.stream_id = stream_id
         join = scripts.capped_add(
             key, lease, ttl_ms=self.lease_ms, must_exist=self.keys.stream(stream_id)
         )
@@ -128,8 +133,9 @@ class ConnectionLeases:
 
         def build(pipe: Any) -> None:
             pipe.zrem(held.user_key, lease)
-            if held.stream_key is not None:
-                pipe.zrem(held.stream_key, lease)
+            if held.stream_id is not None:
+                leave = scripts.leave(self.keys, held.stream_id, lease=lease)
+                self.scripts.queue(pipe, leave)
 
         self.deferred.run(build, via)
 
@@ -138,7 +144,11 @@ class ConnectionLeases:
         with self._lock:
             held = list(self._held.items())
         keys = [(h.user_key, lease) for lease, h in held]
-        keys += [(h.stream_key, lease) for lease, h in held if h.stream_key]
+        keys += [
+            (self.keys.stream_connections(h.stream_id), lease)
+            for lease, h in held
+            if h.stream_id
+        ]
         calls = [scripts.renew(key, lease, ttl_ms=self.lease_ms) for key, lease in keys]
         self.scripts.run_many(calls)
 

@@ -7,7 +7,7 @@ import enum
 import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from . import wire
 
@@ -19,6 +19,9 @@ class StreamState(str, enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     ORPHANED = "orphaned"
+    #: Stopped on request (a user, the app, abandoned, or superseded by a
+    #: newer stream of the same key); see the "Stopping and resuming" page.
+    CANCELLED = "cancelled"
 
     @property
     def ended(self) -> bool:
@@ -27,7 +30,66 @@ class StreamState(str, enum.Enum):
 
 
 #: Event types that end a stream; producers cannot send them with ``send``.
-TERMINAL_TYPES = frozenset({"completed", "failed", "orphaned"})
+TERMINAL_TYPES = frozenset({"completed", "failed", "orphaned", "cancelled"})
+
+#: Who asked a stream to stop, as the ``by`` of its ``cancelled`` event.
+CANCELLERS = ("user", "app", "abandoned", "superseded")
+
+
+#: What a keyed open does when the owner has an active stream with the key.
+OnConflict = Literal["reject", "cancel", "join"]
+ON_CONFLICT: tuple[OnConflict, ...] = ("reject", "cancel", "join")
+
+#: Bounds of the per-stream overrides (``open_stream(ttl=...)``, ...).
+RETENTION_BOUNDS: dict[str, tuple[int, int]] = {
+    "ttl": (1, 7 * 86400),
+    "completion_ttl": (1, 7 * 86400),
+    "max_events": (1, 1_000_000),
+    "cancel_when_abandoned": (1, 7 * 86400),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Retention:
+    """Per-stream overrides of the settings (None: the setting applies)."""
+
+    #: Seconds the open stream lives at most (``SSE_RESILIENCE_STREAM_TTL``).
+    ttl: int | None = None
+    #: Seconds its end is kept (``SSE_RESILIENCE_COMPLETION_TTL``).
+    completion_ttl: int | None = None
+    #: Events its log keeps (``SSE_RESILIENCE_MAX_EVENTS``).
+    max_events: int | None = None
+    #: Seconds without a follower after which it is cancelled (``by:
+    #: "abandoned"``); None or 0: never.
+    cancel_when_abandoned: float | None = None
+
+    def __post_init__(self) -> None:
+        """Check every value against :data:`RETENTION_BOUNDS`.
+
+        :raises ValueError: naming the bad value.
+        """
+        for name, (low, high) in RETENTION_BOUNDS.items():
+            value = getattr(self, name)
+            if value is None or (name == "cancel_when_abandoned" and value == 0):
+                continue
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if name != "cancel_when_abandoned" and not isinstance(value, int):
+                number = False
+            if not number or not low <= value <= high:
+                raise ValueError(f"{name} must be a number from {low} to {high}")
+
+
+class StreamId(str):
+    """A stream id returned by ``open_stream``; :attr:`joined` is True when
+    it names a stream that already ran (``on_conflict="join"``), so the
+    caller must not start another producer for it."""
+
+    joined: bool = False
+
+    def __new__(cls, value: str, joined: bool = False) -> StreamId:
+        made = super().__new__(cls, value)
+        made.joined = joined
+        return made
 
 
 def from_millis(value: str | int | None) -> datetime | None:
@@ -59,6 +121,18 @@ class RecordField(str, enum.Enum):
     LAST_EVENT_ID = "lastEventId"
     #: The write lease: the token of the producer allowed to write.
     PRODUCER = "producer"
+    #: A cancel request (JSON ``{"reason", "by"}``) and when it came (ms).
+    CANCEL = "cancel"
+    CANCEL_AT = "cancelAt"
+    #: The stream's key (unique among its owner's active streams), if any.
+    KEY = "key"
+    #: Per-stream retention, when ``open_stream`` overrode the settings.
+    MAX_EVENTS = "maxEvents"
+    COMPLETION_TTL = "completionTtl"
+    #: Cancel after this many ms without a follower (0 or absent: never),
+    #: and when a follower last left (ms).
+    ABANDON_MS = "abandonMs"
+    FOLLOWED_AT = "followedAt"
 
 
 class CompletionField(str, enum.Enum):
@@ -98,6 +172,16 @@ class StreamMetadata:
     #: SSE connections currently following the stream, across all workers.
     connections: int = 0
     ended_at: datetime | None = None
+    #: The stream's key (``open_stream(key=...)``), or None.
+    key: str | None = None
+    #: The pending cancel request (``{"reason", "by"}``) of a stream that
+    #: has not ended yet, or the one it ended with; None if never asked.
+    cancel: dict[str, Any] | None = None
+
+    @property
+    def cancelling(self) -> bool:
+        """True while a cancel was asked for and the stream has not ended."""
+        return self.cancel is not None and self.state is StreamState.ACTIVE
 
     @classmethod
     def from_hash(cls, raw: Mapping[str, str], connections: int = 0) -> StreamMetadata:
@@ -119,6 +203,8 @@ class StreamMetadata:
             last_event_id=raw.get(f.LAST_EVENT_ID) or None,
             connections=max(0, connections),
             ended_at=from_millis(raw.get(f.ENDED_AT)),
+            key=raw.get(f.KEY) or None,
+            cancel=json.loads(raw[f.CANCEL]) if raw.get(f.CANCEL) else None,
         )
 
 

@@ -11,6 +11,24 @@ the heartbeat. An exception inside the block ends the stream as ``failed`` and
 propagates; leaving the block normally without a terminal event completes the
 stream with ``null`` data, like a generator that returns.
 
+A stream can be asked to stop (see :mod:`~flask_sse_resilience.control`).
+:attr:`Producer.cancelled` says so without a round trip; once it is true,
+``send``, ``complete`` and ``fail`` raise :class:`StreamCancelled` and write
+nothing. :meth:`Producer.cancel` ends the stream ``cancelled`` with a partial
+result; a :class:`StreamCancelled` that leaves the block ends it ``cancelled``
+too, and goes no further::
+
+    with sse.producer(stream_id) as out:
+        text = ""
+        for token in llm(prompt):
+            if out.cancelled:
+                out.cancel({"text": text})  # the partial answer
+                break
+            out.send("token", {"text": token})
+            text += token
+        else:
+            out.complete({"text": text})
+
 Through an outage (a restart, a failover) every write is retried for
 ``retry_for`` seconds; each is idempotent, so none is doubled. A failover can
 also lose writes Redis had acknowledged (replication is asynchronous): the
@@ -34,10 +52,12 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import wire
+from .control import request_json
 from .errors import (
     InvalidEventError,
     LogBehindError,
     ProducerConflictError,
+    StreamCancelled,
     StreamNotActiveError,
 )
 from .eventlog import EventLog
@@ -48,9 +68,17 @@ from .redisutil import UNAVAILABLE
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: Subscribes to a stream's cancel requests (the fast path): ``watch(stream_id,
+#: on_request)`` returns the function that unsubscribes.
+Watch = Callable[[str, Callable[[dict[str, Any] | None], None]], Callable[[], None]]
+
 _EVENT_TYPE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 #: Recent events a producer keeps to re-send if a failover loses them.
 REPLAY = 1000
+
+#: The request a producer's own :meth:`Producer.cancel` stands for, when
+#: nobody asked.
+_OWN_REQUEST = request_json(None, "app")
 
 #: Types the extension itself sends; producers cannot use them with ``send``.
 RESERVED_TYPES = TERMINAL_TYPES | {"connected", "reset"}
@@ -88,6 +116,7 @@ class Producer:
         on_end: Callable[[StreamState], None] | None = None,
         on_send: Callable[[], None] | None = None,
         retry_for: float = 0.0,
+        watch: Watch | None = None,
     ) -> None:
         self.stream_id = stream_id
         self._retry_for = retry_for
@@ -103,6 +132,30 @@ class Producer:
         )
         #: The stream's final state once this producer ended it, else None.
         self.final_state: StreamState | None = None
+        self._watch = watch
+        self._unwatch: Callable[[], None] | None = None
+        #: The cancel request once this process learnt of it (False before).
+        self._cancel: dict[str, Any] | None | bool = False
+
+    @property
+    def cancelled(self) -> bool:
+        """True once this process learnt that the stream was asked to stop
+        (from the control channel, a heartbeat, a refused write, or on
+        entering). Costs no round trip: check it between tokens."""
+        return self._cancel is not False
+
+    def _learn_cancel(self, request: dict[str, Any] | None = None) -> None:
+        if self._cancel is False or (self._cancel is None and request):
+            self._cancel = request
+
+    def _heard(self) -> None:
+        self._learn_cancel(None)
+
+    def _raise_if_cancelled(self) -> None:
+        if self._cancel is not False:
+            raise StreamCancelled(
+                self.stream_id, self._cancel if isinstance(self._cancel, dict) else None
+            )
 
     def _retrying(self, call: Callable[[], T]) -> T:
         """Run ``call``; while Redis is unreachable, retry it for up to
@@ -119,7 +172,11 @@ class Producer:
                 pause = min(pause * 2, 1.0)
 
     def _append(self, seq: int, event_type: str, text: str) -> str:
-        return self._log.append(self.stream_id, self._token, seq, event_type, text)
+        try:
+            return self._log.append(self.stream_id, self._token, seq, event_type, text)
+        except StreamCancelled as exc:
+            self._learn_cancel({"reason": exc.reason, "by": exc.by})
+            raise
 
     def _write(self, seq: int, call: Callable[[], T]) -> T:
         """Run write number ``seq`` (retrying through outages); if the log
@@ -140,29 +197,59 @@ class Producer:
             return self._retrying(call)
 
     def __enter__(self) -> Producer:
-        def claim() -> int:
-            seq = self._log.claim(self.stream_id, self._token)
-            self._log.wait_replicated(self.stream_id)  # a failover keeps it
-            return seq
+        """Take the write lease, listen for cancel requests, start the heartbeat.
 
-        self._seq = self._retrying(claim)
-        self._heartbeater.add(self.stream_id)
+        :raises StreamCancelled: if the stream has already ended cancelled.
+        :raises StreamNotActiveError: if it is missing or has ended otherwise.
+        """
+        # Listen first: a request made while we claim is heard either way.
+        if self._watch is not None:
+            self._unwatch = self._watch(self.stream_id, self._learn_cancel)
+
+        def claim() -> int:
+            claimed = self._log.claim(self.stream_id, self._token)
+            if claimed.cancel is not None:  # stop pressed before we started
+                self._learn_cancel(claimed.cancel)
+            self._log.wait_replicated(self.stream_id)  # a failover keeps it
+            return claimed.seq
+
+        try:
+            self._seq = self._retrying(claim)
+        except BaseException:
+            self._stop_watching()
+            raise
+        self._heartbeater.add(self.stream_id, self._heard)
         return self
+
+    def _stop_watching(self) -> None:
+        unwatch, self._unwatch = self._unwatch, None
+        if unwatch is not None:
+            unwatch()
 
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        self._heartbeater.discard(self.stream_id)
+    ) -> bool:
+        self._heartbeater.discard(self.stream_id, self._heard)
+        self._stop_watching()
+        ours = isinstance(exc, StreamCancelled) and exc.stream_id == self.stream_id
         if self.final_state is not None or self._seq is None:
-            return
+            return ours
         try:
-            if exc_type is None:
-                self.complete(None)
+            if ours or (exc_type is None and self.cancelled):
+                self.cancel()
+            elif exc_type is None:
+                try:
+                    self.complete(None)
+                except StreamCancelled:  # a cancel came first
+                    self.cancel()
             elif issubclass(exc_type, Exception):
-                self.fail({"reason": "error", "error": exc_type.__name__})
+                try:
+                    self.fail({"reason": "error", "error": exc_type.__name__})
+                except StreamCancelled:
+                    self.cancel()
             # GeneratorExit, KeyboardInterrupt...: the process is going away;
             # the guardian ends the stream once its heartbeat goes stale.
         except (StreamNotActiveError, *UNAVAILABLE):  # type: ignore[misc]
@@ -171,6 +258,7 @@ class Producer:
             log.warning(
                 "could not mark stream %s failed", self.stream_id, exc_info=True
             )
+        return ours
 
     def send(self, event_type: str, data: Any = None) -> str:
         """Log and deliver one event; return its id (the SSE ``id:``).
@@ -181,6 +269,8 @@ class Producer:
         :param data: any JSON-serializable value, at most
             ``SSE_RESILIENCE_MAX_EVENT_BYTES`` once serialized.
         :raises InvalidEventError: for a bad type or data; nothing is written.
+        :raises StreamCancelled: once the stream was asked to stop; nothing
+            is written.
         :raises StreamNotActiveError: if the stream has ended or expired.
         :raises ProducerConflictError: if another producer took the stream over.
 
@@ -199,6 +289,7 @@ class Producer:
             )
         text = serialize(data, self._max_event_bytes)
         seq = self._next_seq()
+        self._raise_if_cancelled()
         event_id = self._write(seq, lambda: self._append(seq, event_type, text))
         self._recent.append((seq, event_type, text))
         self._seq = seq
@@ -207,12 +298,34 @@ class Producer:
         return event_id
 
     def complete(self, data: Any = None) -> str:
-        """End the stream as ``completed`` with ``data``; return the event id."""
+        """End the stream as ``completed`` with ``data``; return the event id.
+
+        :raises StreamCancelled: if it was asked to stop (nothing written).
+        """
+        self._raise_if_cancelled()
         return self._finish(StreamState.COMPLETED, data)
 
     def fail(self, data: Any = None) -> str:
-        """End the stream as ``failed`` with ``data``; return the event id."""
+        """End the stream as ``failed`` with ``data``; return the event id.
+
+        :raises StreamCancelled: if it was asked to stop (nothing written).
+        """
+        self._raise_if_cancelled()
         return self._finish(StreamState.FAILED, data)
+
+    def cancel(self, partial: Any = None) -> str:
+        """End the stream ``cancelled``; return the event id ("" if it had
+        already ended cancelled without this producer: fenced).
+
+        Its data is the request (``{"reason", "by"}``; ``by: "app"`` when
+        nobody asked and the producer stops by itself) plus ``partial`` (say,
+        the text so far) unless it is None.
+        """
+        try:
+            return self._finish(StreamState.CANCELLED, partial)
+        except StreamCancelled:  # the guardian fenced it already
+            self.final_state = StreamState.CANCELLED
+            return ""
 
     def _next_seq(self) -> int:
         if self._seq is None:
@@ -235,13 +348,18 @@ class Producer:
                 data_json=text,
                 token=self._token,
                 seq=seq,
+                request_json=_OWN_REQUEST,
             )
             # If the master dies before a replica has it, this raises and
             # the (idempotent) finish runs again on the new master.
             self._log.wait_replicated(self.stream_id)
             return event_id
 
-        event_id = self._write(seq, finish)
+        try:
+            event_id = self._write(seq, finish)
+        except StreamCancelled as exc:
+            self._learn_cancel({"reason": exc.reason, "by": exc.by})
+            raise
         self._seq = seq
         self.final_state = state
         if self._on_end is not None:

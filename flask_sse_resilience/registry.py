@@ -21,17 +21,42 @@ cluster slot), and no write re-creates a record that has expired (the seed's
 
 from __future__ import annotations
 
+import enum
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from . import scripts
-from .errors import StreamIdTaken, StreamLimitExceeded
+from .errors import StreamIdTaken, StreamKeyTaken, StreamLimitExceeded
+from .ids import new_stream_id
 from .keys import Keys
 from .loops import Deferred
-from .models import RecordField, StreamMetadata, StreamState
+from .models import (
+    OnConflict,
+    RecordField,
+    Retention,
+    StreamId,
+    StreamMetadata,
+    StreamState,
+)
 from .redisutil import UNAVAILABLE, RedisClient, as_text, hash_to_text, wait_for_replica
-from .scripts import Added, Scripts
+from .scripts import Added, Scripts, Status
+
+#: Keyed opens that lost a race to another open of the same key, retried
+#: this many times before giving up with :class:`StreamKeyTaken`.
+_KEY_ATTEMPTS = 8
+
+
+def _ms(seconds: float | None) -> int | None:
+    return int(seconds * 1000) if seconds else None
+
+
+class Beat(enum.IntEnum):
+    """Replies of a heartbeat (false for ``ENDED``)."""
+
+    ENDED = 0
+    ALIVE = 1
+    CANCELLING = 2
 
 
 class StreamRegistry:
@@ -55,21 +80,38 @@ class StreamRegistry:
 
     def register(
         self,
-        stream_id: str,
+        stream_id: str | None,
         *,
         user_id: str,
         stream_type: str,
         metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Create an active stream record that expires after the stream TTL.
+        key: str | None = None,
+        on_conflict: OnConflict = "reject",
+        retention: Retention | None = None,
+        supersede: Callable[[str], object] | None = None,
+    ) -> StreamId:
+        """Create an active stream record that expires after the stream TTL;
+        return its id (made here when ``stream_id`` is None).
+
+        With ``key``, the owner has at most one active stream with that key,
+        atomically: an active one is kept and its id returned (``join``), or
+        ended by ``supersede`` before this one is made (``cancel``), or the
+        open is refused (``reject``). A keyed stream's id is made here, in
+        the key's shard, so the check and the write are one script.
 
         :raises StreamIdTaken: if a stream with this id exists; it is untouched.
+        :raises StreamKeyTaken: (``reject``) the key's active stream.
         :raises StreamLimitExceeded: if the user already has
             ``max_streams_per_user`` active streams.
         """
-        ttl_ms = self.stream_ttl * 1000
+        retention = retention or Retention()
+        if key is not None:
+            stream_id = self._id_in(self.keys.key_shard(user_id, key))
+        elif stream_id is None:
+            stream_id = new_stream_id()
+        ttl_ms = (retention.ttl or self.stream_ttl) * 1000
         # The user's count and the record live in different cluster slots, so
-        # they are two scripts: count first, and uncount if the id is taken.
+        # they are two scripts: count first, and uncount if nothing was made.
         mine = self.keys.user_streams(user_id)
         reserve = scripts.capped_add(
             mine, stream_id, ttl_ms=ttl_ms, limit=self.max_streams_per_user
@@ -79,16 +121,29 @@ class StreamRegistry:
             counted = Added(self.scripts.run(reserve))
         if counted is Added.FULL:
             raise StreamLimitExceeded()
-        register = scripts.register(
-            self.keys,
-            stream_id,
-            stream_type=stream_type,
-            user_id=user_id,
-            metadata_json=json.dumps(dict(metadata or {})),
-            ttl_ms=ttl_ms,
-        )
+
+        def call(expected: str) -> scripts.Call:
+            abandon = retention.cancel_when_abandoned
+            return scripts.register(
+                self.keys,
+                stream_id,
+                stream_type=stream_type,
+                user_id=user_id,
+                metadata_json=json.dumps(dict(metadata or {})),
+                ttl_ms=ttl_ms,
+                key=key or "",
+                expected=expected,
+                max_events=retention.max_events,
+                completion_ttl_ms=(
+                    retention.completion_ttl * 1000
+                    if retention.completion_ttl
+                    else None
+                ),
+                abandon_ms=_ms(abandon),
+            )
+
         try:
-            created = self.scripts.run(register)
+            made = self._create(call, on_conflict, supersede)
         except UNAVAILABLE:
             # The caller is told it failed: it must not stay counted. (Had
             # the record been written after all, the stream is never produced
@@ -96,12 +151,57 @@ class StreamRegistry:
             if counted is Added.ADDED and self.deferred is not None:
                 self.deferred.run(lambda pipe: pipe.zrem(mine, stream_id))
             raise
-        if created:
-            wait_for_replica(self.redis, self.keys.stream(stream_id))
-        else:
+        except (StreamIdTaken, StreamKeyTaken):
             if counted is Added.ADDED:
                 self.redis.zrem(mine, stream_id)
-            raise StreamIdTaken()
+            raise
+        if made is None:
+            wait_for_replica(self.redis, self.keys.stream(stream_id))
+            return StreamId(stream_id)
+        if counted is Added.ADDED:  # joined another stream
+            self.redis.zrem(mine, stream_id)
+        return StreamId(made, joined=True)
+
+    def _create(
+        self,
+        call: Callable[[str], scripts.Call],
+        on_conflict: OnConflict,
+        supersede: Callable[[str], object] | None,
+    ) -> str | None:
+        """Run the register script until it creates the record (None) or a
+        keyed stream is joined (its id); see :meth:`register`."""
+        expected = current = ""
+        for _ in range(_KEY_ATTEMPTS):
+            reply = self.scripts.run(call(expected))
+            code = int(reply[0])
+            if code > 0:
+                return None
+            if code == 0:
+                raise StreamIdTaken()
+            assert code == Status.KEY_TAKEN
+            current, state = as_text(reply[1]), as_text(reply[2])
+            if state == StreamState.ACTIVE.value:
+                if on_conflict == "join":
+                    return current
+                if on_conflict == "reject" or supersede is None:
+                    raise StreamKeyTaken(current)
+                supersede(current)
+            expected = current  # ask again, about the stream the key names now
+        raise StreamKeyTaken(current)
+
+    def _id_in(self, shard: int) -> str:
+        """A fresh stream id whose keys land in ``shard`` (about ``shards``
+        tries: microseconds)."""
+        while True:
+            stream_id = new_stream_id()
+            if self.keys.shard(stream_id) == shard:
+                return stream_id
+
+    def key_holder(self, user_id: str, key: str) -> str | None:
+        """The id of the latest stream ``user_id`` opened with ``key`` (active
+        or not, possibly expired since), or None."""
+        found = self.redis.get(self.keys.key_pointer(user_id, key))
+        return as_text(found) if found else None
 
     def _forget_ended(self, user_id: str) -> int:
         """Drop a user's streams that ended from their count; return how many.
@@ -123,14 +223,15 @@ class StreamRegistry:
             self.redis.zrem(key, *ended)
         return len(ended)
 
-    def heartbeat(self, stream_ids: Iterable[str]) -> list[bool]:
+    def heartbeat(self, stream_ids: Iterable[str]) -> list[Beat]:
         """Refresh the heartbeat of every active stream given, in one round trip.
 
-        Returns, per id, whether the stream was still active; an id whose
-        record is gone or ended is dropped from the active index instead.
+        Returns, per id, :class:`Beat`: ``ALIVE``, ``CANCELLING`` (a cancel
+        was asked for, or it ended cancelled: the producer's slow path to the
+        request) or ``ENDED`` (gone or ended; dropped from the active index).
         """
         calls = [scripts.heartbeat(self.keys, stream_id) for stream_id in stream_ids]
-        return [bool(alive) for alive in self.scripts.run_many(calls)]
+        return [Beat(int(reply)) for reply in self.scripts.run_many(calls)]
 
     def unregister(self, stream_id: str) -> bool:
         """Delete a stream entirely (record, log, completion, index entry).

@@ -38,6 +38,11 @@ class Status(enum.IntEnum):
     BEHIND = -4
     #: (The guardian's terminal write) the stream heartbeated meanwhile.
     NOT_STALE = -5
+    #: A cancel was asked for (only an end as ``cancelled`` is written), or
+    #: the stream ended cancelled.
+    CANCELLED = -6
+    #: (``register``) the key names another stream.
+    KEY_TAKEN = -7
 
 
 class Added(enum.IntEnum):
@@ -76,7 +81,7 @@ def _source(name: str, sharded: bool) -> str:
 #: (``append`` shares the guardian's branch of ``check``, never taken by it.)
 _CLOCKED = frozenset(
     {"capped_add", "renew", "register", "heartbeat", "stale_ids", "claim",
-     "finish", "record_sweep"}
+     "finish", "record_sweep", "cancel", "abandon", "leave"}
 )  # fmt: skip
 
 
@@ -156,13 +161,36 @@ def register(
     user_id: str,
     metadata_json: str,
     ttl_ms: int,
+    key: str = "",
+    expected: str = "",
+    max_events: int | None = None,
+    completion_ttl_ms: int | None = None,
+    abandon_ms: int | None = None,
 ) -> Call:
-    """Create an active record; reply: its start (ms), or 0 if the id is taken."""
+    """Create an active record (with ``key``: only if the key names no other
+    active stream, the one ``expected`` included); reply ``[start ms]``,
+    ``[0]`` if the id is taken, or ``[KEY_TAKEN, id, state]``."""
+    stream_keys = [
+        keys.stream(stream_id),
+        keys.active_of(stream_id),
+        keys.abandon(keys.shard(stream_id)),
+    ]
+    if key:
+        stream_keys.append(keys.key_pointer(user_id, key))
+        if expected:
+            stream_keys.append(keys.stream(expected))
     return Call(
         "register",
-        [keys.stream(stream_id), keys.active_of(stream_id)],
-        [stream_id, stream_type, user_id, metadata_json, ttl_ms],
-    )
+        stream_keys,
+        [
+            stream_id, stream_type, user_id, metadata_json, ttl_ms, key, expected,
+            _optional(max_events), _optional(completion_ttl_ms), _optional(abandon_ms),
+        ],
+    )  # fmt: skip
+
+
+def _optional(value: int | None) -> str | int:
+    return "" if value is None else value
 
 
 def heartbeat(keys: Keys, stream_id: str) -> Call:
@@ -179,23 +207,30 @@ def stale_ids(
     *,
     stale_ms: int,
     limit: int,
+    grace_ms: int,
     watch: bool = False,
     gap_ms: int = 0,
     watch_ttl_ms: int = 0,
     force: bool = False,
 ) -> Call:
     """Up to ``limit`` ids of ``shard`` whose heartbeat is older than
-    ``stale_ms``; with ``watch``, stamp the shard's watch and answer no ids
-    while the shard is in its grace. Reply: ``[in grace, ids]``."""
-    shard_keys = [keys.active(shard)] + ([keys.watch(shard)] if watch else [])
+    ``stale_ms``, whose cancel request is older than ``grace_ms``, and that
+    are due for an abandon check; with ``watch``, stamp the shard's watch and
+    answer no stale or abandoned ids while the shard is in its grace.
+    Reply: ``[in grace, stale ids, fence ids, abandon ids]``."""
+    shard_keys = [keys.active(shard), keys.cancelling(shard), keys.abandon(shard)]
+    if watch:
+        shard_keys.append(keys.watch(shard))
     return Call(
-        "stale_ids", shard_keys, [stale_ms, limit, gap_ms, watch_ttl_ms, int(force)]
+        "stale_ids",
+        shard_keys,
+        [stale_ms, limit, gap_ms, watch_ttl_ms, int(force), grace_ms],
     )
 
 
 def claim(keys: Keys, stream_id: str, *, token: str) -> Call:
-    """Give the write lease to ``token``; reply: the current seq, or a
-    negative :class:`Status`."""
+    """Give the write lease to ``token``; reply: ``[seq, cancel request or
+    None]``, or a negative :class:`Status`."""
     return Call(
         "claim", [keys.stream(stream_id), keys.active_of(stream_id)], [stream_id, token]
     )
@@ -232,25 +267,67 @@ def finish(
     token: str = "",
     seq: int = 0,
     stale_ms: int = 0,
+    grace_ms: int = 0,
+    request_json: str = "",
     watch: bool = False,
 ) -> Call:
     """The terminal write, by a producer (``token``) or by the guardian (no
-    token: only if still stale by ``stale_ms``, and, with ``watch``, past
-    the shard's grace). Reply: ``[Status, id, user]``."""
+    token: only if still stale by ``stale_ms`` and, with ``watch``, past the
+    shard's grace, or if a cancel is older than ``grace_ms``). A stream asked
+    to cancel ends ``cancelled`` (``request_json``: the request a producer's
+    own cancel stands for). Reply: ``[Status, id, user, state]``."""
+    shard = keys.shard(stream_id)
     stream_keys = [
         keys.stream(stream_id),
         keys.log(stream_id),
         keys.completion(stream_id),
-        keys.active_of(stream_id),
-    ] + ([keys.watch_of(stream_id)] if watch else [])
+        keys.active(shard),
+        keys.cancelling(shard),
+        keys.abandon(shard),
+    ] + ([keys.watch(shard)] if watch else [])
     return Call(
         "finish",
         stream_keys,
         [
             token, seq, event_type, data_json, max_events, keys.channel(stream_id),
-            completion_ttl_ms, stale_ms, state.value, stream_id,
+            completion_ttl_ms, stale_ms, state.value, stream_id, grace_ms,
+            request_json,
         ],
     )  # fmt: skip
+
+
+def cancel(keys: Keys, stream_id: str, *, request_json: str, stale_ms: int) -> Call:
+    """Ask an active stream to stop (the first request is kept) and tell its
+    producer; reply ``[1 asked now | 0 before, 1 producer looks dead]``, or
+    ``[ENDED, state]`` / ``[MISSING]``."""
+    return Call(
+        "cancel",
+        [keys.stream(stream_id), keys.cancelling(keys.shard(stream_id))],
+        [request_json, keys.control(stream_id), stream_id, stale_ms],
+    )
+
+
+def abandon(keys: Keys, stream_id: str, *, lease_ms: int) -> Call:
+    """Check whether a stream due for it is abandoned; reply 1 if so."""
+    return Call(
+        "abandon",
+        [
+            keys.stream(stream_id),
+            keys.stream_connections(stream_id),
+            keys.abandon(keys.shard(stream_id)),
+        ],
+        [stream_id, lease_ms],
+    )
+
+
+def leave(keys: Keys, stream_id: str, *, lease: str) -> Call:
+    """Give a connection's lease back from its stream (noting the time for
+    an abandon check)."""
+    return Call(
+        "leave",
+        [keys.stream_connections(stream_id), keys.stream(stream_id)],
+        [lease],
+    )
 
 
 def lead(keys: Keys, *, token: str, ttl_ms: int) -> Call:

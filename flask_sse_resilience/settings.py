@@ -87,6 +87,20 @@ class Settings:
     #: connection); rebalances load after a deploy and stays under proxies'
     #: absolute limits. 0 never rotates.
     max_connection_age: float = 600.0
+    #: Seconds a producer has to act on a cancel request before the stream
+    #: ends ``cancelled`` without it (fenced: its later writes are refused);
+    #: None: the stale threshold.
+    cancel_grace: float | None = None
+    #: Seconds without any follower after which a stream is cancelled (``by:
+    #: "abandoned"``), unless ``open_stream(cancel_when_abandoned=...)`` says
+    #: otherwise; 0 never.
+    cancel_when_abandoned: float = 0.0
+
+    @property
+    def fence_after(self) -> float:
+        """Seconds from a cancel request to the fence: :attr:`cancel_grace`,
+        by default the stale threshold."""
+        return self.stale_threshold if self.cancel_grace is None else self.cancel_grace
 
     @property
     def guardian_tick(self) -> float:
@@ -220,6 +234,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "dashboard": _boolean,
     "producer_retry_for": _non_negative_float,
     "max_connection_age": _non_negative_float,
+    "cancel_grace": _positive_float,
+    "cancel_when_abandoned": _non_negative_float,
 }
 
 #: Every config key the extension reads, mapped to its default.

@@ -26,14 +26,15 @@ from . import signals
 from .broker import Broker, Notice
 from .completion import CompletionStore
 from .connections import Connections
+from .control import StreamControl
 from .errors import ConfigurationError
 from .eventlog import EventLog
 from .guardian import StreamGuardian
 from .heartbeat import Heartbeater
 from .keys import Keys
-from .leases import ConnectionLeases
+from .leases import ConnectionLeases, lease_ms
 from .loops import Deferred, revive_all
-from .models import StreamMetadata
+from .models import StreamMetadata, StreamState
 from .pipelining import SharedPipeline
 from .redisutil import RedisClient
 from .registry import StreamRegistry
@@ -124,13 +125,9 @@ class State:
         self.completions = CompletionStore(
             redis, self.keys, ttl=settings.completion_ttl
         )
-        self.log = EventLog(
-            redis,
-            self.keys,
-            max_events=settings.max_events,
-            completion_ttl=settings.completion_ttl,
-            deferred=self.deferred,
-        )
+        self.log = self._event_log(redis)
+        #: Cancel requests and abandon checks.
+        self.control = self._control(self.log)
         # Reentrant: a part made under it may ask for another (connections).
         self._lock = threading.RLock()
         self._broker: Broker | None = None
@@ -144,6 +141,25 @@ class State:
         self.shutting_down = False
         #: The process that looked for a gunicorn worker to attach to.
         self._adopted_by = 0
+
+    def _event_log(self, redis: RedisClient) -> EventLog:
+        return EventLog(
+            redis,
+            self.keys,
+            max_events=self.settings.max_events,
+            completion_ttl=self.settings.completion_ttl,
+            deferred=self.deferred,
+            cancel_grace=self.settings.fence_after,
+        )
+
+    def _control(self, log: EventLog) -> StreamControl:
+        return StreamControl(
+            log.redis,
+            self.keys,
+            log,
+            stale_threshold=self.settings.stale_threshold,
+            lease_ms=lease_ms(self.settings.heartbeat_interval),
+        )
 
     @property
     def app(self) -> Flask:
@@ -263,26 +279,23 @@ class State:
         """This process's guardian (not necessarily scheduled)."""
         return self._local(
             "_guardian",
-            lambda: StreamGuardian(
-                self.liveness_redis,
-                self.keys,
-                EventLog(
-                    self.liveness_redis,
-                    self.keys,
-                    max_events=self.settings.max_events,
-                    completion_ttl=self.settings.completion_ttl,
-                    deferred=self.deferred,
-                ),
-                self.settings,
-                on_orphaned=self._orphaned,
-                on_swept=lambda result: self.emit(
-                    signals.guardian_swept, result=result
-                ),
-            ),
+            lambda: self._make_guardian(self._event_log(self.liveness_redis)),
         )
 
-    def _orphaned(self, stream_id: str) -> None:
-        self.emit(signals.stream_orphaned, stream_id=stream_id)
+    def _make_guardian(self, log: EventLog) -> StreamGuardian:
+        return StreamGuardian(
+            self.liveness_redis,
+            self.keys,
+            log,
+            self.settings,
+            control=self._control(log),
+            on_ended=self._ended,
+            on_swept=lambda result: self.emit(signals.guardian_swept, result=result),
+        )
+
+    def _ended(self, stream_id: str, state: StreamState) -> None:
+        """A stream the guardian ended (orphaned, or fenced after a cancel)."""
+        self.emit(signals.ended_signal(state), stream_id=stream_id)
 
     def start_background(self) -> None:
         """Schedule the guardian in this process, if enabled, and report to

@@ -18,6 +18,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from . import dashboard, signals, wire
+from .connections import Connection
 from .errors import (
     AuthenticationRequired,
     ConnectionLimitExceeded,
@@ -26,6 +27,7 @@ from .errors import (
     RedisUnavailable,
     StoreError,
     StreamIdTaken,
+    StreamKeyTaken,
     StreamLimitExceeded,
     StreamNotFound,
 )
@@ -48,6 +50,7 @@ STREAM_HEADERS = {
 #: The HTTP answer of each data-layer error that escapes a view.
 STATUS: dict[type[StoreError], int] = {
     StreamIdTaken: 409,
+    StreamKeyTaken: 409,
     StreamLimitExceeded: 429,
     RedisUnavailable: 503,
 }
@@ -61,6 +64,14 @@ def _current_user(state: State, stream_id: str) -> str:
         return read_token(
             state.app.secret_key, token, stream_id, state.settings.token_max_age
         )
+    return current_identity(state)
+
+
+def current_identity(state: State) -> str:
+    """The signed-in user, from the app's identity loader.
+
+    :raises AuthenticationRequired: 401, nobody is signed in.
+    """
     loader = state.hooks.identity
     if loader is None:
         raise RuntimeError(
@@ -201,8 +212,20 @@ def recover_response(state: State, stream_id: str) -> Response:
         )
         body.status_code = 404
         return body
+    response = jsonify(recover_payload(conn))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def recover_payload(conn: Connection) -> dict[str, Any]:
+    """The recover JSON of an admitted connection's stream: ``status`` and
+    ``streamId``, its ``key`` if it has one, and for an ended stream its
+    terminal event (``terminalEventType``, ``terminalEventData``,
+    ``completedAt``, ``eventId``)."""
     record, completion = conn.record, conn.completion
-    payload: dict[str, Any] = {"status": record.state.value, "streamId": stream_id}
+    payload: dict[str, Any] = {"status": record.state.value, "streamId": conn.stream_id}
+    if record.key is not None:
+        payload["key"] = record.key
     if completion is not None:  # every ended stream has one (see connections)
         payload.update(
             terminalEventType=completion.terminal_event_type,
@@ -210,9 +233,7 @@ def recover_response(state: State, stream_id: str) -> Response:
             completedAt=to_iso(completion.completed_at),
             eventId=completion.event_id,
         )
-    response = jsonify(payload)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return payload
 
 
 class _Body:
@@ -246,8 +267,8 @@ def _cors(response: Response) -> Response:
     if origin and origin in get_state().settings.cors_origins:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Credentials"] = "true"
-        response.headers["Access-Control-Allow-Headers"] = "Last-Event-ID"
-        response.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Last-Event-ID, Content-Type"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
         response.headers["Access-Control-Max-Age"] = "600"
     response.vary.add("Origin")
     return response
@@ -259,6 +280,10 @@ def error_response(exc: Exception) -> Response:
     :data:`STATUS`."""
     error = exc if isinstance(exc, StoreError) else RedisUnavailable()
     body = jsonify(error=error.error_code, message=error.description)
+    if isinstance(error, StreamKeyTaken):
+        body = jsonify(
+            error=error.error_code, message=error.description, streamId=error.stream_id
+        )
     body.status_code = STATUS.get(type(error), 500)
     return body
 
@@ -292,6 +317,10 @@ def make_blueprint(url_prefix: str) -> Blueprint:
     @bp.get("/streams/<stream_id>/recover")
     def recover(stream_id: str) -> Response:
         return recover_response(get_state(), stream_id)
+
+    from . import control_views  # it builds on this module's helpers
+
+    control_views.register(bp)
 
     dashboard.register(bp)
     return bp

@@ -1,10 +1,14 @@
 -- KEYS: record, active index shard. ARGV: id.
--- Refreshes an active stream (1); an index entry whose record is gone or
--- ended is dropped instead (0).
-if redis.call('HGET', KEYS[1], '${STATE}') ~= 'active' then
+-- Refreshes an active stream: 1, or 2 when a cancel was asked for (the
+-- producer's slow path to the request). An index entry whose record is gone
+-- or ended is dropped instead: 0, or 2 if it ended cancelled.
+local rec = redis.call('HMGET', KEYS[1], '${STATE}', '${CANCEL}')
+if rec[1] ~= 'active' then
   redis.call('ZREM', KEYS[2], ARGV[1])
+  if rec[1] == 'cancelled' then return 2 end
   return 0
 end
 redis.call('HSET', KEYS[1], '${LAST_HEARTBEAT}', now)
 redis.call('ZADD', KEYS[2], now, ARGV[1])
+if rec[2] then return 2 end
 return 1
