@@ -19,7 +19,7 @@ def test_the_terminal_write_fills_the_store_with_its_ttl(r: redis.Redis) -> None
         "s", user_id="alice", stream_type="t"
     )
     log = EventLog(r, KEYS, max_events=100, completion_ttl=300)
-    seq = log.claim("s", "token")
+    seq = log.claim("s", "token").seq
     data = {"text": "hi", "n": [1, 2]}
     event_id = log.finish(
         "s",

@@ -86,15 +86,15 @@ def test_stale_ids_uses_the_redis_clock_and_one_pipeline(
         r.zadd(KEYS.active_of(stream_id), {stream_id: now_ms - 60_000})
     runner = Scripts(registry.redis)
     calls = [
-        scripts.stale_ids(KEYS, shard, stale_ms=30_000, limit=100)
+        scripts.stale_ids(KEYS, shard, stale_ms=30_000, limit=100, grace_ms=30_000)
         for shard in range(KEYS.shards)
     ]
     runner.run_many(calls)  # loads the script
     with RoundTrips() as rt:
         replies = runner.run_many(calls)
     assert rt.count == 1
-    assert all(int(in_grace) == 0 for in_grace, _ in replies)
-    assert sorted(as_text(i) for _, ids in replies for i in ids) == ["old1", "old2"]
+    assert all(int(reply[0]) == 0 for reply in replies)
+    assert sorted(as_text(i) for reply in replies for i in reply[1]) == ["old1", "old2"]
 
 
 def test_unregister(registry: StreamRegistry, r: redis.Redis) -> None:
