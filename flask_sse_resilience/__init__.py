@@ -25,20 +25,31 @@ if TYPE_CHECKING:
         RedisUnavailable,
         SSEResilienceError,
         StoreError,
+        StreamCancelled,
         StreamIdTaken,
+        StreamKeyTaken,
         StreamLimitExceeded,
         StreamNotActiveError,
         StreamNotFound,
     )
     from .extension import SSEResilience
-    from .models import CompletionData, Event, StreamMetadata, StreamState
+    from .models import (
+        CompletionData,
+        Event,
+        Retention,
+        StreamId,
+        StreamMetadata,
+        StreamState,
+    )
     from .producer import Producer
 
 _HOMES = {
     "SSEResilience": "extension",
     "Producer": "producer",
     **dict.fromkeys(
-        ("CompletionData", "Event", "StreamMetadata", "StreamState"), "models"
+        ("CompletionData", "Event", "Retention", "StreamId", "StreamMetadata",
+         "StreamState"),
+        "models",
     ),  # fmt: skip
     **dict.fromkeys(
         (
@@ -53,7 +64,9 @@ _HOMES = {
             "RedisUnavailable",
             "SSEResilienceError",
             "StoreError",
+            "StreamCancelled",
             "StreamIdTaken",
+            "StreamKeyTaken",
             "StreamLimitExceeded",
             "StreamNotActiveError",
             "StreamNotFound",
@@ -75,10 +88,14 @@ __all__ = [
     "Producer",
     "ProducerConflictError",
     "RedisUnavailable",
+    "Retention",
     "SSEResilience",
     "SSEResilienceError",
     "StoreError",
+    "StreamCancelled",
+    "StreamId",
     "StreamIdTaken",
+    "StreamKeyTaken",
     "StreamLimitExceeded",
     "StreamMetadata",
     "StreamNotActiveError",

@@ -38,7 +38,11 @@ if ARGV[1] == '' then
 else
   if not rec[1] then return {-2} end
   local cur = tonumber(rec[3])
-  if rec[2] ~= ARGV[1] then return {-3} end
+  if rec[2] ~= ARGV[1] then  -- another producer's lease, or the guardian's end
+    if rec[1] == 'cancelled' then return {-6, rec[7] or ''} end
+    if rec[1] ~= 'active' then return {-1} end
+    return {-3}
+  end
   if seq <= cur then return {0, rec[4], rec[5]} end
   if rec[1] == 'cancelled' or (rec[7] and ending ~= 'cancelled') then
     return {-6, rec[7] or ''}

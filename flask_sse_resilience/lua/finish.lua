@@ -26,6 +26,9 @@ local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
   '${E_SEQ}', seq, '${E_TYPE}', etype, '${E_DATA}', data)
 redis.call('HSET', KEYS[1], '${SEQ}', seq, '${LAST_EVENT_ID}', id,
   '${STATE}', state, '${ENDED_AT}', now)
+-- Ended without its producer: the lease goes, so none of its writes (even
+-- one numbered like the end) passes for a retry of its own.
+if ARGV[1] == '' then redis.call('HSET', KEYS[1], '${PRODUCER}', '') end
 redis.call('DEL', KEYS[3])
 redis.call('HSET', KEYS[3], '${C_STREAM_ID}', ARGV[10],
   '${TERMINAL_EVENT_TYPE}', etype, '${TERMINAL_EVENT_DATA}', data,
