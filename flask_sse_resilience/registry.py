@@ -44,7 +44,7 @@ from .scripts import Added, Scripts, Status
 
 #: Keyed opens that lost a race to another open of the same key, retried
 #: this many times before giving up with :class:`StreamKeyTaken`.
-_KEY_ATTEMPTS = 8
+_KEY_ATTEMPTS = 32
 
 
 def _ms(seconds: float | None) -> int | None:
@@ -170,8 +170,8 @@ class StreamRegistry:
     ) -> str | None:
         """Run the register script until it creates the record (None) or a
         keyed stream is joined (its id); see :meth:`register`."""
-        expected = current = ""
-        for _ in range(_KEY_ATTEMPTS):
+        expected = ""
+        for attempt in range(_KEY_ATTEMPTS):
             reply = self.scripts.run(call(expected))
             code = int(reply[0])
             if code > 0:
@@ -183,11 +183,14 @@ class StreamRegistry:
             if state == StreamState.ACTIVE.value:
                 if on_conflict == "join":
                     return current
-                if on_conflict == "reject" or supersede is None:
+                # Never end a stream without trying to open ours after it:
+                # give up only before superseding, so one always stays active.
+                last = attempt == _KEY_ATTEMPTS - 1
+                if on_conflict == "reject" or supersede is None or last:
                     raise StreamKeyTaken(current)
                 supersede(current)
             expected = current  # ask again, about the stream the key names now
-        raise StreamKeyTaken(current)
+        raise StreamKeyTaken(expected)
 
     def _id_in(self, shard: int) -> str:
         """A fresh stream id whose keys land in ``shard`` (about ``shards``
