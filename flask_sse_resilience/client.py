@@ -18,6 +18,10 @@ jitter, sending ``Last-Event-ID``, so every event arrives once. The attempt
 count restarts whenever the server accepts a connection. A ``reset`` event (the
 server's log no longer held our position) is passed on: drop what you built
 and start over from the events after it.
+
+:func:`cancel` asks a stream to stop (``POST <url>/cancel``); :func:`follow_key`
+finds the signed-in user's latest stream of a key (``GET <prefix>/keys/<key>``)
+and follows it, as a reloaded page does.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from httpx_sse import connect_sse
 
 log = logging.getLogger(__name__)
 
-_TERMINAL = {"completed", "failed", "orphaned"}
+_TERMINAL = {"completed", "failed", "orphaned", "cancelled"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,14 +74,16 @@ def backoff_delay(
     return float(rand() * min(cap, base * 2.0 ** max(0, attempt)))
 
 
-def _recover(client: httpx.Client, url: str) -> ClientEvent | None:
-    response = client.get(url.rstrip("/") + "/recover")
+def _refused(url: str, response: httpx.Response) -> None:
     if response.status_code in (401, 403, 404):
         raise StreamUnavailable(
             f"{url}: {response.status_code}", status_code=response.status_code
         )
     response.raise_for_status()
-    body = response.json()
+
+
+def _terminal(body: dict[str, Any]) -> ClientEvent | None:
+    """The terminal event in a recover (or key) answer, if the stream ended."""
     if body.get("status") not in _TERMINAL:
         return None
     return ClientEvent(
@@ -85,6 +91,65 @@ def _recover(client: httpx.Client, url: str) -> ClientEvent | None:
         type=body["terminalEventType"],
         data=body.get("terminalEventData"),
     )
+
+
+def _recover(client: httpx.Client, url: str) -> ClientEvent | None:
+    response = client.get(url.rstrip("/") + "/recover")
+    _refused(url, response)
+    return _terminal(response.json())
+
+
+def cancel(
+    url: str, *, client: httpx.Client, reason: str | None = None
+) -> dict[str, Any]:
+    """Ask the stream at ``url`` to stop; return the server's JSON answer:
+    ``{"status": "cancelling"}`` (202), the recover JSON of a stream that
+    ended cancelled (200), or, for one that ended otherwise (409), its
+    ``status``. Not :meth:`close`-like: the stream's producer stops, and every
+    follower receives the ``cancelled`` event.
+
+    :raises StreamUnavailable: on 401/403/404.
+    :raises httpx.HTTPStatusError: on another error status (503: retry).
+    """
+    body = {} if reason is None else {"reason": reason}
+    response = client.post(url.rstrip("/") + "/cancel", json=body)
+    if response.status_code != 409:
+        _refused(url, response)
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def find_key(
+    key: str, *, client: httpx.Client, prefix: str = "/sse"
+) -> dict[str, Any] | None:
+    """The signed-in user's latest stream of ``key`` (its recover JSON, with
+    ``streamId``), or None when there is none.
+
+    :raises StreamUnavailable: on 401/403/404.
+    """
+    response = client.get(f"{prefix.rstrip('/')}/keys/{key}")
+    if response.status_code == 204:
+        return None
+    _refused(key, response)
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def follow_key(
+    key: str, *, client: httpx.Client, prefix: str = "/sse", **options: Any
+) -> Iterator[ClientEvent]:
+    """Find the latest stream of ``key`` and yield its events, as
+    :func:`follow` does (an ended one yields its terminal event at once;
+    none yields nothing). ``options`` go to :func:`follow`."""
+    found = find_key(key, client=client, prefix=prefix)
+    if found is None:
+        return
+    terminal = _terminal(found)
+    if terminal is not None:
+        yield terminal
+        return
+    url = f"{prefix.rstrip('/')}/streams/{found['streamId']}"
+    yield from follow(url, client=client, **options)
 
 
 def follow(

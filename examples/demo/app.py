@@ -108,22 +108,43 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             return _bad("the body must be a JSON object")
         try:
             params = _generation_params(body)
+            key, on_conflict = body.get("key"), body.get("on_conflict", "reject")
+            # A chat id: one running generation per chat and user.
+            stream_id = sse.open_stream(
+                user,
+                stream_type="generation",
+                metadata={"tokens": params["tokens"]},
+                key=key,
+                on_conflict=on_conflict,
+            )
         except ValueError as exc:
             return _bad(str(exc))
-        stream_id = sse.open_stream(
-            user, stream_type="generation", metadata={"tokens": params["tokens"]}
-        )
-        worker = threading.Thread(
-            target=_generate, args=(app, stream_id), kwargs=params, daemon=True
-        )
-        worker.start()
+        if not stream_id.joined:
+            start(app, stream_id, params)
         url = url_for("sse_resilience.stream", stream_id=stream_id)
         # A signed token for clients without the session cookie (another
         # origin): append ?token=... to the stream or recover URL.
         token = sse.stream_token(stream_id, user)
-        return jsonify(streamId=stream_id, streamUrl=url, token=token), 201
+        answer = {"streamId": stream_id, "streamUrl": url, "token": token}
+        status = 200 if stream_id.joined else 201
+        return jsonify({**answer, "joined": stream_id.joined}), status
 
     return app
+
+
+def start(app: Flask, stream_id: str, params: dict[str, Any]) -> None:
+    """Run the generation on a thread, or hand it to RQ workers when
+    ``DEMO_QUEUE_URL`` names a Redis (see ``examples/rq_worker``)."""
+    queue_url = os.environ.get("DEMO_QUEUE_URL")
+    if queue_url:
+        from examples.rq_worker.jobs import enqueue
+
+        enqueue(queue_url, stream_id, params)
+        return
+    worker = threading.Thread(
+        target=generate, args=(app, stream_id), kwargs=params, daemon=True
+    )
+    worker.start()
 
 
 def _bad(message: str) -> Any:
@@ -157,7 +178,7 @@ class GenerationFailed(RuntimeError):
     """Raised on purpose by a generation asked to fail."""
 
 
-def _generate(
+def generate(
     app: Flask,
     stream_id: str,
     *,
@@ -166,7 +187,12 @@ def _generate(
     interval_ms: int,
     fail_after: int | None,
 ) -> None:
-    """Produce ``tokens`` token events, then complete (or fail on request)."""
+    """Produce ``tokens`` token events, then complete (or fail on request).
+
+    Stops between tokens when the stream is cancelled (the Stop button, a
+    superseding generation of the same chat, or nobody watching), ending it
+    with the text so far.
+    """
     words = prompt.split() or ["token"]
     text: list[str] = []
     try:
@@ -174,6 +200,10 @@ def _generate(
         # (SSE_RESILIENCE_PRODUCER_RETRY_FOR; idempotent, never doubled).
         with sse.producer(stream_id, app=app) as out:
             for index in range(tokens):
+                if out.cancelled:  # no round trip: checked between tokens
+                    log.info("generation %s stopped after %d tokens", stream_id, index)
+                    out.cancel({"prompt": prompt, "text": "".join(text)})
+                    return
                 if fail_after is not None and index == fail_after:
                     raise GenerationFailed(f"failed after {fail_after} tokens")
                 piece = f"{words[index % len(words)]}{index} "

@@ -20,15 +20,21 @@
  *     page reload resumes too;
  *     The attempt count restarts when the server accepts a connection (its
  *     "connected" frame);
- *  4. stops for good on a terminal event (completed, failed, orphaned), on
- *     401/403/404 (learnt from /recover after a connection failed to open,
- *     since EventSource hides status codes), and when the attempt budget is
- *     spent.
+ *  4. stops for good on a terminal event (completed, failed, orphaned,
+ *     cancelled), on 401/403/404 (learnt from /recover after a connection
+ *     failed to open, since EventSource hides status codes), and when the
+ *     attempt budget is spent.
+ *
+ * cancel(reason) asks the server to stop the stream's producer (POST
+ * <url>/cancel); the "cancelled" event then ends this source like any end.
+ * close() only disconnects this page. ResilientEventSource.openKey(prefix, key)
+ * finds the signed-in user's latest stream of a key (GET <prefix>/keys/<key>),
+ * as a reloaded page does, and follows it.
  */
 (function (root) {
   "use strict";
 
-  var TERMINAL = { completed: "completed", failed: "failed", orphaned: "failed" };
+  var TERMINAL = { completed: "completed", failed: "failed", orphaned: "failed", cancelled: "cancelled" };
   var FATAL_STATUS = { 401: true, 403: true, 404: true };
 
   var DEFAULTS = {
@@ -98,6 +104,36 @@
     this._source = null;
   };
 
+  ResilientEventSource.prototype._credentials = function () {
+    return this.options.withCredentials ? "include" : "same-origin";
+  };
+
+  /**
+   * Ask the server to stop this stream (not the same as close(), which only
+   * disconnects this page). Resolves to the server's JSON answer: status
+   * "cancelling" (202), the recover JSON of a stream that ended cancelled
+   * (200), or a stream that had ended otherwise (409, with its status).
+   * Rejects on 401/403/404 and network errors. Every follower, this one
+   * included, then receives the "cancelled" event.
+   */
+  ResilientEventSource.prototype.cancel = function (reason) {
+    var target = withParams(this.url.replace(/\/?(\?.*)?$/, "/cancel$1"), { token: this.options.token });
+    var body = reason === undefined || reason === null ? {} : { reason: String(reason) };
+    return root
+      .fetch(target, {
+        method: "POST",
+        credentials: this._credentials(),
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      })
+      .then(function (response) {
+        if (response.status >= 400 && response.status !== 409) {
+          throw new Error("cancel refused: " + response.status);
+        }
+        return response.json();
+      });
+  };
+
   ResilientEventSource.prototype._setStatus = function (status) {
     if (this.status === status) return;
     this.status = status;
@@ -123,7 +159,7 @@
     var target = withParams(this.url.replace(/\/?(\?.*)?$/, "/recover$1"), {
       token: this.options.token,
     });
-    var init = { credentials: this.options.withCredentials ? "include" : "same-origin" };
+    var init = { credentials: this._credentials() };
     return root
       .fetch(target, init)
       .then(function (response) {
@@ -236,6 +272,35 @@
   ResilientEventSource.prototype._disarm = function () {
     clearTimeout(this._watchdog);
     this._watchdog = null;
+  };
+
+  /**
+   * Find the signed-in user's latest stream of `key` (GET <prefix>/keys/<key>).
+   * Resolves to its recover JSON (with streamId), or null when there is none.
+   */
+  ResilientEventSource.findKey = function (prefix, key, options) {
+    var opts = options || {};
+    var target = prefix.replace(/\/$/, "") + "/keys/" + encodeURIComponent(key);
+    return root
+      .fetch(target, { credentials: opts.withCredentials ? "include" : "same-origin" })
+      .then(function (response) {
+        if (response.status === 204) return null;
+        if (!response.ok) throw new Error("key lookup refused: " + response.status);
+        return response.json();
+      });
+  };
+
+  /**
+   * Follow the latest stream of `key`: lookup, then recover (an ended stream
+   * delivers its end at once), then follow. Resolves to the source, or null
+   * when the key has no stream.
+   */
+  ResilientEventSource.openKey = function (prefix, key, options) {
+    return ResilientEventSource.findKey(prefix, key, options).then(function (found) {
+      if (!found) return null;
+      var url = prefix.replace(/\/$/, "") + "/streams/" + encodeURIComponent(found.streamId);
+      return new ResilientEventSource(url, options);
+    });
   };
 
   var api = { ResilientEventSource: ResilientEventSource, backoffDelay: backoffDelay, DEFAULTS: DEFAULTS };

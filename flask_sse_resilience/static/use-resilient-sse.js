@@ -3,12 +3,16 @@
 // app (or import it from /sse/static/use-resilient-sse.js with an import map
 // that provides "react").
 //
-//   const { status, data, events } = useResilientSSE(streamId);
+//   const { status, data, events, stop } = useResilientSSE(streamId);
+//   const { streamId } = useResilientSSE(null, { key: chatId });  // by key
 //
-// status: "connecting" | "connected" | "reconnecting" | "completed" | "failed" | "error"
+// status: "connecting" | "connected" | "reconnecting" | "completed" | "failed"
+//         | "cancelled" | "error" | "none" (no stream for the key)
 // data:   the data of the latest event (the result, once terminal)
 // events: every event so far ({id, type, data}), reset on a "reset" event
-import { useEffect, useState } from "react";
+// stop:   stop(reason) cancels the stream on the server (the Stop button);
+//         unmounting only disconnects
+import { useCallback, useEffect, useRef, useState } from "react";
 import { ResilientEventSource } from "./sse-resilience.mjs";
 
 // Options are compared by value (functions aside): a new token, say,
@@ -23,26 +27,55 @@ export function useResilientSSE(streamId, options = {}) {
   const [status, setStatus] = useState("connecting");
   const [data, setData] = useState(null);
   const [events, setEvents] = useState([]);
+  const [found, setFound] = useState(null);
+  const sourceRef = useRef(null);
 
   useEffect(() => {
-    if (!streamId) return undefined;
+    if (!streamId && !options.key) return undefined;
+    let closed = false;
     setStatus("connecting");
     setData(null);
     setEvents([]);
-    const source = new ResilientEventSource(`${prefix}/streams/${streamId}`, options);
-    source.onstatus = setStatus;
-    source.onevent = (event) => {
-      if (event.type === "reset") {
-        setEvents([]);
-        return;
-      }
-      setEvents((previous) => [...previous, event]);
-      setData(event.data);
+    const attach = (source) => {
+      sourceRef.current = source;
+      source.onstatus = setStatus;
+      source.onevent = (event) => {
+        if (event.type === "reset") {
+          setEvents([]);
+          return;
+        }
+        setEvents((previous) => [...previous, event]);
+        setData(event.data);
+      };
+      setStatus(source.status);
     };
-    return () => source.close();
+    if (streamId) {
+      setFound(streamId);
+      attach(new ResilientEventSource(`${prefix}/streams/${streamId}`, options));
+    } else {
+      ResilientEventSource.findKey(prefix, options.key, options).then(
+        (hit) => {
+          if (closed) return;
+          if (!hit) return setStatus("none");
+          setFound(hit.streamId);
+          attach(new ResilientEventSource(`${prefix}/streams/${hit.streamId}`, options));
+        },
+        () => !closed && setStatus("error")
+      );
+    }
+    return () => {
+      closed = true;
+      if (sourceRef.current) sourceRef.current.close();
+      sourceRef.current = null;
+    };
     // `key` stands for `options`: the effect reruns when their values change.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [streamId, prefix, key]);
 
-  return { status, data, events };
+  const stop = useCallback(
+    (reason) => (sourceRef.current ? sourceRef.current.cancel(reason) : Promise.resolve(null)),
+    []
+  );
+
+  return { status, data, events, stop, streamId: found };
 }
