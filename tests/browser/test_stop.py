@@ -1,0 +1,93 @@
+"""The Stop button and finding a chat's generation by key after a reload, in
+real headless Chromium against the demo under gunicorn (2 gevent workers)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from harness.demo_server import Demo, DemoFactory
+
+from .test_client import text, wait_status
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+
+def start_chat(page: Any, demo: Demo, chat: str, tokens: int, interval_ms: int) -> None:
+    page.goto(demo.base + "/")
+    page.fill("#tokens", str(tokens))
+    page.fill("#interval", str(interval_ms))
+    page.fill("#chat", chat)
+    page.click("button")
+    page.wait_for_function("window.demo.source !== null", timeout=10_000)
+
+
+def tokens_seen(page: Any) -> int:
+    return int(
+        page.evaluate("window.demo.events.filter(e => e.type === 'token').length")
+    )
+
+
+def test_reload_finds_the_chat_by_key_and_stop_stops_it(
+    demo: Demo, page: Any
+) -> None:
+    start_chat(page, demo, "chat-7", tokens=2000, interval_ms=20)
+    first = page.evaluate("window.demo.streamId")
+    page.wait_for_function("window.demo.events.length >= 10", timeout=10_000)
+    assert "chat=chat-7" in page.url
+    page.reload()  # the page lost the stream id; the key finds it
+    page.wait_for_function("window.demo.found !== undefined", timeout=10_000)
+    assert page.evaluate("window.demo.found.streamId") == first
+    assert page.evaluate("window.demo.found.status") == "active"
+    wait_status(page, "connected", 10)
+    page.wait_for_function("window.demo.events.length >= 5", timeout=10_000)
+    clicked = time.monotonic()
+    page.click("#stop")
+    wait_status(page, "cancelled", 10)
+    took = time.monotonic() - clicked
+    events = page.evaluate("window.demo.events")
+    assert [e["type"] for e in events].count("cancelled") == 1
+    end = events[-1]["data"]
+    assert (end["by"], end["reason"]) == ("user", "stop button")
+    # After the reload the page shows the whole text from the log; the
+    # producer's partial text is exactly what it streamed.
+    assert text(page, "#output") == end["partial"]["text"]
+    assert text(page, "#result") == end["partial"]["text"]
+    assert page.is_disabled("#stop")
+    assert took < 3
+    # Reloading again shows the end at once, by key.
+    page.reload()
+    wait_status(page, "cancelled", 10)
+    assert page.evaluate("window.demo.found.status") == "cancelled"
+
+
+@pytest.fixture
+def abandoning_demo(demo_factory: DemoFactory, r: object) -> Demo:
+    return demo_factory(FLASK_SSE_RESILIENCE_CANCEL_WHEN_ABANDONED="3")
+
+
+def test_an_abandoned_generation_is_cancelled_a_reloaded_page_is_not(
+    abandoning_demo: Demo, page: Any
+) -> None:
+    demo = abandoning_demo
+    lonely = demo.client("bob").post(
+        "/generations", json={"tokens": 2000, "interval_ms": 20}
+    )
+    lonely_id = lonely.json()["streamId"]
+    start_chat(page, demo, "chat-8", tokens=2000, interval_ms=20)
+    watched = page.evaluate("window.demo.streamId")
+    started = time.monotonic()
+    while time.monotonic() - started < 8:
+        page.reload()  # gone for a moment, every 2 s
+        wait_status(page, "connected", 10)
+        time.sleep(2)
+    recover = demo.client("alice").get(f"/sse/streams/{watched}/recover").json()
+    assert recover["status"] == "active"
+    assert page.evaluate("window.demo.streamId") == watched
+    gone = demo.client("bob").get(f"/sse/streams/{lonely_id}/recover").json()
+    assert gone["status"] == "cancelled"
+    assert gone["terminalEventData"]["by"] == "abandoned"
+    page.click("#stop")
+    wait_status(page, "cancelled", 10)
