@@ -47,8 +47,14 @@ _HOMES = {
     "SSEResilience": "extension",
     "Producer": "producer",
     **dict.fromkeys(
-        ("CompletionData", "Event", "Retention", "StreamId", "StreamMetadata",
-         "StreamState"),
+        (
+            "CompletionData",
+            "Event",
+            "Retention",
+            "StreamId",
+            "StreamMetadata",
+            "StreamState",
+        ),
         "models",
     ),  # fmt: skip
     **dict.fromkeys(

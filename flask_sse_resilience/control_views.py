@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, jsonify, request
 
-from . import signals
+from . import opening
 from .control import MAX_REASON
 from .errors import (
     CrossSiteRequest,
@@ -85,7 +85,7 @@ def cancel_response(state: State, stream_id: str) -> Response:
 
     if read() is None:
         raise StreamNotFound()
-    after = state.control.cancel(stream_id, reason=reason, by="user")
+    after = opening.cancel(state, stream_id, reason, "user")
     if after is None:
         raise StreamNotFound()
     if after is StreamState.ACTIVE:
@@ -93,7 +93,6 @@ def cancel_response(state: State, stream_id: str) -> Response:
         body.status_code = 202
         return body
     if after is StreamState.CANCELLED:
-        state.emit(signals.stream_cancelled, stream_id=stream_id)
         conn = read()
         if conn is None:  # expired just now
             raise StreamNotFound()

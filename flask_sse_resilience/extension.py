@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, has_app_context
 
-from . import signals
+from . import opening
 from .cli import sse_cli
 from .clients import make_client
 from .completion import CompletionStore
-from .errors import RedisUnavailable
 from .eventlog import EventLog
 from .guardian import StreamGuardian
-from .ids import check_key, is_valid_stream_id
 from .models import (
     CompletionData,
     OnConflict,
-    Retention,
     StreamId,
     StreamMetadata,
     StreamState,
 )
+from .opening import store_errors
 from .producer import Producer
-from .redisutil import UNAVAILABLE, RedisClient
+from .redisutil import RedisClient
 from .registry import StreamRegistry
 from .settings import check_compression, check_option_names, load_settings
 from .state import (
@@ -45,16 +42,6 @@ from .views import (
     recover_response,
     stream_response,
 )
-
-
-@contextmanager
-def _store_errors() -> Iterator[None]:
-    """Redis unavailable, raised as the typed :class:`RedisUnavailable` the
-    public methods promise (answered 503 should it escape a view)."""
-    try:
-        yield
-    except UNAVAILABLE as exc:
-        raise RedisUnavailable() from exc
 
 
 class SSEResilience:
@@ -260,34 +247,21 @@ class SSEResilience:
         :raises StreamKeyTaken: ``reject`` and the key is taken (409).
         :raises RedisUnavailable: if Redis cannot be reached (a 503 if unhandled).
         """
-        state = self._state(app)
-        if stream_id is not None and not is_valid_stream_id(
-            stream_id, state.stream_id_rule
-        ):
-            raise ValueError(
-                "stream_id must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-' "
-                f"matching {state.settings.stream_id_pattern!r}"
-            )
-        if not user_id:
-            raise ValueError("user_id must be a non-empty string")
-        check_key(key, on_conflict, stream_id)
-        if cancel_when_abandoned is None:
-            cancel_when_abandoned = state.settings.cancel_when_abandoned or None
-        retention = Retention(ttl, completion_ttl, max_events, cancel_when_abandoned)
-        with _store_errors():
-            opened = state.registry.register(
-                stream_id,
-                user_id=str(user_id),
-                stream_type=stream_type,
-                metadata=metadata,
-                key=key,
-                on_conflict=on_conflict,
-                retention=retention,
-                supersede=lambda old: self._cancel(state, old, None, "superseded"),
-            )
-        if not opened.joined:
-            state.emit(signals.stream_opened, stream_id=opened, user_id=str(user_id))
-        return opened
+        return opening.open_stream(
+            self._state(app),
+            user_id,
+            stream_type,
+            metadata,
+            stream_id,
+            key=key,
+            on_conflict=on_conflict,
+            retention={
+                "ttl": ttl,
+                "completion_ttl": completion_ttl,
+                "max_events": max_events,
+                "cancel_when_abandoned": cancel_when_abandoned,
+            },
+        )
 
     def cancel(
         self, stream_id: str, reason: str | None = None, *, app: Flask | None = None
@@ -305,18 +279,7 @@ class SSEResilience:
         :raises ValueError: for a reason over 200 characters.
         :raises RedisUnavailable: if Redis cannot be reached.
         """
-        return self._cancel(self._state(app), stream_id, reason, "app")
-
-    def _cancel(
-        self, state: State, stream_id: str, reason: str | None, by: str
-    ) -> StreamState | None:
-        if not is_valid_stream_id(stream_id):
-            return None
-        with _store_errors():
-            after = state.control.cancel(stream_id, reason=reason, by=by)
-        if after is StreamState.CANCELLED:
-            state.emit(signals.stream_cancelled, stream_id=stream_id)
-        return after
+        return opening.cancel(self._state(app), stream_id, reason, "app")
 
     def producer(
         self,
@@ -338,35 +301,19 @@ class SSEResilience:
             ``SSE_RESILIENCE_PRODUCER_RETRY_FOR`` (30 s), enough to ride out a
             Sentinel or Cluster failover.
         """
-        state = self._state(app)
-
-        def ended(final: StreamState) -> None:
-            state.emit(signals.ended_signal(final), stream_id=stream_id)
-
-        return Producer(
-            stream_id,
-            log=state.log,
-            heartbeater=state.heartbeater,
-            max_event_bytes=state.settings.max_event_bytes,
-            on_end=ended,
-            on_send=lambda: state.emit(signals.event_sent, stream_id=stream_id),
-            retry_for=(
-                state.settings.producer_retry_for if retry_for is None else retry_for
-            ),
-            watch=state.broker.watch,
-        )
+        return opening.producer(self._state(app), stream_id, retry_for)
 
     def stream_response(self, stream_id: str) -> Response:
         """The SSE response for ``stream_id``, for use in the app's own views.
 
         Same checks, headers and errors as ``GET <prefix>/streams/<id>``.
         """
-        with _store_errors():
+        with store_errors():
             return stream_response(self._state(None), stream_id)
 
     def recover_response(self, stream_id: str) -> Response:
         """The recover JSON for ``stream_id``, for use in the app's own views."""
-        with _store_errors():
+        with store_errors():
             return recover_response(self._state(None), stream_id)
 
     def get_stream(

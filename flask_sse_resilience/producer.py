@@ -44,25 +44,23 @@ from __future__ import annotations
 import collections
 import functools
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from . import wire
 from .control import request_json
 from .errors import (
-    InvalidEventError,
     LogBehindError,
     ProducerConflictError,
     StreamCancelled,
     StreamNotActiveError,
 )
 from .eventlog import EventLog
+from .events import check_event_type, serialize
 from .heartbeat import Heartbeater
-from .models import TERMINAL_TYPES, StreamState
+from .models import StreamState
 from .redisutil import UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -72,31 +70,12 @@ T = TypeVar("T")
 #: on_request)`` returns the function that unsubscribes.
 Watch = Callable[[str, Callable[[dict[str, Any] | None], None]], Callable[[], None]]
 
-_EVENT_TYPE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 #: Recent events a producer keeps to re-send if a failover loses them.
 REPLAY = 1000
 
 #: The request a producer's own :meth:`Producer.cancel` stands for, when
 #: nobody asked.
 _OWN_REQUEST = request_json(None, "app")
-
-#: Types the extension itself sends; producers cannot use them with ``send``.
-RESERVED_TYPES = TERMINAL_TYPES | {"connected", "reset"}
-
-
-def serialize(data: Any, max_bytes: int) -> str:
-    """Return ``data`` as JSON text, or raise :class:`InvalidEventError`."""
-    try:
-        text = wire.dumps(data)
-    except (TypeError, ValueError) as exc:
-        raise InvalidEventError(f"event data is not JSON-serializable: {exc}") from exc
-    size = len(text.encode("utf-8"))
-    if size > max_bytes:
-        raise InvalidEventError(
-            f"event data is {size} bytes, over the limit of {max_bytes} "
-            "(SSE_RESILIENCE_MAX_EVENT_BYTES)"
-        )
-    return text
 
 
 class Producer:
@@ -265,7 +244,7 @@ class Producer:
 
         :param event_type: 1-64 characters, no control characters, and not one
             of the reserved types (``connected``, ``reset``, ``completed``,
-            ``failed``, ``orphaned``).
+            ``failed``, ``orphaned``, ``cancelled``).
         :param data: any JSON-serializable value, at most
             ``SSE_RESILIENCE_MAX_EVENT_BYTES`` once serialized.
         :raises InvalidEventError: for a bad type or data; nothing is written.
@@ -278,15 +257,7 @@ class Producer:
         not be logged; calling ``send`` again with the same event is safe, it is
         never logged twice.
         """
-        if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
-            raise InvalidEventError(
-                f"event type must be 1-64 characters without control characters, "
-                f"got {event_type!r}"
-            )
-        if event_type in RESERVED_TYPES:
-            raise InvalidEventError(
-                f"event type {event_type!r} is reserved; use complete() or fail()"
-            )
+        check_event_type(event_type)
         text = serialize(data, self._max_event_bytes)
         seq = self._next_seq()
         self._raise_if_cancelled()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -222,7 +223,7 @@ def test_cancel_racing_another_end_writes_one_terminal_event(
             r.hset(KEYS.stream(sid), "lastHeartbeat", 1)
         go = threading.Barrier(2)
 
-        def end() -> None:
+        def end(go: threading.Barrier = go, out: Any = out) -> None:
             go.wait()
             try:
                 if other == "complete":

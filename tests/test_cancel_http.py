@@ -165,7 +165,9 @@ def test_a_stream_token_may_cancel_its_stream(
     assert answer.status_code == 202
 
 
-def test_redis_down_is_503(make_app: AppFactory, redis_factory: type[RedisServer]) -> None:
+def test_redis_down_is_503(
+    make_app: AppFactory, redis_factory: type[RedisServer]
+) -> None:
     server = redis_factory()
     app, sse = make_app({"SSE_RESILIENCE_REDIS_URL": server.url})
     sid = sse.open_stream("alice", app=app)

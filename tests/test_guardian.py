@@ -118,7 +118,9 @@ def test_a_connected_client_gets_the_orphaned_event_and_the_end(
     # A producer in some process that then died: it logged one event and its
     # heartbeat stopped.
     log = sse.event_log(app)
-    log.append(sid, "dead-producer", log.claim(sid, "dead-producer").seq + 1, "token", "0")
+    log.append(
+        sid, "dead-producer", log.claim(sid, "dead-producer").seq + 1, "token", "0"
+    )
     client = app.test_client()
     login(client, "alice")
     response = open_stream(client, f"/sse/streams/{sid}")

@@ -87,7 +87,12 @@ def test_racing_opens_leave_one_active_stream(
         opened: list[str] = []
         refused: list[str] = []
 
-        def open_one() -> None:
+        def open_one(
+            go: threading.Barrier = go,
+            key: str = key,
+            opened: list[str] = opened,
+            refused: list[str] = refused,
+        ) -> None:
             go.wait()
             try:
                 sid = sse.open_stream("alice", key=key, on_conflict=policy, app=app)

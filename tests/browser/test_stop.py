@@ -30,9 +30,7 @@ def tokens_seen(page: Any) -> int:
     )
 
 
-def test_reload_finds_the_chat_by_key_and_stop_stops_it(
-    demo: Demo, page: Any
-) -> None:
+def test_reload_finds_the_chat_by_key_and_stop_stops_it(demo: Demo, page: Any) -> None:
     start_chat(page, demo, "chat-7", tokens=2000, interval_ms=20)
     first = page.evaluate("window.demo.streamId")
     page.wait_for_function("window.demo.events.length >= 10", timeout=10_000)

@@ -155,7 +155,12 @@ def test_foreign_users_and_cross_site_posts_cancel_nothing(demo: Demo) -> None:
 @pytest.mark.parametrize("policy", ["reject", "join", "cancel"])
 def test_concurrent_opens_of_one_key(demo: Demo, policy: str) -> None:
     clients = [demo.client("alice") for _ in range(8)]
-    body = {"tokens": 200, "interval_ms": 20, "key": f"k-{policy}", "on_conflict": policy}
+    body = {
+        "tokens": 200,
+        "interval_ms": 20,
+        "key": f"k-{policy}",
+        "on_conflict": policy,
+    }
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda c: c.post("/generations", json=body), clients))
     codes = sorted(a.status_code for a in answers)

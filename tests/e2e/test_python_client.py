@@ -101,3 +101,33 @@ def test_follow_through_connection_rotations(demo_factory: DemoFactory) -> None:
     assert [e.data["index"] for e in events if e.type == "token"] == list(range(80))
     assert events[-1].type == "completed"
     assert connects.count(url) >= 3  # rotated at least twice
+
+
+def test_cancel_and_follow_by_key(demo: Demo) -> None:
+    from flask_sse_resilience.client import cancel, find_key, follow_key
+
+    client = demo.client("alice")
+    assert find_key("py-chat", client=client) is None
+    assert list(follow_key("py-chat", client=client)) == []
+    body = {"tokens": 3000, "interval_ms": 10, "key": "py-chat"}
+    assert client.post("/generations", json=body).status_code == 201
+    found = find_key("py-chat", client=client)
+    assert found is not None and found["status"] == "active"
+    url = f"/sse/streams/{found['streamId']}"
+    events = []
+    for event in follow_key("py-chat", client=client):
+        events.append(event)
+        if len(events) == 5:
+            assert cancel(url, client=client, reason="enough")["status"] == "cancelling"
+    assert events[-1].type == "cancelled" and events[-1].terminal
+    assert events[-1].data["reason"] == "enough"
+    # Afterwards: the end at once, by key; a second cancel says it ended.
+    again = list(follow_key("py-chat", client=client))
+    assert [e.type for e in again] == ["cancelled"]
+    assert cancel(url, client=client)["status"] == "cancelled"
+    done = client.post("/generations", json={"tokens": 1, "interval_ms": 0})
+    finished = done.json()["streamUrl"]
+    list(follow(finished, client=client))
+    assert cancel(finished, client=client)["status"] == "completed"  # a 409
+    with pytest.raises(StreamUnavailable):
+        cancel("/sse/streams/nope", client=client)

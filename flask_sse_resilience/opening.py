@@ -1,0 +1,104 @@
+"""Opening, producing and stopping streams: the checks, wiring and signals
+around the registry's and the control's writes, behind the extension's
+``open_stream``, ``producer`` and ``cancel`` and the cancel endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from . import signals
+from .errors import RedisUnavailable
+from .ids import check_key, is_valid_stream_id
+from .models import OnConflict, Retention, StreamId, StreamState
+from .producer import Producer
+from .redisutil import UNAVAILABLE
+from .state import State
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Redis unavailable, raised as the typed :class:`RedisUnavailable` the
+    public methods promise (answered 503 should it escape a view)."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise RedisUnavailable() from exc
+
+
+def open_stream(
+    state: State,
+    user_id: str,
+    stream_type: str,
+    metadata: dict[str, Any] | None,
+    stream_id: str | None,
+    *,
+    key: str | None,
+    on_conflict: OnConflict,
+    retention: dict[str, Any],
+) -> StreamId:
+    """Validate, register and announce a stream; see ``open_stream``.
+
+    :raises ValueError: for a bad argument, naming it.
+    """
+    if stream_id is not None and not is_valid_stream_id(
+        stream_id, state.stream_id_rule
+    ):
+        raise ValueError(
+            "stream_id must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-' "
+            f"matching {state.settings.stream_id_pattern!r}"
+        )
+    if not user_id:
+        raise ValueError("user_id must be a non-empty string")
+    check_key(key, on_conflict, stream_id)
+    if retention.get("cancel_when_abandoned") is None:
+        retention["cancel_when_abandoned"] = state.settings.cancel_when_abandoned
+    with store_errors():
+        opened = state.registry.register(
+            stream_id,
+            user_id=str(user_id),
+            stream_type=stream_type,
+            metadata=metadata,
+            key=key,
+            on_conflict=on_conflict,
+            retention=Retention(**retention),
+            supersede=lambda old: cancel(state, old, None, "superseded"),
+        )
+    if not opened.joined:
+        state.emit(signals.stream_opened, stream_id=opened, user_id=str(user_id))
+    return opened
+
+
+def cancel(
+    state: State, stream_id: str, reason: str | None, by: str
+) -> StreamState | None:
+    """Ask a stream to stop (see :meth:`StreamControl.cancel
+    <flask_sse_resilience.control.StreamControl.cancel>`); send
+    ``stream_cancelled`` if that ended it here."""
+    if not is_valid_stream_id(stream_id):
+        return None
+    with store_errors():
+        after = state.control.cancel(stream_id, reason=reason, by=by)
+    if after is StreamState.CANCELLED:
+        state.emit(signals.stream_cancelled, stream_id=stream_id)
+    return after
+
+
+def producer(state: State, stream_id: str, retry_for: float | None) -> Producer:
+    """A :class:`Producer` for ``stream_id`` wired to the app's stores, this
+    process's heartbeat and pub/sub link, and the signals."""
+
+    def ended(final: StreamState) -> None:
+        state.emit(signals.ended_signal(final), stream_id=stream_id)
+
+    return Producer(
+        stream_id,
+        log=state.log,
+        heartbeater=state.heartbeater,
+        max_event_bytes=state.settings.max_event_bytes,
+        on_end=ended,
+        on_send=lambda: state.emit(signals.event_sent, stream_id=stream_id),
+        retry_for=state.settings.producer_retry_for if retry_for is None else retry_for,
+        watch=state.broker.watch,
+    )
