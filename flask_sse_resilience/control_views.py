@@ -32,7 +32,12 @@ from .errors import (
 from .ids import is_valid_stream_id
 from .models import StreamState
 from .state import State, get_state
-from .views import _check, _current_user, current_identity, recover_payload
+from .views import (
+    check_stream_id,
+    current_identity,
+    current_user,
+    recover_payload,
+)
 
 
 def _same_site(state: State) -> None:
@@ -73,10 +78,10 @@ def cancel_response(state: State, stream_id: str) -> Response:
     """Answer a cancel request for ``stream_id`` (see the protocol page):
     202 ``cancelling``, 200 with the recover JSON once it ended cancelled,
     409 when it ended otherwise, 404 as for the stream endpoint."""
-    _check(state, stream_id)
+    check_stream_id(state, stream_id)
     _same_site(state)
     reason = _reason()
-    user = _current_user(state, stream_id)
+    user = current_user(state, stream_id)
 
     def read() -> Any:
         return state.connections.open(

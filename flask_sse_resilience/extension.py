@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, has_app_context
 
-from . import opening
+from . import control_views, opening
 from .cli import sse_cli
 from .clients import make_client
 from .completion import CompletionStore
@@ -116,7 +116,9 @@ class SSEResilience:
         )
         app.extensions[EXTENSION_KEY] = state
         self._apps.add(app)
-        app.register_blueprint(make_blueprint(settings.url_prefix))
+        blueprint = make_blueprint(settings.url_prefix)
+        control_views.register(blueprint)
+        app.register_blueprint(blueprint)
         install_error_handlers(app)
         app.cli.add_command(sse_cli)
         if settings.dashboard:

@@ -56,7 +56,7 @@ STATUS: dict[type[StoreError], int] = {
 }
 
 
-def _current_user(state: State, stream_id: str) -> str:
+def current_user(state: State, stream_id: str) -> str:
     """The user asking: from a stream token if one is given, else the app's
     identity loader. Never from anything else the client sends."""
     token = request.args.get("token")
@@ -84,7 +84,11 @@ def current_identity(state: State) -> str:
     return str(user)
 
 
-def _check(state: State, stream_id: str) -> None:
+def check_stream_id(state: State, stream_id: str) -> None:
+    """Refuse a malformed stream id before any Redis call.
+
+    :raises InvalidStreamId: 400.
+    """
     if not is_valid_stream_id(stream_id, state.stream_id_rule):
         raise InvalidStreamId()
 
@@ -129,9 +133,9 @@ def stream_response(state: State, stream_id: str) -> Response:
         :data:`~flask_sse_resilience.redisutil.UNAVAILABLE`: Redis cannot be
         reached (the blueprint answers 503; see :func:`error_response`).
     """
-    _check(state, stream_id)
+    check_stream_id(state, stream_id)
     last_event_id = _last_event_id()
-    user = _current_user(state, stream_id)
+    user = current_user(state, stream_id)
     # Most streams asked for are live: the lease comes in the same round trip.
     conn = state.connections.open(
         stream_id, user, may_follow=lambda r: state.may_follow(r, user)
@@ -200,8 +204,8 @@ def recover_response(state: State, stream_id: str) -> Response:
     ``eventId``. An unknown, expired or foreign stream is a 404 whose body also
     says ``"status": "unknown"``. Same errors as :func:`stream_response`.
     """
-    _check(state, stream_id)
-    user = _current_user(state, stream_id)
+    check_stream_id(state, stream_id)
+    user = current_user(state, stream_id)
     conn = state.connections.open(
         stream_id, user, may_follow=lambda r: state.may_follow(r, user), lease=False
     )
@@ -317,10 +321,6 @@ def make_blueprint(url_prefix: str) -> Blueprint:
     @bp.get("/streams/<stream_id>/recover")
     def recover(stream_id: str) -> Response:
         return recover_response(get_state(), stream_id)
-
-    from . import control_views  # it builds on this module's helpers
-
-    control_views.register(bp)
 
     dashboard.register(bp)
     return bp
