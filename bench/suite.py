@@ -29,6 +29,7 @@ import redis as redis_py
 from flask import Flask
 
 from bench.chaos import chaos_section
+from bench.control import control_bench, control_section
 from bench.core import (
     cookie_for,
     dashboard_snapshot,
@@ -59,12 +60,13 @@ class Size:
     guardian: tuple[int, int]
     events: int
     repeats: int
+    cancels: int = 100
 
 
 FULL = Size([100, 1000, 3000, 6000, 10_000], 5, [1000, 3000], 1000, 10, 100, 2,
             1000, 200, (10_000, 100), 20_000, 3)  # fmt: skip
 QUICK = Size([100, 500], 2, [100, 300], 200, 3, 50, 2, 200, 20, (1000, 10),
-             2000, 1)  # fmt: skip
+             2000, 1, 20)  # fmt: skip
 
 
 def cpu_ms(pid: int) -> float:
@@ -443,6 +445,8 @@ def run(size: Size) -> dict[str, Any]:
                          for _ in range(size.repeats)]  # fmt: skip
         r["dashboard"] = [dashboard_snapshot(redis, size.guardian[0])
                           for _ in range(size.repeats)]  # fmt: skip
+        say("ours", "cancel and keys")
+        r["control"] = control_bench(redis.url, size.cancels)
         results["redis_version"] = redis.client().info()["redis_version"]
     finally:
         client.stop()
@@ -599,7 +603,7 @@ Notes:
   others, so it measures each whole system, including what it guarantees.
 - *resume* and *recover* do not exist in the others: flask-sse ignores
   Last-Event-ID and stores nothing; the baseline has no log.
-{soak_section()}{chaos_section()}""")
+{control_section(results["ours"]["control"])}{soak_section()}{chaos_section()}""")
     print(f"\nwrote {out}")
 
 

@@ -10,7 +10,10 @@ which all local followers read: per connection there is only a
 
 The same links carry the control channels of the streams this process
 produces: :meth:`Broker.watch` hands a stream's cancel requests to its
-producer, the fast path of :mod:`~flask_sse_resilience.control`.
+producer, the fast path of :mod:`~flask_sse_resilience.control`. Whenever
+Redis confirms such a subscription (at first, and after a reconnect), the
+stream's cancel flag is read once, so a request sent while the link was down
+arrives as soon as it is back.
 
 Whenever Redis confirms a subscription (first subscribe, or resubscribe after a
 reconnect) every local follower of that stream is told to :data:`RESYNC`: catch
@@ -33,6 +36,7 @@ from .eventlog import parse_message
 from .keys import Keys
 from .links import Link
 from .loops import supervise
+from .models import RecordField
 from .redisutil import RedisClient, as_text, is_cluster
 from .timeline import BEHIND, MAX_HANDOUT, RESYNC, Follower, Notice, Timeline
 
@@ -270,6 +274,8 @@ class Broker:
         if self.keys.is_control(channel):
             if kind in ("message", "smessage"):
                 self._request(stream_id, message["data"])
+            else:  # (re)subscribed: a request sent meanwhile is in the record
+                self._recheck(stream_id)
             return
         timeline = self._subs.get(stream_id)
         if timeline is None:
@@ -285,6 +291,16 @@ class Broker:
             return
         event.encode()  # once per worker, here; followers share the bytes
         timeline.add(event)
+
+    def _recheck(self, stream_id: str) -> None:
+        """Read a watched stream's cancel flag, as a (re)subscription may
+        have missed the request's message."""
+        with self._lock:
+            if stream_id not in self._watchers:
+                return
+        request = self.redis.hget(self.keys.stream(stream_id), RecordField.CANCEL)
+        if request:
+            self._request(stream_id, request)
 
     def _request(self, stream_id: str, payload: Any) -> None:
         """Hand a cancel request to the producers of ``stream_id`` here."""
