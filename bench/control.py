@@ -5,13 +5,13 @@ an app of its own on the same Redis, running the producers (one at a time,
 sending a token every 20 ms and checking ``out.cancelled`` every 0.5 ms, as a
 token loop would between tokens). A follower on host A reads the stream with
 the Python client (httpx-sse). Each trial posts the cancel to host A and
-measures, from just before the POST, until the producer on B sees it (cancel-to-producer), and
-until the follower on A receives the ``cancelled`` event (cancel-to-follower:
-the producer then ends the stream with its partial text). A second series
-kills the producer's pub/sub connection first (``CLIENT KILL TYPE pubsub``),
-while the producer is in a long call (no writes), so only the heartbeat
-brings the request. Key lookups are ``GET
-<prefix>/keys/<key>`` on host A.
+measures, from just before the POST, until the producer on B sees it
+(cancel-to-producer) and until the follower on A receives the ``cancelled``
+event (cancel-to-follower: the producer then ends the stream with its partial
+text). Two more series put the producer in a long call (no writes): one kills
+every pub/sub connection just before the POST (``CLIENT KILL TYPE pubsub``),
+one runs the producer without a pub/sub link, so only its heartbeat brings
+the request. Key lookups are ``GET <prefix>/keys/<key>`` on host A.
 
 ``python -m bench.control`` runs it alone; the suite includes it.
 """
