@@ -102,7 +102,7 @@ def snapshot(
             "active": len(index),
             **{
                 name: sum(m.get(name, 0) for m in minutes)
-                for name in ("completed", "failed", "orphaned")
+                for name in ("completed", "failed", "orphaned", "cancelled")
             },
         },
         "workers": _workers(workers, now_ms, settings.heartbeat_interval),

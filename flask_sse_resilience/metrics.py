@@ -2,8 +2,8 @@
 and set ``SSE_RESILIENCE_METRICS = True``.
 
 Per-process metrics (``connected_clients``, ``events_sent_total``,
-``replays_total``, ``orphaned_total``, ``guardian_sweep_seconds``) live in
-``prometheus_client``'s default registry; with several gunicorn workers use its
+``replays_total``, ``orphaned_total``, ``cancelled_total``,
+``guardian_sweep_seconds``) live in ``prometheus_client``'s default registry; with several gunicorn workers use its
 multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``). Two gauges are read from Redis
 when scraped, so every worker reports the same cluster-wide value:
 ``active_streams`` and ``heartbeat_lag_seconds`` (age of the oldest heartbeat
@@ -55,6 +55,9 @@ class Metrics:
         )
         self.orphaned = prom.Counter(
             "orphaned", "Streams ended by the guardian.", namespace=_NS
+        )
+        self.cancelled = prom.Counter(
+            "cancelled", "Streams ended cancelled.", namespace=_NS
         )
         self.sweep_seconds = prom.Histogram(
             "guardian_sweep_seconds", "Duration of guardian sweeps.", namespace=_NS,
@@ -123,6 +126,9 @@ def install(app: Flask, state: State) -> Metrics:
     def orphaned(_app: Any, **_: Any) -> None:
         metrics.orphaned.inc()
 
+    def cancelled(_app: Any, **_: Any) -> None:
+        metrics.cancelled.inc()
+
     def swept(_app: Any, result: SweepResult, **_: Any) -> None:
         metrics.sweep_seconds.observe(result.seconds)
 
@@ -133,6 +139,7 @@ def install(app: Flask, state: State) -> Metrics:
         (signals.client_connected, connected),
         (signals.client_disconnected, disconnected),
         (signals.stream_orphaned, orphaned),
+        (signals.stream_cancelled, cancelled),
         (signals.guardian_swept, swept),
         (signals.event_sent, sent),
     ):

@@ -31,7 +31,7 @@ from .redisutil import UNAVAILABLE, RedisClient, hash_to_text
 log = logging.getLogger(__name__)
 
 #: Names counted per minute.
-COUNTS = ("events", "connects", "completed", "failed", "orphaned")
+COUNTS = ("events", "connects", "completed", "failed", "orphaned", "cancelled")
 
 #: Minutes of history kept (and shown).
 HISTORY = 15
@@ -152,6 +152,7 @@ def count_signals(app: Any, stats: Callable[[], Stats]) -> None:
         (signals.stream_completed, counter("completed")),
         (signals.stream_failed, counter("failed")),
         (signals.stream_orphaned, counter("orphaned")),
+        (signals.stream_cancelled, counter("cancelled")),
         (signals.client_connected, connected),
     ):
         signal.connect(receiver, sender=app, weak=False)

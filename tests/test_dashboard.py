@@ -113,6 +113,11 @@ def test_the_numbers_are_what_redis_holds(make_app: AppFactory, r: redis.Redis) 
     snap = client.get("/sse/_dashboard/snapshot").json
     assert snap["counts"]["orphaned"] == 1 and snap["counts"]["active"] == 118
     assert snap["sweep"]["orphaned"] == 1
+    age(r, ids[5], 30)
+    sse.cancel(ids[5], app=app)  # its producer is silent: ended at once
+    app.extensions["sse_resilience"].stats.flush()
+    snap = client.get("/sse/_dashboard/snapshot").json
+    assert snap["counts"]["cancelled"] == 1 and snap["counts"]["active"] == 117
     assert [w["worker"] for w in snap["workers"]] == [
         app.extensions["sse_resilience"].stats.worker
     ]

@@ -27,6 +27,7 @@ def test_metrics_follow_streams_clients_and_sweeps(
     sent = value("sse_resilience_events_sent_total")
     replays = value("sse_resilience_replays_total")
     orphaned = value("sse_resilience_orphaned_total")
+    cancelled = value("sse_resilience_cancelled_total")
     sweeps = value("sse_resilience_guardian_sweep_seconds_count")
 
     sid = sse.open_stream("alice", app=app)
@@ -56,3 +57,7 @@ def test_metrics_follow_streams_clients_and_sweeps(
     assert value("sse_resilience_guardian_sweep_seconds_count") == sweeps + 1
     assert value("sse_resilience_active_streams", '{prefix="sse:"}') == 0
     assert value("sse_resilience_connected_clients") == 0
+    stopped = sse.open_stream("alice", app=app)
+    with sse.producer(stopped, app=app) as out:
+        out.cancel()
+    assert value("sse_resilience_cancelled_total") == cancelled + 1

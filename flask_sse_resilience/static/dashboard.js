@@ -26,7 +26,7 @@
 
   function render(s) {
     text($("updated"), "as of " + new Date(s.at).toLocaleTimeString());
-    ["active", "completed", "failed", "orphaned"].forEach(function (name) {
+    ["active", "completed", "failed", "orphaned", "cancelled"].forEach(function (name) {
       text($("count-" + name), s.counts[name]);
     });
     renderWorkers(s.workers);
