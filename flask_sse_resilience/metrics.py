@@ -4,8 +4,9 @@ and set ``SSE_RESILIENCE_METRICS = True``.
 Per-process metrics (``connected_clients``, ``events_sent_total``,
 ``replays_total``, ``orphaned_total``, ``cancelled_total``,
 ``guardian_sweep_seconds``) live in ``prometheus_client``'s default registry;
-with several gunicorn workers use its multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``). Two gauges are read from Redis
-when scraped, so every worker reports the same cluster-wide value:
+with several gunicorn workers use its multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR``). Two gauges are read from Redis when scraped,
+so every worker reports the same cluster-wide value:
 ``active_streams`` and ``heartbeat_lag_seconds`` (age of the oldest heartbeat
 among active streams, the figure to alert on before streams get orphaned).
 
