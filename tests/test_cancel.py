@@ -250,3 +250,20 @@ def test_cancel_racing_another_end_writes_one_terminal_event(
         assert completion.terminal_event_type == ends[0]
         outcomes[state] = outcomes.get(state, 0) + 1
     assert sum(outcomes.values()) == RACES
+
+
+def test_a_cancelled_stream_that_expired_leaves_the_guardians_sets(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", cancel_when_abandoned=60, app=app)
+    assert sse.cancel(sid, app=app) is StreamState.ACTIVE
+    shard = KEYS.shard(sid)
+    assert r.zscore(KEYS.cancelling(shard), sid) is not None
+    r.delete(KEYS.stream(sid))  # as if its TTL ran out
+    r.zadd(KEYS.cancelling(shard), {sid: 0})  # and its grace long past
+    result = sse.guardian(app).run_once(force=True)
+    assert result.pruned == 1
+    for key in (KEYS.cancelling(shard), KEYS.abandon(shard), KEYS.active(shard)):
+        assert r.zscore(key, sid) is None, key
+    assert sse.guardian(app).run_once(force=True).pruned == 0

@@ -16,15 +16,14 @@ local rec = redis.call('HMGET', KEYS[1], '${STATE}', '${PRODUCER}', '${SEQ}',
 local seq = tonumber(ARGV[2])
 local maxlen = rec[9] or ARGV[5]
 if ARGV[1] == '' then
-  if not rec[1] then
-    if redis.call('ZREM', KEYS[4], ARGV[10]) == 1 then
+  if not rec[1] or rec[1] ~= 'active' then  -- gone or ended: out of the sets
+    local indexed = redis.call('ZREM', KEYS[4], ARGV[10])
+    for i = 5, 6 do redis.call('ZREM', KEYS[i], ARGV[10]) end
+    if rec[1] then return {-1} end
+    if indexed == 1 then
       redis.call(${PUBLISH}, ARGV[6], '\n0\nfailed\n{"reason":"expired"}')
     end
     return {-2}
-  end
-  if rec[1] ~= 'active' then
-    redis.call('ZREM', KEYS[4], ARGV[10])
-    return {-1}
   end
   local fenced = rec[8] and now - tonumber(rec[8]) >= tonumber(ARGV[11])
   if not fenced then
