@@ -199,7 +199,8 @@ def recover_response(state: State, stream_id: str) -> Response:
     """Return the recover JSON for ``stream_id``.
 
     ``{"status": ..., "streamId": ...}`` with ``status`` one of ``active``,
-    ``completed``, ``failed``, ``orphaned``; an ended stream adds
+    ``completed``, ``failed``, ``orphaned``, ``cancelled`` (and ``key`` for a
+    keyed stream); an ended stream adds
     ``terminalEventType``, ``terminalEventData``, ``completedAt`` and
     ``eventId``. An unknown, expired or foreign stream is a 404 whose body also
     says ``"status": "unknown"``. Same errors as :func:`stream_response`.
