@@ -80,6 +80,9 @@ class Broker:
         self._link_of: dict[str, Link] = {}
         self._links: dict[str, Link] = {}
         self._lock = threading.Lock()
+        #: Set by :meth:`close_all`: every follower from then on is closed
+        #: with it at once (the process is stopping).
+        self.closing: Notice | None = None
         self.stopped = threading.Event()
         supervise(self)
 
@@ -118,6 +121,8 @@ class Broker:
                 timeline = self._subs[stream_id] = Timeline(self.buffer)
             follower = Follower(stream_id, timeline)
             timeline.followers.add(follower)
+            if self.closing is not None:  # admitted just before the stop
+                follower.close(self.closing)
             link = self._join(self.keys.channel(stream_id)) if first else None
         if link is not None:
             self.stopped.clear()
@@ -180,7 +185,11 @@ class Broker:
         return link
 
     def close_all(self, reason: Notice) -> int:
-        """Close every follower in this process; return how many."""
+        """Close every follower in this process, and every one that comes
+        later (a request admitted just before a stop); return how many were
+        open."""
+        with self._lock:
+            self.closing = reason
         return self.close_streams(list(self._subs), reason)
 
     def close_streams(self, stream_ids: list[str], reason: Notice) -> int:

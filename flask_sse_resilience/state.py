@@ -329,14 +329,13 @@ class State:
         """
         self.shutting_down = True
         with self._lock:
-            guardian, broker = self._guardian, self._broker
-            heartbeater = self._heartbeater
+            guardian, heartbeater = self._guardian, self._heartbeater
         pid = os.getpid()
         if guardian is not None and guardian.pid == pid:
             guardian.stop()
-        ended = 0
-        if broker is not None and broker.pid == pid:
-            ended = broker.close_all(Notice.RECONNECT)
+        # Made here if need be: a response admitted just before the stop
+        # finds its broker closing, and is sent on at once.
+        ended = self.broker.close_all(Notice.RECONNECT)
         if heartbeater is not None and heartbeater.pid == pid:
             deadline = time.monotonic() + grace
             while heartbeater.streams and time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from . import dashboard, signals, wire
+from . import dashboard, signals
 from .connections import Connection
 from .errors import (
     AuthenticationRequired,
@@ -35,7 +35,7 @@ from .ids import is_valid_stream_id, parse_event_id
 from .models import StreamState, to_iso
 from .redisutil import UNAVAILABLE
 from .state import EXTENSION_KEY, State, get_state
-from .streaming import RECONNECT_MS, EventStream
+from .streaming import EventStream
 from .tokens import read_token
 
 #: Headers of every stream response, set before the body starts.
@@ -156,11 +156,6 @@ def stream_response(state: State, stream_id: str) -> Response:
         # that makes a browser's EventSource stop reconnecting for good.
         conn.close()
         return Response(status=204, headers={"Cache-Control": "no-cache"})
-    if active and state.shutting_down:
-        # This worker is stopping (it may accept for a moment more): send the
-        # client on at once, as the open responses were.
-        conn.close()
-        return Response(wire.encode_retry(RECONNECT_MS), headers=STREAM_HEADERS)
     if active and conn.lease is None:
         raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
     # An ended stream's short response keeps a lease if it got one (given back

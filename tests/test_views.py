@@ -311,5 +311,24 @@ def test_a_stopping_worker_sends_new_live_clients_on_at_once(
     app.extensions["sse_resilience"].shutdown()
     response = open_stream(client, f"/sse/streams/{sid}")
     assert response.status_code == 200
-    assert response.get_data() == b"retry: 500\n\n"
+    assert response.get_data().endswith(b"\n\nretry: 500\n\n")
     assert response.headers["Content-Type"] == "text/event-stream"
+
+
+def test_a_response_admitted_before_the_stop_is_sent_on_too(
+    app_sse: tuple[Flask, SSEResilience],
+) -> None:
+    """The drain race: admitted before ``shutdown``, its body subscribes
+    after ``close_all``; the broker remembers and sends it on at once."""
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    client = app.test_client()
+    login(client, "alice")
+    response = open_stream(client, f"/sse/streams/{sid}")
+    body = iter(response.response)
+    assert b"connected" in next(body)  # admitted; not yet following
+    started = time.monotonic()
+    app.extensions["sse_resilience"].shutdown()
+    rest = b"".join(body)
+    assert rest.endswith(b"retry: 500\n\n")
+    assert time.monotonic() - started < 1
