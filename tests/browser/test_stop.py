@@ -89,3 +89,38 @@ def test_an_abandoned_generation_is_cancelled_a_reloaded_page_is_not(
     assert gone["terminalEventData"]["by"] == "abandoned"
     page.click("#stop")
     wait_status(page, "cancelled", 10)
+
+
+def test_a_cross_site_form_cannot_cancel(demo: Demo, page: Any) -> None:
+    """A page of another origin (another port: the same site, so the browser
+    sends the victim's Lax session cookie along) posts a form to the cancel
+    URL, then a JSON fetch: both refused, the generation goes on."""
+    start_chat(page, demo, "chat-9", tokens=2000, interval_ms=20)
+    sid = page.evaluate("window.demo.streamId")
+    target = f"{demo.base}/sse/streams/{sid}/cancel"
+    evil = "http://127.0.0.1:1/evil.html"  # never reached: served below
+    page.route(
+        evil,
+        lambda route: route.fulfill(
+            content_type="text/html",
+            body=f"""<form id="f" method="POST" action="{target}"
+                        enctype="text/plain">
+                       <input name='{{"reason":"' value='csrf"}}'></form>
+                     <script>
+                       fetch("{target}", {{method: "POST", mode: "no-cors",
+                         credentials: "include", body: "{{}}",
+                         headers: {{"Content-Type": "text/plain"}}}})
+                         .finally(() => document.getElementById("f").submit());
+                     </script>""",
+        ),
+    )
+    answers: list[int] = []
+    page.on(
+        "response",
+        lambda r: answers.append(r.status) if r.url == target else None,
+    )
+    page.goto(evil)
+    page.wait_for_function("document.body.innerText.includes('cross_site')")
+    assert answers and set(answers) == {403}
+    recover = demo.client("alice").get(f"/sse/streams/{sid}/recover").json()
+    assert recover["status"] == "active"
