@@ -37,7 +37,7 @@ from .keys import Keys
 from .links import Link
 from .loops import supervise
 from .models import RecordField
-from .redisutil import RedisClient, as_text, is_cluster
+from .redisutil import UNAVAILABLE, RedisClient, as_text, is_cluster
 from .timeline import BEHIND, MAX_HANDOUT, RESYNC, Follower, Notice, Timeline
 
 __all__ = [
@@ -307,7 +307,11 @@ class Broker:
         with self._lock:
             if stream_id not in self._watchers:
                 return
-        request = self.redis.hget(self.keys.stream(stream_id), RecordField.CANCEL)
+        try:
+            request = self.redis.hget(self.keys.stream(stream_id), RecordField.CANCEL)
+        except UNAVAILABLE as exc:  # the producer's heartbeat reads it too
+            log.warning("could not read the cancel flag of %s: %s", stream_id, exc)
+            return
         if request:
             self._request(stream_id, request)
 

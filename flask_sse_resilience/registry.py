@@ -68,6 +68,7 @@ class StreamRegistry:
         keys: Keys,
         *,
         stream_ttl: int,
+        completion_ttl: int = 300,
         max_streams_per_user: int = 100,
         deferred: Deferred | None = None,
     ) -> None:
@@ -75,6 +76,7 @@ class StreamRegistry:
         self.deferred = deferred
         self.keys = keys
         self.stream_ttl = stream_ttl
+        self.completion_ttl = completion_ttl
         self.max_streams_per_user = max_streams_per_user
         self.scripts = Scripts(redis)
 
@@ -140,6 +142,9 @@ class StreamRegistry:
                     else None
                 ),
                 abandon_ms=_ms(abandon),
+                # A key finds its stream as long as the stream may live.
+                pointer_ttl_ms=ttl_ms
+                + 1000 * (retention.completion_ttl or self.completion_ttl),
             )
 
         try:

@@ -166,6 +166,7 @@ def register(
     max_events: int | None = None,
     completion_ttl_ms: int | None = None,
     abandon_ms: int | None = None,
+    pointer_ttl_ms: int = 0,
 ) -> Call:
     """Create an active record (with ``key``: only if the key names no other
     active stream, the one ``expected`` included); reply ``[start ms]``,
@@ -185,6 +186,7 @@ def register(
         [
             stream_id, stream_type, user_id, metadata_json, ttl_ms, key, expected,
             _optional(max_events), _optional(completion_ttl_ms), _optional(abandon_ms),
+            pointer_ttl_ms or ttl_ms,
         ],
     )  # fmt: skip
 

@@ -119,6 +119,7 @@ class State:
             redis,
             self.keys,
             stream_ttl=settings.stream_ttl,
+            completion_ttl=settings.completion_ttl,
             max_streams_per_user=settings.max_streams_per_user,
             deferred=self.deferred,
         )

@@ -234,3 +234,16 @@ def test_the_config_default_for_abandoned_streams(make_app: AppFactory) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert not other.cancelled
+
+
+def test_a_key_finds_its_stream_as_long_as_the_stream_is_kept(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", key="k", ttl=60, completion_ttl=30, app=app)
+    pointer = KEYS.key_pointer("alice", "k")
+    assert r.get(pointer) == sid
+    assert 85 <= r.ttl(pointer) <= 90  # the stream's 60 s plus its end's 30 s
+    plain = sse.open_stream("alice", key="k2", ttl=60, app=app)
+    assert r.get(KEYS.key_pointer("alice", "k2")) == plain
+    assert 355 <= r.ttl(KEYS.key_pointer("alice", "k2")) <= 360  # + 300 s

@@ -2,7 +2,8 @@
 --       stream, its key pointer and the record of the stream the caller
 --       expects the pointer to name (if any).
 -- ARGV: id, type, user, metadata, ttl_ms, key, expected id, max_events,
---       completion_ttl_ms, abandon_ms ('' where the settings apply).
+--       completion_ttl_ms, abandon_ms ('' where the settings apply), and how
+--       long the key's pointer lives (the stream's ttl plus its end's).
 -- Returns {start time}, {0} if the id is taken, or {-7, id, state} if the key
 -- names another stream: its state when it is the expected one and active,
 -- '' when the pointer moved (ask again, expecting it). Nothing is written
@@ -22,8 +23,7 @@ redis.call('HSET', KEYS[1], '${STREAM_ID}', ARGV[1], '${STREAM_TYPE}', ARGV[2],
   '${STARTED_AT}', now, '${LAST_HEARTBEAT}', now, '${SEQ}', 0)
 if ARGV[6] ~= '' then
   redis.call('HSET', KEYS[1], '${KEY}', ARGV[6])
-  local keep = tonumber(ARGV[5]) + tonumber(ARGV[9] ~= '' and ARGV[9] or 0)
-  redis.call('SET', KEYS[4], ARGV[1], 'PX', keep)
+  redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[11])
 end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], '${MAX_EVENTS}', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], '${COMPLETION_TTL}', ARGV[9]) end
