@@ -33,7 +33,7 @@ from . import wire
 from .errors import DashboardForbidden, DashboardNotFound, InvalidDashboardQuery
 from .guardian import SweepRecord, queue_last_sweep
 from .models import StreamMetadata, StreamState, from_millis, to_iso
-from .redisutil import UNAVAILABLE, parse_now, queue_now, run_pipeline
+from .redisutil import UNAVAILABLE, parse_now, queue_now, run_parts
 from .state import State, get_state
 from .stats import HISTORY, parse_history, queue_history
 
@@ -71,17 +71,19 @@ def snapshot(
     minute = int(time.time() // 60)
     span = range(minute - HISTORY + 1, minute + 1)
 
-    def build(pipe: Any) -> None:
-        queue_now(pipe)
-        queue_last_sweep(pipe, state.keys)
-        queue_history(pipe, state.keys, span)
-        state.registry.queue_index_entries(pipe)
-
-    replies = run_pipeline(state.redis, build)
-    now_ms = parse_now(replies[0])
-    sweep = SweepRecord.parse(replies[1])
-    workers, minutes = parse_history(span, replies[2 : 3 + len(span)])
-    index = state.registry.parse_index_entries(replies[3 + len(span) :])
+    parts = run_parts(
+        state.redis,
+        {
+            "now": queue_now,
+            "sweep": lambda pipe: queue_last_sweep(pipe, state.keys),
+            "history": lambda pipe: queue_history(pipe, state.keys, span),
+            "index": state.registry.queue_index_entries,
+        },
+    )
+    now_ms = parse_now(parts["now"][0])
+    sweep = SweepRecord.parse(parts["sweep"][0])
+    workers, minutes = parse_history(span, parts["history"])
+    index = state.registry.parse_index_entries(parts["index"])
 
     if sort == "heartbeat":
         index.sort(key=lambda entry: entry[1], reverse=desc)

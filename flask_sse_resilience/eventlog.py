@@ -20,6 +20,7 @@ as the completion record.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Iterator
@@ -113,6 +114,14 @@ class EventLog:
         self.completion_ttl = completion_ttl
         self.cancel_grace_ms = int(cancel_grace * 1000)
         self.scripts = Scripts(redis)
+        #: :func:`scripts.finish <flask_sse_resilience.scripts.finish>` with
+        #: this log's keys, cap and completion TTL.
+        self._finish_call = functools.partial(
+            scripts.finish,
+            keys,
+            max_events=max_events,
+            completion_ttl_ms=completion_ttl * 1000,
+        )
 
     def claim(self, stream_id: str, token: str) -> Claim:
         """Take the write lease of an active stream; return where its log is
@@ -189,7 +198,7 @@ class EventLog:
         """
         reply = self.scripts.run(
             self._finish_call(
-                stream_id, state, event_type, data_json,
+                stream_id, state=state, event_type=event_type, data_json=data_json,
                 token=token, seq=seq, stale_ms=stale_ms,
                 grace_ms=self.cancel_grace_ms if grace_ms is None else grace_ms,
                 request_json=request_json,
@@ -233,8 +242,9 @@ class EventLog:
         """
         calls = [
             self._finish_call(
-                stream_id, StreamState.ORPHANED, "failed", data,
-                stale_ms=stale_ms, grace_ms=self.cancel_grace_ms, watch=grace,
+                stream_id, state=StreamState.ORPHANED, event_type="failed",
+                data_json=data, stale_ms=stale_ms, grace_ms=self.cancel_grace_ms,
+                watch=grace,
             )
             for stream_id in stream_ids
         ]  # fmt: skip
@@ -250,36 +260,6 @@ class EventLog:
         if ended:
             self._uncount(ended)
         return results
-
-    def _finish_call(
-        self,
-        stream_id: str,
-        state: StreamState,
-        event_type: str,
-        data_json: str,
-        *,
-        token: str = "",
-        seq: int = 0,
-        stale_ms: int = 0,
-        grace_ms: int = 0,
-        request_json: str = "",
-        watch: bool = False,
-    ) -> scripts.Call:
-        return scripts.finish(
-            self.keys,
-            stream_id,
-            state=state,
-            event_type=event_type,
-            data_json=data_json,
-            max_events=self.max_events,
-            completion_ttl_ms=self.completion_ttl * 1000,
-            token=token,
-            seq=seq,
-            stale_ms=stale_ms,
-            grace_ms=grace_ms,
-            request_json=request_json,
-            watch=watch,
-        )
 
     def length(self, stream_id: str) -> int:
         """Events the stream's (capped) log holds now."""

@@ -52,6 +52,16 @@ def _states(worker: Any) -> list[State]:
     return list(getattr(worker, "sse_states", ()))
 
 
+def _states_or_app(worker: Any) -> list[State]:
+    """The states attached to ``worker``, or else its app's own (a worker
+    that stops before its first request attached nothing)."""
+    attached = _states(worker)
+    if attached:
+        return attached
+    state = _state(worker)
+    return [state] if state is not None else []
+
+
 def current_worker() -> Any:
     """The gunicorn worker handling the current request (found on the call
     stack), or None outside gunicorn."""
@@ -128,14 +138,14 @@ def worker_int(worker: Any) -> None:
     responses at once (the worker exits 0.1 s later) and waits for nothing."""
     worker.sse_quick_exit = True
     worker.sse_stop_started = time.monotonic()
-    for state in _states(worker) or filter(None, [_state(worker)]):
+    for state in _states_or_app(worker):
         state.shutdown()
 
 
 def worker_exit(server: Any, worker: Any) -> None:
     """gunicorn hook: give this worker's producers the rest of the grace period
     (not on a quick stop: their streams are left to the guardian)."""
-    states = _states(worker) or list(filter(None, [_state(worker)]))
+    states = _states_or_app(worker)
     if getattr(worker, "sse_quick_exit", False):
         for state in states:
             state.shutdown()

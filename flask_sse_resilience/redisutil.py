@@ -228,6 +228,24 @@ def script(client: RedisClient, source: str) -> LuaScript:
     return LuaScript(client, source)
 
 
+def run_parts(
+    client: RedisClient, parts: Mapping[str, Callable[[Any], None]]
+) -> dict[str, list[Any]]:
+    """Run several readers' queued commands in one round trip (see
+    :func:`run_pipeline`); return each part's replies by its name, so every
+    reader parses its own, whatever the others queued."""
+    spans: dict[str, tuple[int, int]] = {}
+
+    def build(pipe: Any) -> None:
+        for name, queue in parts.items():
+            start = len(pipe)
+            queue(pipe)
+            spans[name] = (start, len(pipe))
+
+    replies = run_pipeline(client, build)
+    return {name: replies[start:end] for name, (start, end) in spans.items()}
+
+
 def queue_now(pipe: Any) -> None:
     """Queue reading the Redis clock on ``pipe`` (see :func:`parse_now`)."""
     pipe.time()

@@ -267,9 +267,12 @@ class StreamRegistry:
         pipe.hgetall(self.keys.stream(stream_id))
 
     @staticmethod
-    def parse(reply: Any) -> StreamMetadata | None:
-        """The record from a :meth:`queue_get` reply, or None if it is gone."""
-        return StreamMetadata.from_hash(hash_to_text(reply)) if reply else None
+    def parse(reply: Any, connections: Any = 0) -> StreamMetadata | None:
+        """The record from a :meth:`queue_get` reply (with its live
+        ``connections`` count if known), or None if it is gone."""
+        if not reply:
+            return None
+        return StreamMetadata.from_hash(hash_to_text(reply), int(connections))
 
     def get_many(self, stream_ids: Iterable[str]) -> list[StreamMetadata]:
         """Return the records of the given streams that still exist, with
@@ -282,11 +285,8 @@ class StreamRegistry:
             pipe.hgetall(self.keys.stream(stream_id))
             pipe.zcard(self.keys.stream_connections(stream_id))
         replies = pipe.execute()
-        return [
-            StreamMetadata.from_hash(hash_to_text(raw), int(connections))
-            for raw, connections in zip(replies[0::2], replies[1::2], strict=True)
-            if raw
-        ]
+        parsed = map(self.parse, replies[0::2], replies[1::2])
+        return [record for record in parsed if record is not None]
 
     def index(self) -> tuple[int, list[tuple[str, int]]]:
         """Return the number of indexed streams and, per shard, its oldest
