@@ -107,13 +107,11 @@ def test_the_write_refuses_even_before_the_process_heard(
     """A producer whose fast path is lost still stops at its next write."""
     app, sse = app_sse
     sid = sse.open_stream("alice", app=app)
-    with sse.producer(sid, app=app) as out:
-        out._cancel = False  # as if nothing arrived yet
+    with unlinked(sse, app, sid) as out:
         sse.cancel(sid, "stop", app=app)
-        out._cancel = False  # drop whatever the fast path delivered
-        with pytest.raises(StreamCancelled):
-            out.send("token", 1)
-        assert out.cancelled
+        with pytest.raises(StreamCancelled) as refused:
+            out.send("token", 1)  # before the heartbeat (0.3 s) comes
+        assert out.cancelled and refused.value.reason == "stop"
     assert terminal_events(sse, app, sid) == ["cancelled"]
 
 
