@@ -108,9 +108,11 @@ def test_the_write_refuses_even_before_the_process_heard(
     app, sse = app_sse
     sid = sse.open_stream("alice", app=app)
     with unlinked(sse, app, sid) as out:
+        heartbeater = app.extensions["sse_resilience"].heartbeater
+        heartbeater.discard(sid, out._heard)  # nor does its heartbeat tell it
         sse.cancel(sid, "stop", app=app)
         with pytest.raises(StreamCancelled) as refused:
-            out.send("token", 1)  # before the heartbeat (0.3 s) comes
+            out.send("token", 1)
         assert out.cancelled and refused.value.reason == "stop"
     assert terminal_events(sse, app, sid) == ["cancelled"]
 
