@@ -190,9 +190,11 @@ def test_an_abandoned_stream_is_cancelled_a_followed_one_is_not(
     sse.start_background(app)
     client = app.test_client()
     login(client, "alice")
+    # Leases last 0.9 s here (renewed every 0.3 s): 2 s leaves room for a
+    # loaded machine's late renewal; a reload is gone for 0.3 s.
     lonely = sse.open_stream("alice", cancel_when_abandoned=1, app=app)
-    watched = sse.open_stream("alice", cancel_when_abandoned=1, app=app)
-    reloaded = sse.open_stream("alice", cancel_when_abandoned=1.5, app=app)
+    watched = sse.open_stream("alice", cancel_when_abandoned=2, app=app)
+    reloaded = sse.open_stream("alice", cancel_when_abandoned=2, app=app)
     followers = [Follower(client, sid, app) for sid in (watched, reloaded)]
     producers = [sse.producer(s, app=app) for s in (lonely, watched, reloaded)]
     outs = [p.__enter__() for p in producers]
