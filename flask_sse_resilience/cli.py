@@ -80,7 +80,7 @@ def show_command(stream_id: str) -> None:
         raise click.ClickException(f"no stream {stream_id!r} (unknown or expired)")
     for name in ("stream_id", "user_id", "stream_type", "state", "started_at",
                  "last_heartbeat", "ended_at", "seq", "last_event_id",
-                 "connections", "metadata"):  # fmt: skip
+                 "connections", "metadata", "key", "cancel"):  # fmt: skip
         value = getattr(record, name)
         click.echo(f"{name:<15} {getattr(value, 'value', value)}")
     click.echo(f"{'log_length':<15} {state.log.length(stream_id)}")
@@ -101,6 +101,31 @@ def sweep_command() -> None:
     )
     for stream_id in result.orphaned:
         click.echo(f"  orphaned {stream_id}")
+    for stream_id in result.cancelled:
+        click.echo(f"  cancelled {stream_id} (fenced)")
+    for stream_id in result.abandoned:
+        click.echo(f"  asked to cancel {stream_id} (abandoned)")
+
+
+@sse_cli.command("cancel")
+@click.argument("stream_id")
+@click.option("--reason", default=None, help="Why (at most 200 characters).")
+def cancel_command(stream_id: str, reason: str | None) -> None:
+    """Ask a stream to stop, wherever its producer runs (``by: "app"``)."""
+    from . import opening
+
+    try:
+        after = opening.cancel(_state(), stream_id, reason, "app")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if after is None:
+        raise click.ClickException(f"no stream {stream_id!r} (unknown or expired)")
+    if after is StreamState.ACTIVE:
+        click.echo(f"{stream_id}: cancelling (its producer stops, or is fenced)")
+    elif after is StreamState.CANCELLED:
+        click.echo(f"{stream_id}: cancelled")
+    else:
+        raise click.ClickException(f"{stream_id} had ended {after.value}")
 
 
 @sse_cli.command("stats")

@@ -66,3 +66,20 @@ def test_cli_without_the_extension_says_so() -> None:
     result = app.test_cli_runner().invoke(args=["sse", "stats"])
     assert result.exit_code != 0
     assert "does not use SSEResilience" in result.output
+
+
+def test_cancel_from_a_shell(make_app: AppFactory, r: redis.Redis) -> None:
+    app, ids = setup_streams(make_app, r)
+    runner = app.test_cli_runner()
+    asked = runner.invoke(args=["sse", "cancel", ids["active"], "--reason", "ops"])
+    assert asked.exit_code == 0 and "cancelling" in asked.output
+    shown = runner.invoke(args=["sse", "show", ids["active"]])
+    assert "{'reason': 'ops', 'by': 'app'}" in shown.output
+    dead = runner.invoke(args=["sse", "cancel", ids["stale"]])  # silent producer
+    assert dead.exit_code == 0 and ": cancelled" in dead.output
+    ended = runner.invoke(args=["sse", "cancel", ids["done"]])
+    assert ended.exit_code == 1 and "had ended completed" in ended.output
+    missing = runner.invoke(args=["sse", "cancel", "nope"])
+    assert missing.exit_code == 1 and "no stream" in missing.output
+    long = runner.invoke(args=["sse", "cancel", ids["active"], "--reason", "x" * 201])
+    assert long.exit_code == 1 and "200" in long.output
