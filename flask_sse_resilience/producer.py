@@ -14,20 +14,20 @@ stream with ``null`` data, like a generator that returns.
 A stream can be asked to stop (see :mod:`~flask_sse_resilience.control`).
 :attr:`Producer.cancelled` says so without a round trip; once it is true,
 ``send``, ``complete`` and ``fail`` raise :class:`StreamCancelled` and write
-nothing. :meth:`Producer.cancel` ends the stream ``cancelled`` with a partial
+nothing (a request this process has not heard of yet makes the write refuse
+it). :meth:`Producer.cancel` ends the stream ``cancelled`` with a partial
 result; a :class:`StreamCancelled` that leaves the block ends it ``cancelled``
-too, and goes no further::
+too, without one, and goes no further::
 
     with sse.producer(stream_id) as out:
         text = ""
-        for token in llm(prompt):
-            if out.cancelled:
-                out.cancel({"text": text})  # the partial answer
-                break
-            out.send("token", {"text": token})
-            text += token
-        else:
+        try:
+            for token in llm(prompt):      # check out.cancelled before a long call
+                out.send("token", {"text": token})
+                text += token
             out.complete({"text": text})
+        except StreamCancelled:
+            out.cancel({"text": text})     # the partial answer
 
 Through an outage (a restart, a failover) every write is retried for
 ``retry_for`` seconds; each is idempotent, so none is doubled. A failover can

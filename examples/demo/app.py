@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask, jsonify, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from flask_sse_resilience import SSEResilience, SSEResilienceError
+from flask_sse_resilience import SSEResilience, SSEResilienceError, StreamCancelled
 
 sse = SSEResilience()
 log = logging.getLogger(__name__)
@@ -199,19 +199,21 @@ def generate(
         # Writes ride out a Redis restart or failover of up to 30 s
         # (SSE_RESILIENCE_PRODUCER_RETRY_FOR; idempotent, never doubled).
         with sse.producer(stream_id, app=app) as out:
-            for index in range(tokens):
-                if out.cancelled:  # no round trip: checked between tokens
-                    log.info("generation %s stopped after %d tokens", stream_id, index)
-                    out.cancel({"prompt": prompt, "text": "".join(text)})
-                    return
-                if fail_after is not None and index == fail_after:
-                    raise GenerationFailed(f"failed after {fail_after} tokens")
-                piece = f"{words[index % len(words)]}{index} "
-                out.send("token", {"index": index, "text": piece})
-                text.append(piece)
-                if interval_ms:
-                    time.sleep(interval_ms / 1000)
-            out.complete({"prompt": prompt, "text": "".join(text)})
+            try:
+                for index in range(tokens):
+                    if fail_after is not None and index == fail_after:
+                        raise GenerationFailed(f"failed after {fail_after} tokens")
+                    piece = f"{words[index % len(words)]}{index} "
+                    # Raises StreamCancelled once the stream was asked to stop
+                    # (no round trip when this process already knows).
+                    out.send("token", {"index": index, "text": piece})
+                    text.append(piece)
+                    if interval_ms:
+                        time.sleep(interval_ms / 1000)
+                out.complete({"prompt": prompt, "text": "".join(text)})
+            except StreamCancelled:
+                log.info("generation %s stopped after %d tokens", stream_id, len(text))
+                out.cancel({"prompt": prompt, "text": "".join(text)})
     except GenerationFailed:
         log.info("generation %s failed on request", stream_id)
     except Exception:
