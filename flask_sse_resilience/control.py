@@ -30,7 +30,7 @@ from . import scripts
 from .errors import StreamNotActiveError
 from .eventlog import EventLog
 from .keys import Keys
-from .models import CANCELLERS, StreamState
+from .models import CANCELLERS, RecordField, StreamState
 from .redisutil import RedisClient, as_text
 from .scripts import Scripts, Status
 
@@ -112,7 +112,7 @@ class StreamControl:
                 grace_ms=0,
             )
         except StreamNotActiveError:  # it ended meanwhile, one way or another
-            state = self.redis.hget(self.keys.stream(stream_id), "state")
+            state = self.redis.hget(self.keys.stream(stream_id), RecordField.STATE)
             return StreamState(as_text(state)) if state else None
         log.info("stream %s cancelled without its producer", stream_id)
         return StreamState.CANCELLED

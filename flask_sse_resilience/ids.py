@@ -26,25 +26,6 @@ def is_valid_stream_id(value: object, rule: re.Pattern[str] | None = None) -> bo
     return rule is None or rule.fullmatch(value) is not None
 
 
-def check_key(key: object, on_conflict: object, stream_id: str | None) -> None:
-    """Validate ``open_stream``'s ``key`` and ``on_conflict``.
-
-    :raises ValueError: for a key that is not a valid stream id (1-128
-        characters of ``[A-Za-z0-9_-]``), an ``on_conflict`` other than
-        ``reject``, ``cancel`` or ``join``, or a ``stream_id`` given with a key.
-    """
-    if on_conflict not in ("reject", "cancel", "join"):
-        raise ValueError(
-            f"on_conflict must be 'reject', 'cancel' or 'join', not {on_conflict!r}"
-        )
-    if key is None:
-        return
-    if not is_valid_stream_id(key):
-        raise ValueError("key must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-'")
-    if stream_id is not None:
-        raise ValueError("a keyed stream's id is made by the server: pass no stream_id")
-
-
 def parse_event_id(value: str) -> tuple[int, int] | None:
     """Return a log id (``"<ms>-<n>"``) as a sortable pair, or None if malformed.
 

@@ -7,9 +7,10 @@ import enum
 import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from . import wire
+from .ids import is_valid_stream_id
 
 
 class StreamState(str, enum.Enum):
@@ -38,7 +39,27 @@ CANCELLERS = ("user", "app", "abandoned", "superseded")
 
 #: What a keyed open does when the owner has an active stream with the key.
 OnConflict = Literal["reject", "cancel", "join"]
-ON_CONFLICT: tuple[OnConflict, ...] = ("reject", "cancel", "join")
+ON_CONFLICT: tuple[OnConflict, ...] = get_args(OnConflict)
+
+
+def check_key(key: object, on_conflict: object, stream_id: str | None) -> None:
+    """Validate ``open_stream``'s ``key`` and ``on_conflict``.
+
+    :raises ValueError: for a key that is not a valid stream id (1-128
+        characters of ``[A-Za-z0-9_-]``), an ``on_conflict`` other than
+        ``reject``, ``cancel`` or ``join``, or a ``stream_id`` given with a key.
+    """
+    if on_conflict not in ON_CONFLICT:
+        raise ValueError(
+            f"on_conflict must be 'reject', 'cancel' or 'join', not {on_conflict!r}"
+        )
+    if key is None:
+        return
+    if not is_valid_stream_id(key):
+        raise ValueError("key must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-'")
+    if stream_id is not None:
+        raise ValueError("a keyed stream's id is made by the server: pass no stream_id")
+
 
 #: Bounds of the per-stream overrides (``open_stream(ttl=...)``, ...).
 RETENTION_BOUNDS: dict[str, tuple[int, int]] = {
@@ -177,11 +198,6 @@ class StreamMetadata:
     #: The pending cancel request (``{"reason", "by"}``) of a stream that
     #: has not ended yet, or the one it ended with; None if never asked.
     cancel: dict[str, Any] | None = None
-
-    @property
-    def cancelling(self) -> bool:
-        """True while a cancel was asked for and the stream has not ended."""
-        return self.cancel is not None and self.state is StreamState.ACTIVE
 
     @classmethod
     def from_hash(cls, raw: Mapping[str, str], connections: int = 0) -> StreamMetadata:

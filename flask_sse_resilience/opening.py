@@ -10,8 +10,8 @@ from typing import Any
 
 from . import signals
 from .errors import RedisUnavailable
-from .ids import check_key, is_valid_stream_id
-from .models import OnConflict, Retention, StreamId, StreamState
+from .ids import is_valid_stream_id
+from .models import OnConflict, Retention, StreamId, StreamState, check_key
 from .producer import Producer
 from .redisutil import UNAVAILABLE
 from .state import State

@@ -216,21 +216,20 @@ class Producer:
         ours = isinstance(exc, StreamCancelled) and exc.stream_id == self.stream_id
         if self.final_state is not None or self._seq is None:
             return ours
-        try:
-            if ours or (exc_type is None and self.cancelled):
-                self.cancel()
-            elif exc_type is None:
-                try:
-                    self.complete(None)
-                except StreamCancelled:  # a cancel came first
-                    self.cancel()
-            elif issubclass(exc_type, Exception):
-                try:
-                    self.fail({"reason": "error", "error": exc_type.__name__})
-                except StreamCancelled:
-                    self.cancel()
+        if exc_type is not None and not issubclass(exc_type, Exception):
             # GeneratorExit, KeyboardInterrupt...: the process is going away;
             # the guardian ends the stream once its heartbeat goes stale.
+            return False
+        try:
+            try:
+                if ours or self.cancelled:
+                    raise StreamCancelled(self.stream_id)
+                if exc_type is None:
+                    self.complete(None)
+                else:
+                    self.fail({"reason": "error", "error": exc_type.__name__})
+            except StreamCancelled:  # asked to stop: the one end left
+                self.cancel()
         except (StreamNotActiveError, *UNAVAILABLE):  # type: ignore[misc]
             if exc_type is None:
                 raise

@@ -136,11 +136,7 @@ class StreamRegistry:
                 key=key or "",
                 expected=expected,
                 max_events=retention.max_events,
-                completion_ttl_ms=(
-                    retention.completion_ttl * 1000
-                    if retention.completion_ttl
-                    else None
-                ),
+                completion_ttl_ms=_ms(retention.completion_ttl),
                 abandon_ms=_ms(abandon),
                 # A key finds its stream as long as the stream may live.
                 pointer_ttl_ms=ttl_ms
