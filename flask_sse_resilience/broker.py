@@ -293,13 +293,14 @@ class Broker:
             timeline.resync()
             return
         try:
-            event = parse_message(message["data"])
+            events = parse_message(message["data"])
         except ValueError:
             log.error("malformed announcement on %s", message["channel"])
             timeline.resync()
             return
-        event.encode()  # once per worker, here; followers share the bytes
-        timeline.add(event)
+        for event in events:
+            event.encode()  # once per worker, here; followers share the bytes
+        timeline.add(events)
 
     def _recheck(self, stream_id: str) -> None:
         """Read a watched stream's cancel flag, as a (re)subscription may

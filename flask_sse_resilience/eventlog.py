@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import scripts
@@ -75,14 +75,23 @@ def parse_entry(entry_id: Any, fields: Any) -> Event:
     )
 
 
-def parse_message(payload: Any) -> Event:
-    """Build an :class:`Event` from a pub/sub announcement (see ``append.lua``).
+def parse_message(payload: Any) -> list[Event]:
+    """The events of one pub/sub announcement (see ``append.lua``): four
+    lines each (id, seq, type, data; JSON data holds no newline).
 
     An announcement without an id is an end notice for a stream that vanished
     (its record expired): it is not in the log, and ends every follower.
+
+    :raises ValueError: for a malformed announcement.
     """
-    event_id, seq, event_type, data = as_text(payload).split("\n", 3)
-    return Event(id=event_id or None, seq=int(seq), type=event_type, data_json=data)
+    lines = as_text(payload).split("\n")
+    if not lines or len(lines) % 4:
+        raise ValueError("an announcement has four lines per event")
+    return [
+        Event(id=lines[i] or None, seq=int(lines[i + 1]), type=lines[i + 2],
+              data_json=lines[i + 3])
+        for i in range(0, len(lines), 4)
+    ]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,16 +157,37 @@ class EventLog:
         :raises StreamNotActiveError: if the stream is missing or has ended.
         :raises ProducerConflictError: if another producer holds the lease.
         """
+        return self.append_many(stream_id, token, seq, [(event_type, data_json)])
+
+    def append_many(
+        self,
+        stream_id: str,
+        token: str,
+        seq: int,
+        events: Sequence[tuple[str, str]],
+    ) -> str:
+        """Log ``events`` (type and JSON data each) numbered from ``seq``, one
+        entry each, and announce them in one message; return the last log id.
+
+        All or nothing: a retried batch (its first number already logged) is
+        acknowledged without writing.
+
+        :raises StreamCancelled: once a cancel was asked for (nothing written).
+        :raises StreamNotActiveError: if the stream is missing or has ended.
+        :raises ProducerConflictError: if another producer holds the lease.
+        :raises LogBehindError: if the log ends before ``seq - 1``.
+        """
         if not token:
             raise ValueError("a producer token is required")
+        if not events:
+            raise ValueError("no events to append")
         reply = self.scripts.run(
             scripts.append(
                 self.keys,
                 stream_id,
                 token=token,
                 seq=seq,
-                event_type=event_type,
-                data_json=data_json,
+                events=events,
                 max_events=self.max_events,
             )
         )

@@ -289,6 +289,7 @@ class SSEResilience:
         *,
         app: Flask | None = None,
         retry_for: float | None = None,
+        coalesce_ms: int | None = None,
     ) -> Producer:
         """Return the context manager that writes ``stream_id``'s events.
 
@@ -302,8 +303,11 @@ class SSEResilience:
             0 raises after the client's own quick retries. By default
             ``SSE_RESILIENCE_PRODUCER_RETRY_FOR`` (30 s), enough to ride out a
             Sentinel or Cluster failover.
+        :param coalesce_ms: hold sends up to this many milliseconds and write
+            them together (see :mod:`~flask_sse_resilience.coalescing`); 0
+            writes each at once. By default ``SSE_RESILIENCE_COALESCE_MS``.
         """
-        return opening.producer(self._state(app), stream_id, retry_for)
+        return opening.producer(self._state(app), stream_id, retry_for, coalesce_ms)
 
     def stream_response(self, stream_id: str) -> Response:
         """The SSE response for ``stream_id``, for use in the app's own views.

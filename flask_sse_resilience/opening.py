@@ -85,7 +85,12 @@ def cancel(
     return after
 
 
-def producer(state: State, stream_id: str, retry_for: float | None) -> Producer:
+def producer(
+    state: State,
+    stream_id: str,
+    retry_for: float | None,
+    coalesce_ms: int | None = None,
+) -> Producer:
     """A :class:`Producer` for ``stream_id`` wired to the app's stores, this
     process's heartbeat and pub/sub link, and the signals."""
 
@@ -101,4 +106,6 @@ def producer(state: State, stream_id: str, retry_for: float | None) -> Producer:
         on_send=lambda: state.emit(signals.event_sent, stream_id=stream_id),
         retry_for=state.settings.producer_retry_for if retry_for is None else retry_for,
         watch=state.broker.watch,
+        coalesce=(state.settings.coalesce_ms if coalesce_ms is None else coalesce_ms)
+        / 1000,
     )

@@ -50,6 +50,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from .coalescing import Coalescer, Held
 from .control import request_json
 from .errors import (
     LogBehindError,
@@ -96,6 +97,7 @@ class Producer:
         on_send: Callable[[], None] | None = None,
         retry_for: float = 0.0,
         watch: Watch | None = None,
+        coalesce: float = 0.0,
     ) -> None:
         self.stream_id = stream_id
         self._retry_for = retry_for
@@ -105,7 +107,13 @@ class Producer:
         self._heartbeater = heartbeater
         self._max_event_bytes = max_event_bytes
         self._token = secrets.token_hex(12)
+        #: The number of the last event sent, and of the last one written
+        #: (they differ while a coalescing window holds sends).
         self._seq: int | None = None
+        self._logged = 0
+        if coalesce < 0:
+            raise ValueError(f"coalesce must be 0 or more seconds, got {coalesce!r}")
+        self._coalescer = Coalescer(coalesce, self._write_batch) if coalesce else None
         self._recent: collections.deque[tuple[int, str, str]] = collections.deque(
             maxlen=REPLAY
         )
@@ -150,9 +158,9 @@ class Producer:
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
 
-    def _append(self, seq: int, event_type: str, text: str) -> str:
+    def _append(self, seq: int, events: list[tuple[str, str]]) -> str:
         try:
-            return self._log.append(self.stream_id, self._token, seq, event_type, text)
+            return self._log.append_many(self.stream_id, self._token, seq, events)
         except StreamCancelled as exc:
             self._learn_cancel({"reason": exc.reason, "by": exc.by})
             raise
@@ -171,9 +179,19 @@ class Producer:
                 ) from exc
             log.warning("stream %s: Redis lost %d acknowledged events (failover);"
                         " re-sending them", self.stream_id, len(missing))  # fmt: skip
-            for event in missing:
-                self._retrying(functools.partial(self._append, *event))
+            for number, event_type, text in missing:
+                resend = functools.partial(self._append, number, [(event_type, text)])
+                self._retrying(resend)
             return self._retrying(call)
+
+    def _write_batch(self, batch: list[Held]) -> str:
+        """Write sends numbered consecutively from ``batch[0]``, in one call."""
+        first = batch[0][0]
+        events = [(event_type, text) for _, event_type, text in batch]
+        event_id = self._write(first, lambda: self._append(first, events))
+        self._recent.extend(batch)
+        self._logged = batch[-1][0]
+        return event_id
 
     def __enter__(self) -> Producer:
         """Take the write lease, listen for cancel requests, start the heartbeat.
@@ -193,7 +211,7 @@ class Producer:
             return claimed.seq
 
         try:
-            self._seq = self._retrying(claim)
+            self._seq = self._logged = self._retrying(claim)
         except BaseException:
             self._stop_watching()
             raise
@@ -210,6 +228,15 @@ class Producer:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
+    ) -> bool:
+        try:
+            return self._exit(exc_type, exc)
+        finally:
+            if self._coalescer is not None:
+                self._coalescer.close()
+
+    def _exit(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None
     ) -> bool:
         self._heartbeater.discard(self.stream_id, self._heard)
         self._stop_watching()
@@ -239,7 +266,9 @@ class Producer:
         return ours
 
     def send(self, event_type: str, data: Any = None) -> str:
-        """Log and deliver one event; return its id (the SSE ``id:``).
+        """Log and deliver one event; return its id (the SSE ``id:``), or
+        ``""`` when a coalescing window holds it (written within the window,
+        or by :meth:`flush` and every terminal write).
 
         :param event_type: 1-64 characters, no control characters, and not one
             of the reserved types (``connected``, ``reset``, ``completed``,
@@ -254,18 +283,35 @@ class Producer:
 
         If Redis fails mid-call the error propagates and the event may or may
         not be logged; calling ``send`` again with the same event is safe, it is
-        never logged twice.
+        never logged twice. With coalescing, a failed background write is
+        raised by the next call instead (this event was not taken), and the
+        held events are written again by the next flush.
         """
         check_event_type(event_type)
         text = serialize(data, self._max_event_bytes)
         seq = self._next_seq()
         self._raise_if_cancelled()
-        event_id = self._write(seq, lambda: self._append(seq, event_type, text))
-        self._recent.append((seq, event_type, text))
+        full = False
+        if self._coalescer is None:
+            event_id = self._write_batch([(seq, event_type, text)])
+        else:
+            full = self._coalescer.add((seq, event_type, text))
+            event_id = ""
         self._seq = seq
+        if full:
+            self._coalescer.flush()  # type: ignore[union-attr]
         if self._on_send is not None:
             self._on_send()
         return event_id
+
+    def flush(self) -> None:
+        """Write the sends a coalescing window holds, now (``complete``,
+        ``fail`` and ``cancel`` do it first by themselves).
+
+        :raises StreamCancelled: if the stream was asked to stop.
+        """
+        if self._coalescer is not None:
+            self._coalescer.flush()
 
     def complete(self, data: Any = None) -> str:
         """End the stream as ``completed`` with ``data``; return the event id.
@@ -306,8 +352,28 @@ class Producer:
             )
         return self._seq + 1
 
+    def _flush_before_end(self, state: StreamState) -> None:
+        """Write what is held before the terminal event; a stream asked to
+        stop ends without it (its writes are refused anyway)."""
+        if self._coalescer is None:
+            return
+        try:
+            if state is not StreamState.CANCELLED:
+                self._coalescer.flush()
+                return
+            try:
+                self._coalescer.flush()
+            except StreamCancelled:
+                pass
+        finally:
+            if state is StreamState.CANCELLED:
+                self._coalescer.discard()
+                self._seq = self._logged
+
     def _finish(self, state: StreamState, data: Any) -> str:
         text = serialize(data, self._max_event_bytes)
+        self._next_seq()  # not ended yet
+        self._flush_before_end(state)
         seq = self._next_seq()
 
         def finish() -> str:

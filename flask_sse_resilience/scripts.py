@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import string
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any, NamedTuple
@@ -244,17 +245,17 @@ def append(
     *,
     token: str,
     seq: int,
-    event_type: str,
-    data_json: str,
+    events: Sequence[tuple[str, str]],
     max_events: int,
 ) -> Call:
-    """Log and announce event ``seq``; reply: ``[Status, id]`` (or the
-    logged seq after :attr:`Status.BEHIND`)."""
-    return Call(
-        "append",
-        [keys.stream(stream_id), keys.log(stream_id)],
-        [token, seq, event_type, data_json, max_events, keys.channel(stream_id)],
-    )
+    """Log and announce ``events`` (each a type and its JSON data), numbered
+    from ``seq``, in one message; reply: ``[Status, last id]`` (or the logged
+    seq after :attr:`Status.BEHIND`)."""
+    argv: list[Any] = [token, seq, len(events), "", max_events]
+    argv.append(keys.channel(stream_id))
+    for event_type, data_json in events:
+        argv += (event_type, data_json)
+    return Call("append", [keys.stream(stream_id), keys.log(stream_id)], argv)
 
 
 def finish(

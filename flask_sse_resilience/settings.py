@@ -95,6 +95,11 @@ class Settings:
     #: "abandoned"``), unless ``open_stream(cancel_when_abandoned=...)`` says
     #: otherwise; 0 never.
     cancel_when_abandoned: float = 0.0
+    #: Milliseconds a producer holds sends to write them together (one
+    #: script call and one announcement per window; each send still its own
+    #: event), unless ``producer(coalesce_ms=...)`` says otherwise; 0 writes
+    #: each at once.
+    coalesce_ms: int = 0
 
     @property
     def fence_after(self) -> float:
@@ -149,6 +154,12 @@ def _non_negative_float(key: str, value: Any) -> float:
     if not isinstance(value, bool) and value in (0, "0", "0.0"):
         return 0.0
     return _positive_float(key, value)
+
+
+def _non_negative_int(key: str, value: Any) -> int:
+    if not isinstance(value, bool) and value in (0, "0"):
+        return 0
+    return _positive_int(key, value)
 
 
 def _boolean(key: str, value: Any) -> bool:
@@ -236,6 +247,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "max_connection_age": _non_negative_float,
     "cancel_grace": _positive_float,
     "cancel_when_abandoned": _non_negative_float,
+    "coalesce_ms": _non_negative_int,
 }
 
 #: Every config key the extension reads, mapped to its default.

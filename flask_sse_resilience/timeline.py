@@ -63,14 +63,16 @@ class Timeline:
         changed, self.changed = self.changed, threading.Event()
         changed.set()
 
-    def add(self, event: Event) -> None:
-        """Append an announced event (duplicates ignored; a gap starts over)."""
-        if event.id is None:
-            self.end = event
-        else:
+    def add(self, announced: list[Event]) -> None:
+        """Append the events of one announcement (duplicates ignored; a gap
+        starts over), then wake the followers once."""
+        for event in announced:
+            if event.id is None:
+                self.end = event
+                continue
             events = self.events
             if events and event.seq <= events[-1].seq:
-                return  # a duplicate announcement
+                continue  # a duplicate announcement
             if events and event.seq != events[-1].seq + 1:
                 # Missed announcements: followers read the log.
                 events = self.events = []

@@ -180,3 +180,27 @@ def test_on_a_cluster_streams_follow_sharded_channels(cluster: ClusterFixture) -
         for follower in followers:
             broker.unsubscribe(follower)
         broker.stop()
+
+
+def test_an_announced_batch_reaches_a_follower_as_one_handout(
+    server: RedisServer,
+) -> None:
+    broker = Broker(make_client(server.url, max_connections=4), KEYS, buffer=10)
+    sub = broker.subscribe("s")
+    try:
+        assert sub.wait(0, timeout=5) is RESYNC
+        batch = "\n".join(f"{n}-0\n{n}\ntoken\n{n}" for n in range(1, 4))
+        server.client().publish(KEYS.channel("s"), batch)
+        item = settled(sub, 0, timeout=5)
+        assert isinstance(item, list)
+        assert [(e.id, e.seq, e.data) for e in item] == [
+            ("1-0", 1, 1),
+            ("2-0", 2, 2),
+            ("3-0", 3, 3),
+        ]
+        # A malformed announcement makes followers catch up from the log.
+        server.client().publish(KEYS.channel("s"), "4-0\n4\ntoken")
+        assert sub.wait(3, timeout=5) is RESYNC
+    finally:
+        broker.unsubscribe(sub)
+        broker.stop()

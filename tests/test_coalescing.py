@@ -1,0 +1,224 @@
+"""Token coalescing: sends held for a window are written as one batch, and
+every send is still its own event, with its own id, for every reader."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from flask import Flask
+
+from flask_sse_resilience import (
+    ProducerConflictError,
+    SSEResilience,
+    StreamCancelled,
+    StreamNotActiveError,
+    StreamState,
+)
+from flask_sse_resilience.keys import Keys
+
+from .conftest import AppFactory
+from .streams import data, login, open_stream, read, types
+
+KEYS = Keys("sse:")
+
+
+@pytest.fixture
+def app_sse(make_app: AppFactory) -> tuple[Flask, SSEResilience]:
+    return make_app()
+
+
+def announcements(r: redis.Redis, sid: str) -> redis.client.PubSub:
+    pubsub = r.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(KEYS.channel(sid))
+    assert pubsub.get_message(timeout=1) is None  # the confirmation
+    return pubsub
+
+
+def drain(pubsub: redis.client.PubSub) -> list[str]:
+    messages = []
+    while (message := pubsub.get_message(timeout=0.3)) is not None:
+        messages.append(message["data"])
+    return messages
+
+
+def test_sends_of_one_window_are_one_batch_of_separate_events(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    pubsub = announcements(r, sid)
+    with sse.producer(sid, app=app, coalesce_ms=60_000) as out:
+        returned = [out.send("token", {"i": i}) for i in range(5)]
+        assert returned == [""] * 5  # held: no id yet
+        assert r.xlen(KEYS.log(sid)) == 0
+        out.flush()
+        assert r.xlen(KEYS.log(sid)) == 5
+        out.send("token", {"i": 5})
+    messages = drain(pubsub)
+    # One announcement for the five, one for the sixth (flushed by the end),
+    # one for the terminal event.
+    assert [m.count("\n") // 4 + 1 for m in messages] == [5, 1, 1]
+    events = sse.event_log(app).read(sid, None)
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6, 7]
+    assert len({e.id for e in events}) == 7
+    assert [e.data for e in events[:6]] == [{"i": i} for i in range(6)]
+    assert events[-1].type == "completed"
+
+
+def test_the_first_send_of_a_window_is_written_when_the_window_ends(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app, coalesce_ms=200) as out:
+        out.send("token", "a")
+        sent = time.monotonic()
+        time.sleep(0.1)
+        out.send("token", "b")  # same window: not later than the first
+        assert r.xlen(KEYS.log(sid)) == 0
+        while r.xlen(KEYS.log(sid)) < 2:
+            assert time.monotonic() - sent < 5, "the window's timer never flushed"
+            time.sleep(0.01)
+        # Written together, no earlier than the window's end.
+        assert time.monotonic() - sent >= 0.19
+        out.send("token", "c")  # a new window
+        while r.xlen(KEYS.log(sid)) < 3:
+            assert time.monotonic() - sent < 5
+            time.sleep(0.01)
+        out.complete("done")
+    assert [e.data for e in sse.event_log(app).read(sid, None)] == [
+        "a",
+        "b",
+        "c",
+        "done",
+    ]
+
+
+@pytest.mark.parametrize("end", ["complete", "fail", "exception"])
+def test_terminal_writes_flush_first(
+    app_sse: tuple[Flask, SSEResilience], end: str
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with pytest.raises(KeyError) if end == "exception" else _nothing():  # noqa: SIM117
+        with sse.producer(sid, app=app, coalesce_ms=60_000) as out:
+            for i in range(3):
+                out.send("token", i)
+            if end == "complete":
+                out.complete("ok")
+            elif end == "fail":
+                out.fail("bad")
+            else:
+                raise KeyError("boom")
+    events = sse.event_log(app).read(sid, None)
+    assert [e.data for e in events[:3]] == [0, 1, 2]
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert events[-1].type == ("completed" if end == "complete" else "failed")
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_a_producer_that_stops_by_itself_writes_what_it_held(
+    app_sse: tuple[Flask, SSEResilience],
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app, coalesce_ms=60_000) as out:
+        out.send("token", "a")
+        out.send("token", "b")
+        out.cancel({"text": "ab"})
+    events = sse.event_log(app).read(sid, None)
+    assert [e.type for e in events] == ["token", "token", "cancelled"]
+    assert events[-1].data == {"reason": None, "by": "app", "partial": {"text": "ab"}}
+
+
+def test_a_cancel_request_drops_what_is_held_and_ends_with_the_partial(
+    app_sse: tuple[Flask, SSEResilience],
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app, coalesce_ms=60_000) as out:
+        out.send("token", "a")
+        out.flush()
+        out.send("token", "b")  # held when the request comes
+        sse.cancel(sid, "stop", app=app)
+        deadline = time.monotonic() + 5
+        while not out.cancelled:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with pytest.raises(StreamCancelled):
+            out.send("token", "c")
+        out.cancel({"text": "ab"})
+    events = sse.event_log(app).read(sid, None)
+    assert [e.type for e in events] == ["token", "cancelled"]
+    assert [e.seq for e in events] == [1, 2]
+    assert events[-1].data["partial"] == {"text": "ab"}
+    assert sse.get_stream(sid, app=app).state is StreamState.CANCELLED
+
+
+def test_a_failed_background_write_is_raised_by_the_next_call(
+    app_sse: tuple[Flask, SSEResilience],
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    out = sse.producer(sid, app=app, coalesce_ms=50)
+    # Leaving raises too: the stream ended under this producer.
+    with pytest.raises(StreamNotActiveError), out:
+        out.send("token", "a")
+        out.flush()
+        # Another producer takes the stream over; our next batch is refused.
+        with sse.producer(sid, app=app) as other:
+            out.send("token", "b")
+            time.sleep(0.3)  # the window's timer tried, and failed
+            with pytest.raises(ProducerConflictError):
+                out.send("token", "c")
+            other.complete("theirs")
+        with pytest.raises(StreamNotActiveError):
+            out.flush()  # still held, now refused as ended
+    assert [e.data for e in sse.event_log(app).read(sid, None)] == ["a", "theirs"]
+
+
+def test_a_batch_retried_after_a_lost_reply_is_not_doubled(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    log = sse.event_log(app)
+    token = "t" * 24
+    log.claim(sid, token)
+    batch = [("token", '"a"'), ("token", '"b"'), ("token", '"c"')]
+    first = log.append_many(sid, token, 1, batch)
+    assert log.append_many(sid, token, 1, batch) == first  # acknowledged
+    assert r.xlen(KEYS.log(sid)) == 3
+
+
+@pytest.mark.parametrize("cut", range(1, 6))
+def test_a_client_cut_anywhere_in_a_batch_resumes_with_nothing_lost_or_doubled(
+    app_sse: tuple[Flask, SSEResilience], cut: int
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app, coalesce_ms=60_000) as out:
+        for i in range(5):
+            out.send("token", i)
+        out.flush()
+        client = app.test_client()
+        login(client, "alice")
+        # The batch arrives as five events with their own ids; cut after `cut`.
+        first, _ = read(open_stream(client, f"/sse/streams/{sid}"), limit=1 + cut)
+        assert types(first) == ["connected"] + ["token"] * cut
+        last_id = first[-1].id
+        out.send("token", 5)
+        out.complete("end")
+    rest, _ = read(open_stream(client, f"/sse/streams/{sid}", last_id))
+    assert data(rest)[1:] == list(range(cut, 6)) + ["end"]
+    ids = [e.id for e in first[1:] + rest[1:]]
+    assert len(ids) == len(set(ids)) == 7
