@@ -42,10 +42,12 @@ if TYPE_CHECKING:
         StreamState,
     )
     from .producer import Producer
+    from .snapshots import AutoSnapshot
 
 _HOMES = {
     "SSEResilience": "extension",
     "Producer": "producer",
+    "AutoSnapshot": "snapshots",
     **dict.fromkeys(
         (
             "CompletionData",
@@ -83,6 +85,7 @@ _HOMES = {
 
 __all__ = [
     "AuthenticationRequired",
+    "AutoSnapshot",
     "CompletionData",
     "ConfigurationError",
     "ConnectionLimitExceeded",

@@ -109,6 +109,13 @@ class InvalidLastEventId(HTTPError, BadRequest):
     description = "Last-Event-ID must be an event id sent by this stream."
 
 
+class InvalidStartFrom(HTTPError, BadRequest):
+    """The ``from`` query parameter is not ``snapshot``, ``start`` or ``latest``."""
+
+    error_code = "invalid_from"
+    description = "from must be snapshot, start or latest."
+
+
 class AuthenticationRequired(HTTPError, Unauthorized):
     """The identity loader returned no user."""
 

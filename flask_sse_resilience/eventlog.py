@@ -51,7 +51,7 @@ def _raise_for(status: Status, stream_id: str, reply: Any = None) -> None:
             f"another producer has taken over stream {stream_id!r}"
         )
     if status is Status.BEHIND:
-        logged = int(reply[1])
+        logged = int(reply[1] or 0)
         raise LogBehindError(
             f"the log of stream {stream_id!r} ends at event {logged}, before "
             "events this producer wrote: Redis lost acknowledged writes",
@@ -92,6 +92,15 @@ def parse_message(payload: Any) -> list[Event]:
               data_json=lines[i + 3])
         for i in range(0, len(lines), 4)
     ]  # fmt: skip
+
+
+def parse_snapshot(value: Any) -> Event | None:
+    """The ``snapshot`` event a late joiner starts from (its id: the last
+    event it covers), from the snapshot key's value; None without one."""
+    if value is None:
+        return None
+    seq, event_id, data = as_text(value).split("\n", 2)
+    return Event(id=event_id or None, seq=int(seq), type="snapshot", data_json=data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +202,27 @@ class EventLog:
         )
         _raise_for(Status(int(reply[0])), stream_id, reply)
         return as_text(reply[1]) if len(reply) > 1 else ""
+
+    def snapshot(self, stream_id: str, token: str, seq: int, data_json: str) -> str:
+        """Store the producer's snapshot of the stream as of event ``seq``, its
+        last logged; return that event's log id ("" before the first).
+
+        :raises StreamNotActiveError: if the stream is missing or has ended.
+        :raises ProducerConflictError: if another producer holds the lease.
+        :raises LogBehindError: if the log is not at ``seq``.
+        """
+        reply = self.scripts.run(
+            scripts.snapshot(
+                self.keys, stream_id, token=token, seq=seq, data_json=data_json
+            )
+        )
+        _raise_for(Status(int(reply[0])), stream_id, reply)
+        return as_text(reply[1])
+
+    def queue_read_snapshot(self, pipe: Any, stream_id: str) -> None:
+        """Queue the read of the stream's latest snapshot on ``pipe``; turn
+        its reply into an event with :func:`parse_snapshot`."""
+        pipe.get(self.keys.snapshot(stream_id))
 
     def finish(
         self,

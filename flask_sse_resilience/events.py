@@ -14,7 +14,7 @@ from .models import TERMINAL_TYPES
 _EVENT_TYPE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 
 #: Types the extension itself sends; producers cannot use them with ``send``.
-RESERVED_TYPES = TERMINAL_TYPES | {"connected", "reset"}
+RESERVED_TYPES = TERMINAL_TYPES | {"connected", "reset", "snapshot"}
 
 
 def check_event_type(event_type: Any) -> str:
@@ -30,7 +30,8 @@ def check_event_type(event_type: Any) -> str:
         )
     if event_type in RESERVED_TYPES:
         raise InvalidEventError(
-            f"event type {event_type!r} is reserved; use complete(), fail() or cancel()"
+            f"event type {event_type!r} is reserved; use complete(), fail(), "
+            "cancel() or snapshot()"
         )
     return event_type
 

@@ -26,6 +26,7 @@ from .producer import Producer
 from .redisutil import RedisClient
 from .registry import StreamRegistry
 from .settings import check_compression, check_option_names, load_settings
+from .snapshots import AutoSnapshot
 from .state import (
     EXTENSION_KEY,
     Authorizer,
@@ -290,6 +291,7 @@ class SSEResilience:
         app: Flask | None = None,
         retry_for: float | None = None,
         coalesce_ms: int | None = None,
+        snapshots: AutoSnapshot | None = None,
     ) -> Producer:
         """Return the context manager that writes ``stream_id``'s events.
 
@@ -306,8 +308,11 @@ class SSEResilience:
         :param coalesce_ms: hold sends up to this many milliseconds and write
             them together (see :mod:`~flask_sse_resilience.coalescing`); 0
             writes each at once. By default ``SSE_RESILIENCE_COALESCE_MS``.
+        :param snapshots: keep a snapshot for late joiners every N events
+            (see :class:`~flask_sse_resilience.snapshots.AutoSnapshot`).
         """
-        return opening.producer(self._state(app), stream_id, retry_for, coalesce_ms)
+        state = self._state(app)
+        return opening.producer(state, stream_id, retry_for, coalesce_ms, snapshots)
 
     def stream_response(self, stream_id: str) -> Response:
         """The SSE response for ``stream_id``, for use in the app's own views.

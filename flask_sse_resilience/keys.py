@@ -141,6 +141,11 @@ class Keys:
         """Hash holding one stream's terminal event."""
         return f"{self._tag(self.shard(stream_id))}completion:{stream_id}"
 
+    def snapshot(self, stream_id: str) -> str:
+        """String holding a producer's latest snapshot of a stream (``seq``,
+        log id and JSON data, one per line), for clients that join late."""
+        return f"{self._tag(self.shard(stream_id))}snapshot:{stream_id}"
+
     def stream_connections(self, stream_id: str) -> str:
         """Sorted set of the leases of the connections following a stream,
         scored by lease expiry (see ``leases``)."""

@@ -154,6 +154,9 @@ class RecordField(str, enum.Enum):
     #: and when a follower last left (ms).
     ABANDON_MS = "abandonMs"
     FOLLOWED_AT = "followedAt"
+    #: Log id of the last event the latest snapshot covers ("" before the
+    #: first event), once the producer wrote one.
+    SNAPSHOT_ID = "snapshotId"
 
 
 class CompletionField(str, enum.Enum):
@@ -198,6 +201,9 @@ class StreamMetadata:
     #: The pending cancel request (``{"reason", "by"}``) of a stream that
     #: has not ended yet, or the one it ended with; None if never asked.
     cancel: dict[str, Any] | None = None
+    #: Log id of the last event the latest snapshot covers ("" if it came
+    #: before the first), or None without a snapshot.
+    snapshot_id: str | None = None
 
     @classmethod
     def from_hash(cls, raw: Mapping[str, str], connections: int = 0) -> StreamMetadata:
@@ -221,6 +227,7 @@ class StreamMetadata:
             ended_at=from_millis(raw.get(f.ENDED_AT)),
             key=raw.get(f.KEY) or None,
             cancel=json.loads(raw[f.CANCEL]) if raw.get(f.CANCEL) else None,
+            snapshot_id=raw.get(f.SNAPSHOT_ID),
         )
 
 

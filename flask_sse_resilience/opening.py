@@ -14,6 +14,7 @@ from .ids import is_valid_stream_id
 from .models import OnConflict, Retention, StreamId, StreamState, check_key
 from .producer import Producer
 from .redisutil import UNAVAILABLE
+from .snapshots import AutoSnapshot
 from .state import State
 
 
@@ -90,6 +91,7 @@ def producer(
     stream_id: str,
     retry_for: float | None,
     coalesce_ms: int | None = None,
+    snapshots: AutoSnapshot | None = None,
 ) -> Producer:
     """A :class:`Producer` for ``stream_id`` wired to the app's stores, this
     process's heartbeat and pub/sub link, and the signals."""
@@ -108,4 +110,5 @@ def producer(
         watch=state.broker.watch,
         coalesce=(state.settings.coalesce_ms if coalesce_ms is None else coalesce_ms)
         / 1000,
+        snapshots=snapshots,
     )

@@ -33,28 +33,25 @@ Through an outage (a restart, a failover) every write is retried for
 ``retry_for`` seconds; each is idempotent, so none is doubled. A failover can
 also lose writes Redis had acknowledged (replication is asynchronous): the
 producer then finds the log behind it and re-sends what is missing from the
-last :data:`REPLAY` events it keeps, so the log still holds every event once
-and in order (under new ids; a client holding a lost id is told to ``reset``).
-On Cluster and Sentinel, the terminal write waits for a replica
-(``WAIT``) before it returns, so a result is not lost that way.
+last :data:`~flask_sse_resilience.writing.REPLAY` events it keeps, so the log
+still holds every event once and in order (under new ids; a client holding
+a lost id is told to ``reset``). On Cluster and Sentinel, the terminal write
+waits for a replica (``WAIT``) before it returns, so a result is not lost
+that way.
 """
 
 from __future__ import annotations
 
-import collections
 import functools
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .coalescing import Coalescer, Held
+from .coalescing import Coalescer
 from .control import request_json
 from .errors import (
-    LogBehindError,
-    ProducerConflictError,
     StreamCancelled,
     StreamNotActiveError,
 )
@@ -63,6 +60,8 @@ from .events import check_event_type, serialize
 from .heartbeat import Heartbeater
 from .models import StreamState
 from .redisutil import UNAVAILABLE
+from .snapshots import AutoSnapshot
+from .writing import LogWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,9 +69,6 @@ T = TypeVar("T")
 #: Subscribes to a stream's cancel requests (the fast path): ``watch(stream_id,
 #: on_request)`` returns the function that unsubscribes.
 Watch = Callable[[str, Callable[[dict[str, Any] | None], None]], Callable[[], None]]
-
-#: Recent events a producer keeps to re-send if a failover loses them.
-REPLAY = 1000
 
 #: The request a producer's own :meth:`Producer.cancel` stands for, when
 #: nobody asked.
@@ -98,25 +94,32 @@ class Producer:
         retry_for: float = 0.0,
         watch: Watch | None = None,
         coalesce: float = 0.0,
+        snapshots: AutoSnapshot | None = None,
     ) -> None:
         self.stream_id = stream_id
-        self._retry_for = retry_for
         self._on_end = on_end
         self._on_send = on_send
         self._log = log
         self._heartbeater = heartbeater
         self._max_event_bytes = max_event_bytes
         self._token = secrets.token_hex(12)
-        #: The number of the last event sent, and of the last one written
-        #: (they differ while a coalescing window holds sends).
+        self._writer = LogWriter(
+            log,
+            stream_id,
+            self._token,
+            retry_for=retry_for,
+            on_cancel=self._learn_cancel,
+        )
+        #: The number of the last event sent (past the writer's ``logged``
+        #: while a coalescing window holds sends).
         self._seq: int | None = None
-        self._logged = 0
         if coalesce < 0:
             raise ValueError(f"coalesce must be 0 or more seconds, got {coalesce!r}")
-        self._coalescer = Coalescer(coalesce, self._write_batch) if coalesce else None
-        self._recent: collections.deque[tuple[int, str, str]] = collections.deque(
-            maxlen=REPLAY
+        self._coalescer = (
+            Coalescer(coalesce, self._writer.write_batch) if coalesce else None
         )
+        self._snapshots = snapshots
+        self._folded = snapshots.initial if snapshots is not None else None
         #: The stream's final state once this producer ended it, else None.
         self.final_state: StreamState | None = None
         self._watch = watch
@@ -144,55 +147,6 @@ class Producer:
                 self.stream_id, self._cancel if isinstance(self._cancel, dict) else None
             )
 
-    def _retrying(self, call: Callable[[], T]) -> T:
-        """Run ``call``; while Redis is unreachable, retry it for up to
-        ``retry_for`` seconds. Safe because every write is idempotent."""
-        deadline = time.monotonic() + self._retry_for
-        pause = 0.1
-        while True:
-            try:
-                return call()
-            except UNAVAILABLE:
-                if time.monotonic() + pause > deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
-
-    def _append(self, seq: int, events: list[tuple[str, str]]) -> str:
-        try:
-            return self._log.append_many(self.stream_id, self._token, seq, events)
-        except StreamCancelled as exc:
-            self._learn_cancel({"reason": exc.reason, "by": exc.by})
-            raise
-
-    def _write(self, seq: int, call: Callable[[], T]) -> T:
-        """Run write number ``seq`` (retrying through outages); if the log
-        lost events before it, re-send them first."""
-        try:
-            return self._retrying(call)
-        except LogBehindError as exc:
-            missing = [e for e in self._recent if exc.logged < e[0] < seq]
-            if len(missing) != seq - 1 - exc.logged:
-                raise ProducerConflictError(
-                    f"stream {self.stream_id!r} lost {seq - 1 - exc.logged} "
-                    f"events, more than the last {REPLAY} kept to re-send"
-                ) from exc
-            log.warning("stream %s: Redis lost %d acknowledged events (failover);"
-                        " re-sending them", self.stream_id, len(missing))  # fmt: skip
-            for number, event_type, text in missing:
-                resend = functools.partial(self._append, number, [(event_type, text)])
-                self._retrying(resend)
-            return self._retrying(call)
-
-    def _write_batch(self, batch: list[Held]) -> str:
-        """Write sends numbered consecutively from ``batch[0]``, in one call."""
-        first = batch[0][0]
-        events = [(event_type, text) for _, event_type, text in batch]
-        event_id = self._write(first, lambda: self._append(first, events))
-        self._recent.extend(batch)
-        self._logged = batch[-1][0]
-        return event_id
-
     def __enter__(self) -> Producer:
         """Take the write lease, listen for cancel requests, start the heartbeat.
 
@@ -211,7 +165,7 @@ class Producer:
             return claimed.seq
 
         try:
-            self._seq = self._logged = self._retrying(claim)
+            self._seq = self._writer.logged = self._writer.retrying(claim)
         except BaseException:
             self._stop_watching()
             raise
@@ -293,7 +247,7 @@ class Producer:
         self._raise_if_cancelled()
         full = False
         if self._coalescer is None:
-            event_id = self._write_batch([(seq, event_type, text)])
+            event_id = self._writer.write_batch([(seq, event_type, text)])
         else:
             full = self._coalescer.add((seq, event_type, text))
             event_id = ""
@@ -302,7 +256,43 @@ class Producer:
             self._coalescer.flush()  # type: ignore[union-attr]
         if self._on_send is not None:
             self._on_send()
+        if self._snapshots is not None:
+            self._keep_snapshot(seq, event_type, data)
         return event_id
+
+    def _keep_snapshot(self, seq: int, event_type: str, data: Any) -> None:
+        assert self._snapshots is not None
+        self._folded = self._snapshots.fold(self._folded, event_type, data)
+        if seq % self._snapshots.every == 0:
+            try:
+                self.snapshot(self._folded)
+            except (StreamNotActiveError, *UNAVAILABLE) as exc:  # type: ignore[misc]
+                # The event is sent; the next snapshot catches up.
+                log.warning(
+                    "stream %s: no snapshot at %d: %s", self.stream_id, seq, exc
+                )
+
+    def snapshot(self, data: Any) -> str:
+        """Store ``data`` as the stream's state after every event sent so far
+        (say, the text so far), writing held sends first; return the id of the
+        last event it covers.
+
+        A client that connects without a cursor starts from the latest
+        snapshot (one ``snapshot`` event), then follows live. See
+        :mod:`~flask_sse_resilience.snapshots`.
+
+        :raises InvalidEventError: if ``data`` is not JSON or too large.
+        :raises StreamCancelled: once the stream was asked to stop.
+        :raises StreamNotActiveError: if the stream has ended.
+        """
+        text = serialize(data, self._max_event_bytes)
+        self._next_seq()  # not ended yet
+        self._raise_if_cancelled()
+        self.flush()
+        seq = self._writer.logged
+        store = functools.partial(self._log.snapshot, self.stream_id, self._token)
+        # Past the events before it: a log that lost some gets them again.
+        return self._writer.write(seq + 1, lambda: store(seq, text))
 
     def flush(self) -> None:
         """Write the sends a coalescing window holds, now (``complete``,
@@ -368,7 +358,7 @@ class Producer:
         finally:
             if state is StreamState.CANCELLED:
                 self._coalescer.discard()
-                self._seq = self._logged
+                self._seq = self._writer.logged
 
     def _finish(self, state: StreamState, data: Any) -> str:
         text = serialize(data, self._max_event_bytes)
@@ -392,9 +382,9 @@ class Producer:
             return event_id
 
         try:
-            event_id = self._write(seq, finish)
+            event_id = self._writer.write(seq, finish)
         except StreamCancelled as exc:
-            self._learn_cancel({"reason": exc.reason, "by": exc.by})
+            self._writer.refused(exc)
             raise
         self._seq = seq
         self.final_state = state

@@ -258,6 +258,19 @@ def append(
     return Call("append", [keys.stream(stream_id), keys.log(stream_id)], argv)
 
 
+def snapshot(
+    keys: Keys, stream_id: str, *, token: str, seq: int, data_json: str
+) -> Call:
+    """Store the producer's snapshot of the stream as of event ``seq`` (the
+    last logged). Reply: ``[Status, id of event seq]`` (or the logged seq
+    after :attr:`Status.BEHIND`)."""
+    return Call(
+        "snapshot",
+        [keys.stream(stream_id), keys.snapshot(stream_id)],
+        [token, seq, data_json],
+    )
+
+
 def finish(
     keys: Keys,
     stream_id: str,
@@ -287,6 +300,7 @@ def finish(
         keys.active(shard),
         keys.cancelling(shard),
         keys.abandon(shard),
+        keys.snapshot(stream_id),
     ] + ([keys.watch(shard)] if watch else [])
     return Call(
         "finish",

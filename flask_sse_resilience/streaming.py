@@ -24,11 +24,12 @@ from typing import Any
 from . import disconnect, wire
 from .broker import Broker, Notice
 from .connections import Connection
-from .eventlog import EventLog
+from .eventlog import EventLog, parse_snapshot
 from .ids import parse_event_id
 from .models import Event, StreamState
 from .redisutil import UNAVAILABLE, run_pipeline
 from .registry import StreamRegistry
+from .snapshots import StartFrom
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +81,17 @@ class EventStream:
     #: Seconds after which a healthy live response ends with a ``retry:``
     #: hint (already jittered by the caller); 0 never.
     max_age: float = 0.0
+    #: Where a client without a cursor starts (see
+    #: :data:`~flask_sse_resilience.snapshots.StartFrom`).
+    start_from: StartFrom = "snapshot"
     #: Called once the response body starts, and once it ends.
     on_connect: Callable[[], None] | None = None
     on_disconnect: Callable[[], None] | None = None
     #: Log id and sequence number of the last event this client has.
     _last_id: str | None = None
     _last_seq: int = 0
+    #: The snapshot this client starts from, if any.
+    _snapshot: Event | None = None
 
     @property
     def stream_id(self) -> str:
@@ -198,15 +204,31 @@ class EventStream:
 
     def _open(self) -> list[Event]:
         """Count this connection for the stream and read the first page of
-        the log, in one round trip; return the page."""
-        start = self._start()
+        the log (from the latest snapshot, for a client without a cursor),
+        in one round trip; return the page."""
+        record = self.connection.record
+        if self.last_event_id is None and self.start_from == "latest":
+            self.last_event_id = record.last_event_id  # None: nothing sent yet
+        from_snapshot = (
+            self.last_event_id is None
+            and self.start_from == "snapshot"
+            and record.snapshot_id is not None
+        )
+        start = (record.snapshot_id or "-") if from_snapshot else self._start()
 
         def build(pipe: Any) -> None:
             self.connection.queue_join(pipe)
+            if from_snapshot:
+                self.log.queue_read_snapshot(pipe, self.stream_id)
             self.log.queue_read_from(pipe, self.stream_id, start, PAGE)
 
         replies = (self.run_pipeline or self._own_pipeline)(build)
-        return self.log.parse_entries(replies[-1])
+        page = self.log.parse_entries(replies[-1])
+        if from_snapshot:
+            self._snapshot = parse_snapshot(replies[-2])
+            if self._snapshot is None:  # gone with an end meanwhile: the log
+                page = self.log.read_from(self.stream_id, "-", PAGE)
+        return page
 
     def _own_pipeline(self, build: Callable[[Any], None]) -> list[Any]:
         return run_pipeline(self.registry.redis, build)
@@ -221,7 +243,13 @@ class EventStream:
     def _replay(self, page: list[Event]) -> Iterator[Event]:
         """The first events for this client: everything after Last-Event-ID,
         given the first ``page`` of the log from there (see :meth:`_start`)."""
-        if self.last_event_id is not None:
+        snapshot = self._snapshot
+        if snapshot is not None:
+            # A late joiner: the snapshot, then what came after it (the page
+            # starts at it, or before it when a newer one raced the read).
+            self._last_id, self._last_seq = snapshot.id, snapshot.seq
+            yield snapshot
+        elif self.last_event_id is not None:
             if page and page[0].id == self.last_event_id:
                 self._last_id, self._last_seq = page[0].id, page[0].seq
             else:

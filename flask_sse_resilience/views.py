@@ -23,6 +23,7 @@ from .errors import (
     AuthenticationRequired,
     ConnectionLimitExceeded,
     InvalidLastEventId,
+    InvalidStartFrom,
     InvalidStreamId,
     RedisUnavailable,
     StoreError,
@@ -34,6 +35,7 @@ from .errors import (
 from .ids import is_valid_stream_id, parse_event_id
 from .models import StreamState, to_iso
 from .redisutil import UNAVAILABLE
+from .snapshots import START_FROM, StartFrom
 from .state import EXTENSION_KEY, State, get_state
 from .streaming import EventStream
 from .tokens import read_token
@@ -105,6 +107,16 @@ def _last_event_id() -> str | None:
     return value
 
 
+def _start_from() -> StartFrom:
+    """Where a client without a cursor starts: the ``from`` query parameter
+    (``snapshot`` by default; ignored when the client has a cursor)."""
+    value = request.args.get("from") or "snapshot"
+    for mode in START_FROM:
+        if value == mode:
+            return mode
+    raise InvalidStartFrom()
+
+
 def _is_ahead(last_event_id: str, newest: str | None) -> bool:
     """True if the client claims an event this stream has not sent yet."""
     if newest is None:
@@ -121,6 +133,8 @@ def stream_response(state: State, stream_id: str) -> Response:
     :raises InvalidLastEventId: 400, a malformed ``Last-Event-ID`` or one ahead
         of everything a live stream has sent (an ended stream answers such a
         client with its terminal event).
+    :raises InvalidStartFrom: 400, a ``from`` other than ``snapshot``,
+        ``start`` or ``latest``.
     An ended stream whose terminal event the client already has (its
     ``Last-Event-ID``) is answered 204 No Content, which stops an EventSource.
 
@@ -135,6 +149,7 @@ def stream_response(state: State, stream_id: str) -> Response:
     """
     check_stream_id(state, stream_id)
     last_event_id = _last_event_id()
+    start_from = _start_from()
     user = current_user(state, stream_id)
     # Most streams asked for are live: the lease comes in the same round trip.
     conn = state.connections.open(
@@ -168,6 +183,7 @@ def stream_response(state: State, stream_id: str) -> Response:
         broker=state.broker if active else None,
         run_pipeline=state.shared.run,
         keepalive=state.settings.heartbeat_interval,
+        start_from=start_from,
         max_age=state.settings.max_connection_age * random.uniform(0.8, 1.2),
         client_socket=request.environ.get("gunicorn.socket"),
         on_connect=lambda: state.emit(

@@ -224,9 +224,9 @@ def test_events_a_failover_lost_are_sent_again(
 def test_more_lost_than_kept_is_a_conflict(
     app_sse: tuple[Flask, SSEResilience], r: redis.Redis, monkeypatch: Any
 ) -> None:
-    from flask_sse_resilience import ProducerConflictError, producer
+    from flask_sse_resilience import ProducerConflictError, writing
 
-    monkeypatch.setattr(producer, "REPLAY", 2)
+    monkeypatch.setattr(writing, "REPLAY", 2)
     app, sse = app_sse
     sid = sse.open_stream("alice", app=app)
     with pytest.raises(ProducerConflictError, match="more than the last 2"):

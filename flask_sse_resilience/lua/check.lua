@@ -28,8 +28,8 @@ if ARGV[1] == '' then
   local fenced = rec[8] and now - tonumber(rec[8]) >= tonumber(ARGV[11])
   if not fenced then
     local beat = tonumber(rec[6])
-    if KEYS[7] then  -- the shard's watch: a heartbeat is no older than its grace
-      beat = math.max(beat, tonumber(redis.call('HGET', KEYS[7], 'since') or 0))
+    if KEYS[8] then  -- the shard's watch: a heartbeat is no older than its grace
+      beat = math.max(beat, tonumber(redis.call('HGET', KEYS[8], 'since') or 0))
     end
     if now - beat <= tonumber(ARGV[8]) then return {-5} end
   end

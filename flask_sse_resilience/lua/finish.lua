@@ -2,7 +2,8 @@
 -- state, the removal from the active index (and the shard's cancelling and
 -- abandon sets) and the expiry of every key of the stream, all or nothing.
 -- KEYS: record, log, completion, active index shard, cancelling set,
---       abandon set (and, for the guardian, the shard's watch, unless forced).
+--       abandon set, snapshot (and, for the guardian, the shard's watch,
+--       unless forced).
 -- ARGV: token ('' for the guardian), seq, type, data, maxlen, channel,
 --       completion_ttl_ms, stale_ms, state, stream id, cancel grace ms,
 --       the request a producer's own cancel stands for.
@@ -29,7 +30,7 @@ redis.call('HSET', KEYS[1], '${SEQ}', seq, '${LAST_EVENT_ID}', id,
 -- Ended without its producer: the lease goes, so none of its writes (even
 -- one numbered like the end) passes for a retry of its own.
 if ARGV[1] == '' then redis.call('HSET', KEYS[1], '${PRODUCER}', '') end
-redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[7])  -- a late joiner now needs only the end
 redis.call('HSET', KEYS[3], '${C_STREAM_ID}', ARGV[10],
   '${TERMINAL_EVENT_TYPE}', etype, '${TERMINAL_EVENT_DATA}', data,
   '${COMPLETED_AT}', now, '${EVENT_ID}', id, '${C_USER_ID}', rec[5])
