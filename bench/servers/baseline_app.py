@@ -2,7 +2,9 @@
 shared Redis pub/sub connection, copied into a queue per client. No registry,
 no log, no ownership, no replay.
 
-Publishers PUBLISH complete SSE frames to the ``bench`` channel.
+Publishers PUBLISH complete SSE frames to the ``bench`` channel; for many
+streams, a client of ``/s/<name>`` gets the frames published to
+``bench:<name>`` (one pattern subscription on the same connection).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from gevent.queue import Empty, Full, Queue
 CHANNEL = "bench"
 KEEPALIVE = b": heartbeat\n\n"
 _queues: set[Queue] = set()
+_streams: dict[bytes, set[Queue]] = {}
 _listener: Any = None
 
 
@@ -25,9 +28,14 @@ def _listen() -> None:
     client = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(CHANNEL)
+    pubsub.psubscribe(CHANNEL + ":*")
     for message in pubsub.listen():
         frame = message["data"]
-        for queue in list(_queues):
+        if message["type"] == "pmessage":
+            queues = _streams.get(message["channel"], ())
+        else:
+            queues = _queues
+        for queue in list(queues):
             try:
                 queue.put_nowait(frame)
             except Full:
@@ -39,7 +47,12 @@ def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
     if _listener is None:
         _listener = gevent.spawn(_listen)
     queue: Queue = Queue(maxsize=10_000)
-    _queues.add(queue)
+    path = environ.get("PATH_INFO", "/")
+    if path.startswith("/s/"):
+        queues = _streams.setdefault(f"{CHANNEL}:{path[3:]}".encode(), set())
+    else:
+        queues = _queues
+    queues.add(queue)
     start_response(
         "200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")]
     )
@@ -53,6 +66,6 @@ def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
                 except Empty:
                     yield KEEPALIVE
         finally:
-            _queues.discard(queue)
+            queues.discard(queue)
 
     return frames()

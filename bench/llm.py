@@ -1,0 +1,230 @@
+"""Concurrent generations at an LLM's pace: N streams, each sending 50 tokens
+a second, each followed by one client (every tenth by two), ours beside the
+raw gevent baseline in one run.
+
+Every server runs under gunicorn with ONE gevent worker; the producers run in
+their own gevent process (``bench.llmproducer``), the clients in the load
+client's (``bench.loadclient``), Redis in its own: all four share the
+machine's cores. Per run: tokens sent as a share of the target rate, token
+latency (producer timestamp to client), lost and doubled tokens, the worker's
+CPU per 1,000 delivered tokens, Redis commands per token (``INFO
+commandstats``, every command the server ran, those inside scripts included)
+and the worker's RSS.
+
+``python -m bench.llm [--quick]`` runs it alone; the suite includes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis as redis_py
+
+from harness.redis_server import RedisServer
+
+RATE = 50
+
+
+@dataclass
+class LlmSize:
+    streams: list[int]
+    seconds: float
+    #: Coalescing windows compared at ``sweep_n`` streams.
+    windows: list[int]
+    sweep_n: int
+
+
+FULL = LlmSize([50, 100, 200, 500, 1000], 8, [0, 10, 25, 40], 200)
+QUICK = LlmSize([20, 50], 3, [0, 25], 50)
+
+
+class Producers:
+    """The separate process running every stream's producer."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.llmproducer"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def call(self, **command: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        reply: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        return reply
+
+    def stop(self) -> None:
+        try:
+            self.call(cmd="quit")
+        except (BrokenPipeError, json.JSONDecodeError):
+            pass
+        self.proc.wait(10)
+
+
+def commands(client: redis_py.Redis) -> int:
+    """Commands Redis has run so far (``INFO`` itself excluded)."""
+    stats = client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+
+
+def generations(
+    server: Any, client: Any, producers: Producers, redis: RedisServer,
+    n: int, seconds: float, coalesce_ms: int,
+) -> dict[str, float]:  # fmt: skip
+    """One run: n streams at RATE tokens/s for ``seconds``."""
+    from bench.suite import cpu_ms, rss_kib
+
+    kind = "ours" if server.name == "ours" else "baseline"
+    paths = producers.call(cmd="open", server=kind, n=n, redis_url=redis.url)["paths"]
+    doubled_paths = paths[: max(1, n // 10)]
+    client.call(cmd="follow", port=server.port, paths=paths + doubled_paths,
+                cookie=server.cookie)  # fmt: skip
+    time.sleep(1.0 + n / 500)  # every connection served and subscribed
+    rc = redis.client()
+    worker = server.worker
+    cpu_before, commands_before = cpu_ms(worker), commands(rc)
+    ran = producers.call(cmd="run", seconds=seconds, rate=RATE, coalesce_ms=coalesce_ms)
+    time.sleep(2.0)
+    stats = client.call(cmd="follow_stats")
+    cpu = cpu_ms(worker) - cpu_before
+    sent = ran["sent"]
+    total = sum(sent)
+    delivered = lost = doubled = 0
+    for index, received, twice, skipped, last in stats["conns"]:
+        delivered += received
+        doubled += twice
+        lost += skipped + max(0, sent[index % n] - 1 - last)
+    result = {
+        "share": total / (n * RATE * seconds),
+        "p50_ms": stats["p50"] * 1000,
+        "p99_ms": stats["p99"] * 1000,
+        "lost": lost,
+        "doubled": doubled,
+        "cpu_ms_per_1000": cpu / max(1e-9, delivered / 1000),
+        "commands_per_token": (commands(rc) - commands_before) / max(1, total),
+        "producer_us_per_token": ran["cpu_ms"] * 1000 / max(1, total),
+        "rss_mib": rss_kib(worker) / 1024,
+    }
+    client.call(cmd="close")
+    time.sleep(0.5)
+    return result
+
+
+def run(size: LlmSize, redis: RedisServer, client: Any) -> dict[str, Any]:
+    """Every run of the section; returns ``{label: result}``."""
+    from bench.suite import Server, say
+
+    results: dict[str, Any] = {}
+    producers = Producers()
+    try:
+        for name in ("ours", "baseline"):
+            server = Server(name, redis)
+            server.start()
+            try:
+                windows = [0, DEFAULT_WINDOW] if name == "ours" else [0]
+                for n in size.streams:
+                    for window in windows:
+                        say(name, f"generations {n} x {RATE} tok/s, {window} ms")
+                        results[f"{name}/{window}/{n}"] = generations(
+                            server, client, producers, redis, n, size.seconds, window
+                        )
+                if name == "ours":
+                    for window in size.windows:
+                        key = f"ours/{window}/{size.sweep_n}"
+                        if key not in results:
+                            say(name, f"window {window} ms at {size.sweep_n}")
+                            results[key] = generations(server, client, producers,
+                                                       redis, size.sweep_n,
+                                                       size.seconds, window)  # fmt: skip
+            finally:
+                server.stop()
+    finally:
+        producers.stop()
+    return results
+
+
+#: The coalescing window measured beside "off" at every N.
+DEFAULT_WINDOW = 25
+
+
+def capacity(results: dict[str, Any], label: str, sizes: list[int]) -> int:
+    """The largest N that kept its full rate (≥ 98 %), p99 ≤ 150 ms and lost
+    nothing, or 0."""
+    best = 0
+    for n in sizes:
+        r = results.get(f"{label}/{n}")
+        if r and r["share"] >= 0.98 and r["p99_ms"] <= 150 and r["lost"] == 0:
+            best = n
+    return best
+
+
+def rows(results: dict[str, Any], size: LlmSize) -> list[tuple[str, ...]]:
+    """The section's table: one row per run."""
+    out: list[tuple[str, ...]] = [(
+        "server", "window ms", "N", "rate %", "p50 ms", "p99 ms", "lost",
+        "doubled", "CPU ms / 1k tokens", "× baseline", "Redis cmds / token",
+        "worker RSS MiB",
+    )]  # fmt: skip
+    for key, r in sorted(results.items(), key=lambda kv: _order(kv[0])):
+        name, window, n = key.split("/")
+        base = results.get(f"baseline/0/{n}")
+        ratio = r["cpu_ms_per_1000"] / base["cpu_ms_per_1000"] if base else 0.0
+        out.append((
+            name, window, n, f"{r['share'] * 100:.0f}", f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}", f"{r['lost']:,}", f"{r['doubled']:,}",
+            f"{r['cpu_ms_per_1000']:.1f}", f"{ratio:.2f}" if base else "n/a",
+            f"{r['commands_per_token']:.2f}", f"{r['rss_mib']:.0f}",
+        ))  # fmt: skip
+    return out
+
+
+def _order(key: str) -> tuple[int, int, int]:
+    name, window, n = key.split("/")
+    return (int(n), 0 if name == "baseline" else 1, int(window))
+
+
+def markdown(results: dict[str, Any], size: LlmSize) -> str:
+    """The table as Markdown, with the capacity line."""
+    table = rows(results, size)
+    text = "| " + " | ".join(table[0]) + " |\n|" + " --- |" * 3 + " ---: |" * 9 + "\n"
+    text += "\n".join("| " + " | ".join(r) + " |" for r in table[1:])
+    caps = {
+        label: capacity(results, label, size.streams)
+        for label in ("baseline/0", "ours/0", f"ours/{DEFAULT_WINDOW}")
+    }
+    return text + (
+        f"\n\nLargest N at full rate with p99 ≤ 150 ms and nothing lost: "
+        f"baseline {caps['baseline/0']}, ours without coalescing {caps['ours/0']}, "
+        f"ours at {DEFAULT_WINDOW} ms {caps[f'ours/{DEFAULT_WINDOW}']} "
+        f"(of N = {', '.join(map(str, size.streams))}).\n"
+    )
+
+
+def main() -> None:
+    from bench.suite import LoadClient
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    size = QUICK if args.quick else FULL
+    redis = RedisServer().start()
+    client = LoadClient()
+    try:
+        results = run(size, redis, client)
+    finally:
+        client.stop()
+        redis.cleanup()
+    for row in rows(results, size):
+        print("  ".join(f"{cell:>9}" for cell in row))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
