@@ -151,7 +151,7 @@ def run(size: LlmSize, redis: RedisServer, client: Any) -> dict[str, Any]:
 
 
 #: The coalescing window measured beside "off" at every N.
-DEFAULT_WINDOW = 25
+DEFAULT_WINDOW = 40
 
 
 def capacity(results: dict[str, Any], label: str, sizes: list[int]) -> int:

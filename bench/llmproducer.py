@@ -64,7 +64,8 @@ class Producers:
                 self.app = app
             self.ids = [self.sse.open_stream("bench", app=self.app) for _ in range(n)]
             return {"paths": [f"/sse/streams/{sid}" for sid in self.ids]}
-        self.redis = redis.Redis.from_url(redis_url, max_connections=64)
+        pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=64)
+        self.redis = redis.Redis(connection_pool=pool)
         self.ids = [f"g{random.getrandbits(40):x}" for _ in range(n)]
         return {"paths": [f"/s/{name}" for name in self.ids]}
 

@@ -99,7 +99,7 @@ class Settings:
     #: script call and one announcement per window; each send still its own
     #: event), unless ``producer(coalesce_ms=...)`` says otherwise; 0 writes
     #: each at once.
-    coalesce_ms: int = 0
+    coalesce_ms: int = 40
 
     @property
     def fence_after(self) -> float:
