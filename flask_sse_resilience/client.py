@@ -17,7 +17,9 @@ the stream, and on any disconnect reconnects with exponential backoff and full
 jitter, sending ``Last-Event-ID``, so every event arrives once. The attempt
 count restarts whenever the server accepts a connection. A ``reset`` event (the
 server's log no longer held our position) is passed on: drop what you built
-and start over from the events after it.
+and start over from the events after it. A ``snapshot`` event (a late joiner
+of a stream whose producer keeps snapshots) stands for every event before it:
+replace what you built with its data.
 
 :func:`cancel` asks a stream to stop (``POST <url>/cancel``); :func:`follow_key`
 finds the signed-in user's latest stream of a key (``GET <prefix>/keys/<key>``)
@@ -161,6 +163,7 @@ def follow(
     max_delay: float = 15.0,
     max_attempts: int = 12,
     read_timeout: float = 60.0,
+    start_from: str = "snapshot",
 ) -> Iterator[ClientEvent]:
     """Yield the stream's events from after ``last_event_id`` to its end.
 
@@ -173,6 +176,9 @@ def follow(
         :class:`StreamUnavailable`.
     :param read_timeout: seconds of silence before the connection is deemed
         dead; keep it above the server's heartbeat interval.
+    :param start_from: where to start without a cursor (the ``from`` query
+        parameter): ``snapshot`` (the latest snapshot, else the whole log),
+        ``start`` (the whole log) or ``latest`` (only what comes next).
     :raises StreamUnavailable: on 401/403/404, or when retries run out.
     """
     own = client is None
@@ -187,7 +193,8 @@ def follow(
                 if terminal is not None:
                     yield terminal
                     return
-                for event in _connect(http, url, last_event_id, read_timeout):
+                target = url if last_event_id else _with_from(url, start_from)
+                for event in _connect(http, target, last_event_id, read_timeout):
                     if event is _ACCEPTED:
                         attempts = 0  # the server accepted this connection
                         continue
@@ -207,6 +214,12 @@ def follow(
     finally:
         if own:
             http.close()
+
+
+def _with_from(url: str, start_from: str) -> str:
+    if start_from == "snapshot":
+        return url  # the server's default
+    return f"{url}{'&' if '?' in url else '?'}from={start_from}"
 
 
 #: Yielded by :func:`_connect` (never to callers) for the ``connected``

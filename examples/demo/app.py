@@ -17,7 +17,12 @@ from typing import Any
 from flask import Flask, jsonify, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from flask_sse_resilience import SSEResilience, SSEResilienceError, StreamCancelled
+from flask_sse_resilience import (
+    AutoSnapshot,
+    SSEResilience,
+    SSEResilienceError,
+    StreamCancelled,
+)
 
 sse = SSEResilience()
 log = logging.getLogger(__name__)
@@ -174,6 +179,11 @@ def _generation_params(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _add_text(so_far: str, _type: str, data: dict[str, Any]) -> str:
+    """The snapshot of a generation: its text so far."""
+    return so_far + str(data["text"])
+
+
 class GenerationFailed(RuntimeError):
     """Raised on purpose by a generation asked to fail."""
 
@@ -198,7 +208,10 @@ def generate(
     try:
         # Writes ride out a Redis restart or failover of up to 30 s
         # (SSE_RESILIENCE_PRODUCER_RETRY_FOR; idempotent, never doubled).
-        with sse.producer(stream_id, app=app) as out:
+        # A second device opening the chat mid-answer starts from the text
+        # so far (a snapshot every 100 tokens), not from token one.
+        snapshots = AutoSnapshot(100, _add_text, "")
+        with sse.producer(stream_id, app=app, snapshots=snapshots) as out:
             try:
                 for index in range(tokens):
                     if fail_after is not None and index == fail_after:

@@ -11,7 +11,10 @@
  *     ended, it delivers the terminal event and never opens a connection
  *     (with an id it connects, and the server replays what it lacks);
  *  2. connects with EventSource and hands every event (the JSON envelope
- *     {"type", "data"} plus its id) to onevent;
+ *     {"type", "data"} plus its id) to onevent; a late joiner of a stream
+ *     whose producer keeps snapshots first gets a "snapshot" event standing
+ *     for everything before it (options.from: "start" for the whole log,
+ *     "latest" for only what comes next);
  *  3. on an error, or when no byte arrived for 2.5 heartbeat intervals (a
  *     half-open connection), closes and reconnects with exponential backoff and
  *     full jitter, resuming after the last event id it saw (sent as the
@@ -46,6 +49,7 @@
     persist: false, // remember the last event id in sessionStorage
     withCredentials: false, // cross-origin cookies (needs the CORS allow-list)
     token: null, // a stream token from sse.stream_token(), if no cookie
+    from: null, // without a cursor: "snapshot" (server default), "start" or "latest"
     random: Math.random, // for tests
   };
 
@@ -194,7 +198,11 @@
   ResilientEventSource.prototype._connect = function () {
     var self = this;
     var source = new root.EventSource(
-      withParams(this.url, { lastEventId: this.lastEventId, token: this.options.token }),
+      withParams(this.url, {
+        lastEventId: this.lastEventId,
+        token: this.options.token,
+        from: this.lastEventId ? null : this.options.from,
+      }),
       { withCredentials: this.options.withCredentials }
     );
     var opened = false;

@@ -9,7 +9,8 @@
 // status: "connecting" | "connected" | "reconnecting" | "completed" | "failed"
 //         | "cancelled" | "error" | "none" (no stream for the key)
 // data:   the data of the latest event (the result, once terminal)
-// events: every event so far ({id, type, data}), reset on a "reset" event
+// events: every event so far ({id, type, data}), reset on a "reset" event;
+//         a "snapshot" event (a late joiner) replaces them all
 // stop:   stop(reason) cancels the stream on the server (the Stop button);
 //         unmounting only disconnects
 import { useCallback, useEffect, useRef, useState } from "react";
@@ -42,6 +43,11 @@ export function useResilientSSE(streamId, options = {}) {
       source.onevent = (event) => {
         if (event.type === "reset") {
           setEvents([]);
+          return;
+        }
+        if (event.type === "snapshot") {
+          setEvents([event]);
+          setData(event.data);
           return;
         }
         setEvents((previous) => [...previous, event]);

@@ -131,3 +131,22 @@ def test_cancel_and_follow_by_key(demo: Demo) -> None:
     assert cancel(finished, client=client)["status"] == "completed"  # a 409
     with pytest.raises(StreamUnavailable):
         cancel("/sse/streams/nope", client=client)
+
+
+def test_a_late_joiner_starts_from_the_snapshot(demo: Demo) -> None:
+    # The demo's producer keeps a snapshot (the text so far) every 100 tokens.
+    url, client = generation(demo, tokens=400, interval_ms=5)
+    for event in follow(url, client=client, start_from="latest"):
+        if event.type == "token" and event.data["index"] >= 250:
+            break  # past the second snapshot
+    late = list(follow(url, client=client))
+    assert late[0].type == "snapshot" and late[0].id
+    assert late[1].data["index"] % 100 == 0  # right after the snapshot's last
+    text = late[0].data + "".join(e.data["text"] for e in late[1:-1])
+    assert late[-1].type == "completed" and text == late[-1].data["text"]
+    assert len(late) <= 1 + 200 + 1  # not the 400 tokens before
+    # With a cursor, exactly what it lacks; from the start, the whole log.
+    rest = list(follow(url, client=client, last_event_id=late[0].id))
+    assert [e.id for e in rest] == [e.id for e in late[1:]]
+    whole = list(follow(url, client=client, start_from="start"))
+    assert [e.type for e in whole] == ["completed"]  # ended: the end alone
