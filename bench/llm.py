@@ -140,9 +140,10 @@ def run(size: LlmSize, redis: RedisServer, client: Any) -> dict[str, Any]:
                         key = f"ours/{window}/{size.sweep_n}"
                         if key not in results:
                             say(name, f"window {window} ms at {size.sweep_n}")
-                            results[key] = generations(server, client, producers,
-                                                       redis, size.sweep_n,
-                                                       size.seconds, window)  # fmt: skip
+                            results[key] = generations(
+                                server, client, producers, redis, size.sweep_n,
+                                size.seconds, window,
+                            )  # fmt: skip
             finally:
                 server.stop()
     finally:

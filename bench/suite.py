@@ -131,9 +131,12 @@ class Server:
             self.extra["app"] = app
             # A log long enough for the whole saturate run: a client further
             # behind than the cap would get a `reset` (by design), not events.
+            # No coalescing: these figures time one event from send to client
+            # (bench/llm.py measures coalescing).
             self.extra["sse"] = SSEResilience(app, guardian_enabled=False,
                                               max_streams_per_user=100_000,
-                                              max_events=1_000_000)  # fmt: skip
+                                              max_events=1_000_000,
+                                              coalesce_ms=0)  # fmt: skip
             return
         self.port = free_port()
         target = {

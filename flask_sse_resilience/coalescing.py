@@ -73,14 +73,17 @@ class Coalescer:
                 self._wakeup.notify()
             return len(self._held) >= MAX_BATCH or self._bytes >= MAX_BATCH_BYTES
 
-    def flush(self) -> None:
+    def flush(self, *, earlier_errors: bool = True) -> None:
         """Write every held send now, in this thread.
 
-        :raises: the error of an earlier background flush, or of this one
-            (what could not be written stays held for the next flush).
+        :raises: the error of an earlier background flush (unless not
+            ``earlier_errors``: forgotten), or of this one (what could not be
+            written stays held for the next flush).
         """
         with self._wakeup:
-            self._raise_error()
+            if earlier_errors:
+                self._raise_error()
+            self._error = None
         self._flush()
 
     def discard(self) -> list[Held]:

@@ -174,12 +174,16 @@ class EventLog:
         token: str,
         seq: int,
         events: Sequence[tuple[str, str]],
+        *,
+        cancelling: bool = False,
     ) -> str:
         """Log ``events`` (type and JSON data each) numbered from ``seq``, one
         entry each, and announce them in one message; return the last log id.
 
         All or nothing: a retried batch (its first number already logged) is
-        acknowledged without writing.
+        acknowledged without writing. Once a cancel was asked for, only a
+        producer ``cancelling`` (writing what it sent before it ends the
+        stream ``cancelled``) still writes.
 
         :raises StreamCancelled: once a cancel was asked for (nothing written).
         :raises StreamNotActiveError: if the stream is missing or has ended.
@@ -198,6 +202,7 @@ class EventLog:
                 seq=seq,
                 events=events,
                 max_events=self.max_events,
+                cancelling=cancelling,
             )
         )
         _raise_for(Status(int(reply[0])), stream_id, reply)

@@ -343,22 +343,23 @@ class Producer:
         return self._seq + 1
 
     def _flush_before_end(self, state: StreamState) -> None:
-        """Write what is held before the terminal event; a stream asked to
-        stop ends without it (its writes are refused anyway)."""
+        """Write what is held before the terminal event. Ending ``cancelled``,
+        it still goes out first (past the request), so a partial result
+        matches what followers received; unless the stream has ended already
+        (fenced), which drops it."""
         if self._coalescer is None:
             return
+        if state is not StreamState.CANCELLED:
+            self._coalescer.flush()
+            return
+        self._writer.cancelling = True
         try:
-            if state is not StreamState.CANCELLED:
-                self._coalescer.flush()
-                return
-            try:
-                self._coalescer.flush()
-            except StreamCancelled:
-                pass
+            self._coalescer.flush(earlier_errors=False)
+        except StreamCancelled:
+            self._coalescer.discard()
+            self._seq = self._writer.logged
         finally:
-            if state is StreamState.CANCELLED:
-                self._coalescer.discard()
-                self._seq = self._writer.logged
+            self._writer.cancelling = False
 
     def _finish(self, state: StreamState, data: Any) -> str:
         text = serialize(data, self._max_event_bytes)

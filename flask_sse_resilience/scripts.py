@@ -247,11 +247,14 @@ def append(
     seq: int,
     events: Sequence[tuple[str, str]],
     max_events: int,
+    cancelling: bool = False,
 ) -> Call:
     """Log and announce ``events`` (each a type and its JSON data), numbered
     from ``seq``, in one message; reply: ``[Status, last id]`` (or the logged
-    seq after :attr:`Status.BEHIND`)."""
-    argv: list[Any] = [token, seq, len(events), "", max_events]
+    seq after :attr:`Status.BEHIND`). Once a cancel was asked for, only a
+    producer ``cancelling`` (about to end the stream so) still writes."""
+    ending = StreamState.CANCELLED.value if cancelling else ""
+    argv: list[Any] = [token, seq, len(events), ending, max_events]
     argv.append(keys.channel(stream_id))
     for event_type, data_json in events:
         argv += (event_type, data_json)

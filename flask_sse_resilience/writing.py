@@ -46,6 +46,9 @@ class LogWriter:
         self._on_cancel = on_cancel
         #: The number of the last event written.
         self.logged = 0
+        #: Set while the producer writes what it holds before ending the
+        #: stream ``cancelled``: those writes pass a pending cancel request.
+        self.cancelling = False
         self._recent: collections.deque[Numbered] = collections.deque(maxlen=REPLAY)
 
     def retrying(self, call: Callable[[], T]) -> T:
@@ -68,7 +71,9 @@ class LogWriter:
 
     def _append(self, seq: int, events: list[tuple[str, str]]) -> str:
         try:
-            return self.log.append_many(self.stream_id, self.token, seq, events)
+            return self.log.append_many(
+                self.stream_id, self.token, seq, events, cancelling=self.cancelling
+            )
         except StreamCancelled as exc:
             self.refused(exc)
             raise

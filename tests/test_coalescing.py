@@ -140,7 +140,7 @@ def test_a_producer_that_stops_by_itself_writes_what_it_held(
     assert events[-1].data == {"reason": None, "by": "app", "partial": {"text": "ab"}}
 
 
-def test_a_cancel_request_drops_what_is_held_and_ends_with_the_partial(
+def test_what_was_sent_before_a_cancel_request_goes_out_before_the_end(
     app_sse: tuple[Flask, SSEResilience],
 ) -> None:
     app, sse = app_sse
@@ -158,10 +158,52 @@ def test_a_cancel_request_drops_what_is_held_and_ends_with_the_partial(
             out.send("token", "c")
         out.cancel({"text": "ab"})
     events = sse.event_log(app).read(sid, None)
-    assert [e.type for e in events] == ["token", "cancelled"]
-    assert [e.seq for e in events] == [1, 2]
+    # The partial result is what followers received: "b" was sent before.
+    assert [e.type for e in events] == ["token", "token", "cancelled"]
+    assert [e.data for e in events[:2]] == ["a", "b"]
+    assert [e.seq for e in events] == [1, 2, 3]
     assert events[-1].data["partial"] == {"text": "ab"}
     assert sse.get_stream(sid, app=app).state is StreamState.CANCELLED
+
+
+def test_a_refused_background_write_is_still_written_by_the_cancel(
+    app_sse: tuple[Flask, SSEResilience],
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    out = sse.producer(sid, app=app, coalesce_ms=50)
+    out._watch = None  # no fast path: the refused write tells the producer
+    with out:
+        sse.cancel(sid, "stop", app=app)
+        out.send("token", "a")
+        deadline = time.monotonic() + 5
+        while not out.cancelled:  # the window's write was refused
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        out.cancel({"text": "a"})
+    events = sse.event_log(app).read(sid, None)
+    assert [(e.type, e.data) for e in events] == [
+        ("token", "a"),
+        ("cancelled", {"reason": "stop", "by": "app", "partial": {"text": "a"}}),
+    ]
+
+
+def test_a_fenced_producer_drops_what_it_held(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app, coalesce_ms=60_000) as out:
+        out.send("token", "a")
+        # Ended cancelled without this producer (the guardian's fence).
+        sse.cancel(sid, "stop", app=app)
+        r.hset(KEYS.stream(sid), "cancelAt", 0)
+        sse.event_log(app).finish(
+            sid, state=StreamState.CANCELLED, event_type="cancelled",
+            data_json="null", grace_ms=0,
+        )  # fmt: skip
+        assert out.cancel({"text": "a"}) == ""
+    assert [e.type for e in sse.event_log(app).read(sid, None)] == ["cancelled"]
 
 
 def test_a_failed_background_write_is_raised_by_the_next_call(

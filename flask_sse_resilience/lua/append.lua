@@ -1,9 +1,11 @@
--- KEYS: record, log. ARGV: token, seq of the first event, count, '', maxlen,
--- channel, then the type and the data of each event.
+-- KEYS: record, log. ARGV: token, seq of the first event, count, ending,
+-- maxlen, channel, then the type and the data of each event.
 -- Logs events seq .. seq + count - 1 (one entry each) and announces them in
 -- one message: {1, last id}, or a status of check (a retried batch is
--- acknowledged whole: a batch is written all or nothing).
-local ending = ''
+-- acknowledged whole: a batch is written all or nothing). Once a cancel was
+-- asked for, only a producer that is ending the stream 'cancelled' (ending)
+-- still writes what it had sent before.
+local ending = ARGV[4]
 ${CHECK}
 local count = tonumber(ARGV[3])
 local parts = {}
