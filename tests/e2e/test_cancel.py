@@ -122,6 +122,7 @@ def test_an_ignored_cancel_is_fenced(demo: Demo) -> None:
     reader.start()
     with sse.producer(sid, app=app) as out:
         out.send("token", {"text": "a"})
+        out.flush()  # written (a send still held would wait for the end)
         asked = time.monotonic()
         client.post(f"/sse/streams/{sid}/cancel", json={})
         reader.join(15)  # the demo's guardian fences it after 3 s (the grace)
@@ -129,6 +130,7 @@ def test_an_ignored_cancel_is_fenced(demo: Demo) -> None:
         out._cancel = False  # it was stuck and never looked
         with pytest.raises(StreamCancelled):
             out.send("token", {"text": "late"})
+            out.flush()  # held for its window, then refused
     assert 3 <= fenced < 3 + 2.5
     assert [e["type"] for e in events] == ["connected", "token", "cancelled"]
 
