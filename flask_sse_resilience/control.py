@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from . import scripts
-from .errors import StreamNotActiveError
+from .errors import StreamCancelled, StreamNotActiveError
 from .eventlog import EventLog
 from .keys import Keys
 from .models import CANCELLERS, RecordField, StreamState
@@ -127,3 +128,29 @@ class StreamControl:
         ]
         replies = self.scripts.run_many(calls)
         return [sid for sid, gone in zip(stream_ids, replies, strict=True) if int(gone)]
+
+
+class CancelFlag:
+    """What a producer's process has learnt of its stream's cancel request."""
+
+    def __init__(self, stream_id: str) -> None:
+        self.stream_id = stream_id
+        #: The request once learnt (None: one whose details are unknown), or
+        #: False before.
+        self.request: dict[str, Any] | None | bool = False
+
+    @property
+    def raised(self) -> bool:
+        """True once a request was learnt of."""
+        return self.request is not False
+
+    def learn(self, request: dict[str, Any] | None = None) -> None:
+        """Note a request (its details, when a later source has them)."""
+        if self.request is False or (self.request is None and request):
+            self.request = request
+
+    def check(self) -> None:
+        """:raises StreamCancelled: once a request was learnt of."""
+        if self.request is not False:
+            details = self.request if isinstance(self.request, dict) else None
+            raise StreamCancelled(self.stream_id, details)

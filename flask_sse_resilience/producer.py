@@ -29,15 +29,10 @@ too, without one, and goes no further::
         except StreamCancelled:
             out.cancel({"text": text})     # the partial answer
 
-Through an outage (a restart, a failover) every write is retried for
-``retry_for`` seconds; each is idempotent, so none is doubled. A failover can
-also lose writes Redis had acknowledged (replication is asynchronous): the
-producer then finds the log behind it and re-sends what is missing from the
-last :data:`~flask_sse_resilience.writing.REPLAY` events it keeps, so the log
-still holds every event once and in order (under new ids; a client holding
-a lost id is told to ``reset``). On Cluster and Sentinel, the terminal write
-waits for a replica (``WAIT``) before it returns, so a result is not lost
-that way.
+Sends may be held for a few milliseconds and written together (see
+:mod:`~flask_sse_resilience.coalescing`); writes ride out outages and lossy
+failovers (see :mod:`~flask_sse_resilience.writing`); snapshots serve late
+joiners (see :mod:`~flask_sse_resilience.snapshots`).
 """
 
 from __future__ import annotations
@@ -47,14 +42,11 @@ import logging
 import secrets
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from .coalescing import Coalescer
-from .control import request_json
-from .errors import (
-    StreamCancelled,
-    StreamNotActiveError,
-)
+from .control import CancelFlag, request_json
+from .errors import StreamCancelled, StreamNotActiveError
 from .eventlog import EventLog
 from .events import check_event_type, serialize
 from .heartbeat import Heartbeater
@@ -64,7 +56,6 @@ from .snapshots import AutoSnapshot
 from .writing import LogWriter
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: Subscribes to a stream's cancel requests (the fast path): ``watch(stream_id,
 #: on_request)`` returns the function that unsubscribes.
@@ -103,13 +94,10 @@ class Producer:
         self._heartbeater = heartbeater
         self._max_event_bytes = max_event_bytes
         self._token = secrets.token_hex(12)
-        self._writer = LogWriter(
-            log,
-            stream_id,
-            self._token,
-            retry_for=retry_for,
-            on_cancel=self._learn_cancel,
-        )
+        #: The cancel request, once this process learnt of it.
+        self._flag = CancelFlag(stream_id)
+        self._writer = LogWriter(log, stream_id, self._token, retry_for=retry_for,
+                                 on_cancel=self._flag.learn)  # fmt: skip
         #: The number of the last event sent (past the writer's ``logged``
         #: while a coalescing window holds sends).
         self._seq: int | None = None
@@ -124,28 +112,13 @@ class Producer:
         self.final_state: StreamState | None = None
         self._watch = watch
         self._unwatch: Callable[[], None] | None = None
-        #: The cancel request once this process learnt of it (False before).
-        self._cancel: dict[str, Any] | None | bool = False
 
     @property
     def cancelled(self) -> bool:
         """True once this process learnt that the stream was asked to stop
         (from the control channel, a heartbeat, a refused write, or on
         entering). Costs no round trip: check it between tokens."""
-        return self._cancel is not False
-
-    def _learn_cancel(self, request: dict[str, Any] | None = None) -> None:
-        if self._cancel is False or (self._cancel is None and request):
-            self._cancel = request
-
-    def _heard(self) -> None:
-        self._learn_cancel(None)
-
-    def _raise_if_cancelled(self) -> None:
-        if self._cancel is not False:
-            raise StreamCancelled(
-                self.stream_id, self._cancel if isinstance(self._cancel, dict) else None
-            )
+        return self._flag.raised
 
     def __enter__(self) -> Producer:
         """Take the write lease, listen for cancel requests, start the heartbeat.
@@ -155,12 +128,12 @@ class Producer:
         """
         # Listen first: a request made while we claim is heard either way.
         if self._watch is not None:
-            self._unwatch = self._watch(self.stream_id, self._learn_cancel)
+            self._unwatch = self._watch(self.stream_id, self._flag.learn)
 
         def claim() -> int:
             claimed = self._log.claim(self.stream_id, self._token)
             if claimed.cancel is not None:  # stop pressed before we started
-                self._learn_cancel(claimed.cancel)
+                self._flag.learn(claimed.cancel)
             self._log.wait_replicated(self.stream_id)  # a failover keeps it
             return claimed.seq
 
@@ -169,7 +142,7 @@ class Producer:
         except BaseException:
             self._stop_watching()
             raise
-        self._heartbeater.add(self.stream_id, self._heard)
+        self._heartbeater.add(self.stream_id, self._flag.learn)
         return self
 
     def _stop_watching(self) -> None:
@@ -192,7 +165,7 @@ class Producer:
     def _exit(
         self, exc_type: type[BaseException] | None, exc: BaseException | None
     ) -> bool:
-        self._heartbeater.discard(self.stream_id, self._heard)
+        self._heartbeater.discard(self.stream_id, self._flag.learn)
         self._stop_watching()
         ours = isinstance(exc, StreamCancelled) and exc.stream_id == self.stream_id
         if self.final_state is not None or self._seq is None:
@@ -225,8 +198,7 @@ class Producer:
         or by :meth:`flush` and every terminal write).
 
         :param event_type: 1-64 characters, no control characters, and not one
-            of the reserved types (``connected``, ``reset``, ``completed``,
-            ``failed``, ``orphaned``, ``cancelled``).
+            of :data:`~flask_sse_resilience.events.RESERVED_TYPES`.
         :param data: any JSON-serializable value, at most
             ``SSE_RESILIENCE_MAX_EVENT_BYTES`` once serialized.
         :raises InvalidEventError: for a bad type or data; nothing is written.
@@ -244,7 +216,7 @@ class Producer:
         check_event_type(event_type)
         text = serialize(data, self._max_event_bytes)
         seq = self._next_seq()
-        self._raise_if_cancelled()
+        self._flag.check()
         full = False
         if self._coalescer is None:
             event_id = self._writer.write_batch([(seq, event_type, text)])
@@ -287,7 +259,7 @@ class Producer:
         """
         text = serialize(data, self._max_event_bytes)
         self._next_seq()  # not ended yet
-        self._raise_if_cancelled()
+        self._flag.check()
         self.flush()
         seq = self._writer.logged
         store = functools.partial(self._log.snapshot, self.stream_id, self._token)
@@ -308,7 +280,7 @@ class Producer:
 
         :raises StreamCancelled: if it was asked to stop (nothing written).
         """
-        self._raise_if_cancelled()
+        self._flag.check()
         return self._finish(StreamState.COMPLETED, data)
 
     def fail(self, data: Any = None) -> str:
@@ -316,7 +288,7 @@ class Producer:
 
         :raises StreamCancelled: if it was asked to stop (nothing written).
         """
-        self._raise_if_cancelled()
+        self._flag.check()
         return self._finish(StreamState.FAILED, data)
 
     def cancel(self, partial: Any = None) -> str:

@@ -1,5 +1,15 @@
-"""A producer's writes to its stream's log: retried through outages, and
-re-sent when a failover lost some (see :mod:`~flask_sse_resilience.producer`)."""
+"""A producer's writes to its stream's log (see
+:mod:`~flask_sse_resilience.producer`).
+
+Through an outage (a restart, a failover) every write is retried for
+``retry_for`` seconds; each is idempotent, so none is doubled. A failover can
+also lose writes Redis had acknowledged (replication is asynchronous): the
+producer then finds the log behind it and re-sends what is missing from the
+last :data:`REPLAY` events it keeps, so the log still holds every event once
+and in order (under new ids; a client holding a lost id is told to
+``reset``). On Cluster and Sentinel, the terminal write waits for a replica
+(``WAIT``) before it returns, so a result is not lost that way.
+"""
 
 from __future__ import annotations
 

@@ -95,6 +95,9 @@ def make_app(r: redis.Redis, redis_server: RedisServer) -> Iterator[AppFactory]:
             SSE_RESILIENCE_REDIS_URL=redis_server.url,
             SSE_RESILIENCE_HEARTBEAT_INTERVAL=0.3,
             SSE_RESILIENCE_STALE_THRESHOLD=1,
+            # These tests look at each write as it happens; test_coalescing
+            # covers windows, and the end-to-end suites run the default.
+            SSE_RESILIENCE_COALESCE_MS=0,
         )
         app.config.update(config or {})
         sse = SSEResilience(app, identity=lambda: session.get("user"), **options)

@@ -109,7 +109,7 @@ def test_the_write_refuses_even_before_the_process_heard(
     sid = sse.open_stream("alice", app=app)
     with unlinked(sse, app, sid) as out:
         heartbeater = app.extensions["sse_resilience"].heartbeater
-        heartbeater.discard(sid, out._heard)  # nor does its heartbeat tell it
+        heartbeater.discard(sid, out._flag.learn)  # nor does its heartbeat tell it
         sse.cancel(sid, "stop", app=app)
         with pytest.raises(StreamCancelled) as refused:
             out.send("token", 1)
@@ -150,7 +150,7 @@ def test_complete_after_a_cancel_request_is_refused(
     sid = sse.open_stream("alice", app=app)
     with sse.producer(sid, app=app) as out:
         sse.cancel(sid, app=app)
-        out._cancel = False
+        out._flag.request = False
         with pytest.raises(StreamCancelled):
             out.complete({"text": "all of it"})
     assert terminal_events(sse, app, sid) == ["cancelled"]
@@ -172,7 +172,7 @@ def test_an_ignored_cancel_is_fenced_after_the_grace(
             lambda: sse.get_stream(sid, app=app).state is StreamState.CANCELLED, 5
         )
         assert time.monotonic() - asked >= 1.5
-        out._cancel = False
+        out._flag.request = False
         with pytest.raises(StreamCancelled):
             out.send("token", 2)
         assert out.cancel({"late": True}) == ""  # already ended: a no-op

@@ -86,8 +86,9 @@ def test_fence_and_abandon_on_a_cluster(
         result = sse.guardian(app).run_once(force=True)
         assert result.cancelled == (ignored,)
         assert result.abandoned == (lonely,)
-        out._cancel = False
+        out._flag.request = False
         with pytest.raises(StreamCancelled):
             out.send("token", 1)
+            out.flush()  # held for its window (the default), then refused
     data = sse.get_completion(lonely, app=app).terminal_event_data
     assert data == {"reason": None, "by": "abandoned"}

@@ -221,6 +221,28 @@ def test_events_a_failover_lost_are_sent_again(
     assert sse.get_stream(sid, app=app).state is StreamState.COMPLETED
 
 
+def test_batches_a_failover_lost_are_sent_again(
+    app_sse: tuple[Flask, SSEResilience], r: redis.Redis
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app, coalesce_ms=60_000) as out:
+        out.send("token", 0)
+        out.flush()
+        restore = rollback(r, sid)
+        for i in (1, 2, 3):
+            out.send("token", i)
+        out.flush()  # one batch of three
+        restore()  # Redis acknowledged the batch, then lost it
+        out.send("token", 4)
+        out.send("token", 5)
+        out.complete("done")  # writes 4 and 5, finds the log behind, re-sends
+    events = sse.event_log(app).read(sid, None)
+    assert [(e.seq, e.data) for e in events] == [
+        (1, 0), (2, 1), (3, 2), (4, 3), (5, 4), (6, 5), (7, "done"),
+    ]  # fmt: skip
+
+
 def test_more_lost_than_kept_is_a_conflict(
     app_sse: tuple[Flask, SSEResilience], r: redis.Redis, monkeypatch: Any
 ) -> None:

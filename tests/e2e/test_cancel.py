@@ -127,7 +127,7 @@ def test_an_ignored_cancel_is_fenced(demo: Demo) -> None:
         client.post(f"/sse/streams/{sid}/cancel", json={})
         reader.join(15)  # the demo's guardian fences it after 3 s (the grace)
         fenced = time.monotonic() - asked
-        out._cancel = False  # it was stuck and never looked
+        out._flag.request = False  # it was stuck and never looked
         with pytest.raises(StreamCancelled):
             out.send("token", {"text": "late"})
             out.flush()  # held for its window, then refused
