@@ -2,13 +2,15 @@
 writing N streams at an LLM's pace, driven over stdin/stdout (one JSON object
 per line):
 
-* ``{"cmd": "open", "server": "ours"|"baseline", "n": N, "redis_url": U}``
-  opens N streams (ours: ``open_stream``; baseline: a channel each) and
-  answers ``{"paths": [...]}``, the URL path of each;
-* ``{"cmd": "run", "seconds": S, "rate": R, "coalesce_ms": C}`` sends R
-  tokens a second on every stream for S seconds (ours: ``send`` through a
-  producer, then ``complete``; baseline: a bare ``PUBLISH`` of the frame) and
-  answers ``{"sent": [per stream], "cpu_ms": ...}``;
+* ``{"cmd": "open", "server": "ours"|"baseline", "n": N, "redis_url": U,
+  "coalesce_ms": C}`` opens N streams (ours: ``open_stream``, and enters a
+  producer for each; baseline: a channel each) and answers ``{"paths":
+  [...]}``, the URL path of each;
+* ``{"cmd": "run", "seconds": S, "rate": R}`` sends R tokens a second on
+  every stream for S seconds (ours: ``send``; baseline: a bare ``PUBLISH`` of
+  the frame), numbering each stream's tokens on from the last run, and
+  answers ``{"sent": [per stream, so far], "cpu_ms": ...}``;
+* ``{"cmd": "finish"}`` completes every stream of ours;
 * ``{"cmd": "quit"}``.
 
 Each token's data is ``{"k": i, "t": epoch, "text": ...}``, about 40 bytes of
@@ -47,11 +49,16 @@ class Producers:
     def __init__(self) -> None:
         self.server = ""
         self.ids: list[str] = []
+        self.sent: list[int] = []
+        self.outs: list[Any] = []
         self.sse: SSEResilience | None = None
         self.redis: redis.Redis | None = None
 
-    def open(self, server: str, n: int, redis_url: str) -> dict[str, Any]:
+    def open(
+        self, server: str, n: int, redis_url: str, coalesce_ms: int = 0
+    ) -> dict[str, Any]:
         self.server = server
+        self.sent = [0] * n
         if server == "ours":
             if self.sse is None:
                 app = Flask("bench-producers")
@@ -63,49 +70,54 @@ class Producers:
                 )  # fmt: skip
                 self.app = app
             self.ids = [self.sse.open_stream("bench", app=self.app) for _ in range(n)]
+            self.outs = [
+                self.sse.producer(
+                    sid, app=self.app, coalesce_ms=coalesce_ms
+                ).__enter__()
+                for sid in self.ids
+            ]
             return {"paths": [f"/sse/streams/{sid}" for sid in self.ids]}
         pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=64)
         self.redis = redis.Redis(connection_pool=pool)
         self.ids = [f"g{random.getrandbits(40):x}" for _ in range(n)]
         return {"paths": [f"/s/{name}" for name in self.ids]}
 
-    def run(self, seconds: float, rate: float, coalesce_ms: int) -> dict[str, Any]:
-        sent = [0] * len(self.ids)
+    def run(self, seconds: float, rate: float) -> dict[str, Any]:
+        """Send ``rate`` tokens a second on every stream for ``seconds``."""
         start = time.monotonic() + 0.2
         end = start + seconds
+        sent = self.sent
 
-        def ours(index: int, sid: str) -> None:
-            assert self.sse is not None
+        def one(index: int) -> None:
             phase = random.random() / rate
-            with self.sse.producer(sid, app=self.app, coalesce_ms=coalesce_ms) as out:
-                k = 0
-                while (due := start + phase + k / rate) < end:
-                    pause = due - time.monotonic()
-                    if pause > 0:
-                        gevent.sleep(pause)
-                    out.send("token", {"k": k, "t": time.time(), "text": TEXT})
-                    k += 1
-                    sent[index] = k
-                out.complete({"tokens": k})
-
-        def baseline(index: int, name: str) -> None:
-            assert self.redis is not None
-            phase = random.random() / rate
-            channel = f"bench:{name}"
             k = 0
             while (due := start + phase + k / rate) < end:
                 pause = due - time.monotonic()
                 if pause > 0:
                     gevent.sleep(pause)
-                data = json.dumps({"k": k, "t": time.time(), "text": TEXT})
-                self.redis.publish(channel, f"data: {data}\n\n")
+                data = {"k": sent[index], "t": time.time(), "text": TEXT}
+                if self.server == "ours":
+                    self.outs[index].send("token", data)
+                else:
+                    assert self.redis is not None
+                    channel = f"bench:{self.ids[index]}"
+                    self.redis.publish(channel, f"data: {json.dumps(data)}\n\n")
+                sent[index] += 1
                 k += 1
-                sent[index] = k
 
-        target = ours if self.server == "ours" else baseline
         before = cpu_ms()
-        gevent.joinall([gevent.spawn(target, i, sid) for i, sid in enumerate(self.ids)])
+        gevent.joinall([gevent.spawn(one, i) for i in range(len(self.ids))])
+        if self.server == "ours":  # what the last windows hold
+            gevent.joinall([gevent.spawn(out.flush) for out in self.outs])
         return {"sent": sent, "cpu_ms": cpu_ms() - before}
+
+    def finish(self) -> dict[str, Any]:
+        """Complete every stream (ours)."""
+        for out in self.outs:
+            out.complete({"tokens": 0})
+            out.__exit__(None, None, None)
+        self.outs = []
+        return {}
 
 
 def main() -> None:

@@ -11,7 +11,14 @@ Driven over stdin/stdout, one JSON object per line:
 * ``{"cmd": "follow", "port": P, "paths": [...], "cookie": "..."}`` opens one
   connection per path (a path may repeat), each tracking its own events:
   ``{"cmd": "follow_stats"}`` answers, per connection, ``[path index,
-  received, doubled, skipped, last k]`` and the latency percentiles;
+  received, doubled, skipped, last k]``, the latency percentiles and the
+  errors (connections refused or answered other than 200);
+* ``{"cmd": "drop"}`` closes every followed connection, keeping its place;
+* ``{"cmd": "rejoin", "port": P, "paths": [...], "cookie": "..."}`` closes
+  every followed connection and reopens them all at once with their
+  Last-Event-ID, answering ``{"started": epoch}``; ``{"cmd": "caught_up",
+  "targets": [k per path], "since": epoch, "seconds": S}`` waits until every
+  connection has its path's event ``k`` and answers ``{"seconds": ...}``;
 * ``{"cmd": "close"}`` closes every connection; ``{"cmd": "quit"}`` exits.
 
 Events are recognised by a ``"k":<int>`` in their data line (and ``"t":<float>``
@@ -71,18 +78,28 @@ def reader(index: int, sock: socket.socket) -> None:
         alive.discard(index)
 
 
-#: Per followed connection: path index, received, doubled, skipped, last k.
-followed: list[list[int]] = []
+#: Per followed connection: path index, received, doubled, skipped, last k,
+#: and (not in replies) its last event id and whether its response was 200.
+followed: list[list[Any]] = []
 follow_latencies: list[float] = []
+ID = re.compile(rb"^id: ?(\S+)", re.MULTILINE)
+follow_errors = 0
 
 
-def follower(entry: list[int], sock: socket.socket) -> None:
+def follower(entry: list[Any], sock: socket.socket) -> None:
+    global follow_errors
     buffer = b""
+    first = True
     try:
         while True:
             chunk = sock.recv(65536)
             if not chunk:
                 break
+            if first:
+                first = False
+                if not chunk.startswith(b"HTTP/1.1 200"):
+                    follow_errors += 1
+                    break
             now = time.time()
             buffer += chunk
             *frames, buffer = buffer.split(b"\n\n")
@@ -90,6 +107,9 @@ def follower(entry: list[int], sock: socket.socket) -> None:
                 match = EVENT.search(frame)
                 if match is None:
                     continue
+                event_id = ID.search(frame)
+                if event_id is not None:
+                    entry[5] = event_id.group(1).decode()
                 k = int(match.group(1))
                 entry[1] += 1
                 if k <= entry[4]:
@@ -103,40 +123,76 @@ def follower(entry: list[int], sock: socket.socket) -> None:
         pass
 
 
+def open_follower(port: int, path: str, cookie: str, entry: list[Any]) -> bool:
+    """Connect ``entry``'s connection (resuming after its last id); False if
+    the connection could not be made."""
+    global follow_errors
+    resume = f"Last-Event-ID: {entry[5]}\r\n" if entry[5] else ""
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Accept: text/event-stream\r\nCookie: {cookie}\r\n{resume}\r\n"
+    ).encode()
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.settimeout(None)
+        sock.sendall(request)
+    except OSError:
+        follow_errors += 1
+        return False
+    connections.append(sock)
+    gevent.spawn(follower, entry, sock)
+    return True
+
+
 def follow(port: int, paths: list[str], cookie: str) -> dict[str, int]:
-    failed = 0
-
-    def one(index: int) -> None:
-        nonlocal failed
-        request = (
-            f"GET {paths[index]} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Accept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
-        ).encode()
-        try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            sock.settimeout(None)
-            sock.sendall(request)
-        except OSError:
-            failed += 1
-            return
-        entry = [index, 0, 0, 0, -1]
-        followed.append(entry)
-        connections.append(sock)
-        gevent.spawn(follower, entry, sock)
-
-    Pool(200).map(one, range(len(paths)))
+    entries = [[index, 0, 0, 0, -1, ""] for index in range(len(paths))]
+    followed.extend(entries)
+    opened = Pool(200).map(
+        lambda e: open_follower(port, paths[e[0]], cookie, e), entries
+    )
     gevent.sleep(0.5)
-    return {"opened": len(paths) - failed, "failed": failed}
+    return {"opened": sum(opened), "failed": len(paths) - sum(opened)}
+
+
+def drop() -> None:
+    """Close every followed connection (their places are kept)."""
+    for sock in connections:
+        sock.close()
+    connections.clear()
+    gevent.sleep(0.2)
+
+
+def rejoin(port: int, paths: list[str], cookie: str) -> dict[str, Any]:
+    """Reconnect every followed connection at once, each with its
+    Last-Event-ID (as after a worker restart)."""
+    drop()
+    started = time.time()
+    gevent.joinall([
+        gevent.spawn(open_follower, port, paths[e[0]], cookie, e) for e in followed
+    ])  # fmt: skip
+    return {"started": started}
+
+
+def caught_up(targets: list[int], since: float, seconds: float) -> dict[str, Any]:
+    """Wait until every followed connection has event ``targets[i]`` of its
+    path ``i``; answer the seconds from ``since`` (or None) and errors."""
+    deadline = time.monotonic() + seconds
+    while any(e[4] < targets[e[0]] for e in followed):
+        if time.monotonic() > deadline:
+            return {"seconds": None, "errors": follow_errors}
+        gevent.sleep(0.01)
+    return {"seconds": time.time() - since, "errors": follow_errors}
 
 
 def follow_stats() -> dict[str, Any]:
     gevent.sleep(0)
     ordered = sorted(follow_latencies) or [0.0]
     return {
-        "conns": followed,
+        "conns": [e[:5] for e in followed],
         "p50": ordered[len(ordered) // 2],
         "p99": ordered[int(len(ordered) * 0.99)],
         "max": ordered[-1],
+        "errors": follow_errors,
     }
 
 
@@ -194,6 +250,12 @@ def main() -> None:
             reply = follow(command["port"], command["paths"], command.get("cookie", ""))
         elif cmd == "follow_stats":
             reply = follow_stats()
+        elif cmd == "drop":
+            drop()
+        elif cmd == "rejoin":
+            reply = rejoin(command["port"], command["paths"], command.get("cookie", ""))
+        elif cmd == "caught_up":
+            reply = caught_up(command["targets"], command["since"], command["seconds"])
         elif cmd == "close":
             for sock in connections:
                 sock.close()
@@ -201,6 +263,8 @@ def main() -> None:
             alive.clear()
             followed.clear()
             follow_latencies.clear()
+            global follow_errors
+            follow_errors = 0
             gevent.sleep(0.2)
         elif cmd == "quit":
             return

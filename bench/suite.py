@@ -38,6 +38,12 @@ from bench.core import (
     rss_kib,
     throughput,
 )
+from bench.llm import FULL as LLM_FULL
+from bench.llm import QUICK as LLM_QUICK
+from bench.llm import LlmSize, llm_section, profile_section
+from bench.llm import run as llm_run
+from bench.storm import storm, storm_section
+from bench.targets import compare, targets_markdown
 from flask_sse_resilience import SSEResilience
 from harness.demo_server import Demo
 from harness.redis_server import RedisServer, free_port
@@ -61,12 +67,17 @@ class Size:
     events: int
     repeats: int
     cancels: int = 100
+    #: Clients each following a stream of its own, held idle.
+    hold_own: tuple[int, ...] = (3000, 10_000)
+    #: The reconnect storm: streams, clients per stream.
+    storm: tuple[int, int] = (500, 10)
+    llm: LlmSize = field(default_factory=lambda: LLM_FULL)
 
 
-FULL = Size([100, 1000, 3000, 6000, 10_000], 5, [1000, 3000], 1000, 10, 100, 2,
-            1000, 200, (10_000, 100), 20_000, 3)  # fmt: skip
+FULL = Size([100, 1000, 3000, 6000, 10_000], 5, [1000, 3000, 10_000], 1000, 10,
+            100, 2, 1000, 200, (10_000, 100), 20_000, 3)  # fmt: skip
 QUICK = Size([100, 500], 2, [100, 300], 200, 3, 50, 2, 200, 20, (1000, 10),
-             2000, 1, 10)  # fmt: skip
+             2000, 1, 10, (300,), (20, 5), LLM_QUICK)  # fmt: skip
 
 
 def cpu_ms(pid: int) -> float:
@@ -236,6 +247,36 @@ def hold(
             "redis_conns": redis_sockets(server.worker, server.redis.port),
         }
         settle(server, client, publish)
+    return result
+
+
+def hold_own(
+    server: Server, client: LoadClient, n: int, seconds: float
+) -> dict[str, float]:
+    """n idle clients, each following a stream of its own."""
+    if server.name == "ours":
+        sse = server.extra["sse"]
+        paths = [f"/sse/streams/{sse.open_stream('bench')}" for _ in range(n)]
+    elif server.name == "flask-sse":
+        paths = [f"/stream?channel=own{i}" for i in range(n)]
+    else:
+        paths = [f"/s/own{i}" for i in range(n)]
+    before = rss_kib(server.worker)
+    opened = client.call(cmd="follow", port=server.port, paths=paths,
+                         cookie=server.cookie)  # fmt: skip
+    time.sleep(2.0 + n / 1000)  # every connection served and subscribed
+    time.sleep(seconds)
+    stats = client.call(cmd="follow_stats")
+    result = {
+        "connected": opened["opened"] - stats["errors"],
+        "rss_per_conn_kib": (rss_kib(server.worker) - before) / n,
+    }
+    client.call(cmd="close")
+    if server.name == "ours":  # end them: the user's active streams are capped
+        for path in paths:
+            with server.extra["sse"].producer(path.rsplit("/", 1)[1]):
+                pass
+    time.sleep(1.0)
     return result
 
 
@@ -417,6 +458,12 @@ def run(size: Size) -> dict[str, Any]:
                     server.start()
                     r[f"hold{n}"] = [hold(server, client, n, size.hold_seconds)
                                      for _ in range(size.repeats)]  # fmt: skip
+                for n in size.hold_own:
+                    say(name, "hold, a stream each,", n)
+                    server.stop()
+                    server = Server(name, redis)
+                    server.start()
+                    r[f"own{n}"] = [hold_own(server, client, n, size.hold_seconds)]
                 # A fresh server after the hold runs: flask-sse leaks what its
                 # clients left behind (it notices only on its next write).
                 server.stop()
@@ -441,6 +488,8 @@ def run(size: Size) -> dict[str, Any]:
                     r["recover"] = [recover(server, size.recover_tries)]
                     r["throughput"] = [throughput(server.demo, redis.url, size.events)
                                        for _ in range(size.repeats)]  # fmt: skip
+                    say(name, "reconnect storm")
+                    r["storm"] = [storm(server, client, redis, *size.storm)]
             finally:
                 server.stop()
         r = results["ours"]
@@ -450,6 +499,7 @@ def run(size: Size) -> dict[str, Any]:
                           for _ in range(size.repeats)]  # fmt: skip
         say("ours", "cancel and keys")
         r["control"] = control_bench(redis.url, size.cancels)
+        results["llm"] = llm_run(size.llm, redis, client)
         results["redis_version"] = redis.client().info()["redis_version"]
     finally:
         client.stop()
@@ -476,6 +526,10 @@ def table(results: dict[str, Any], size: Size) -> list[tuple[str, ...]]:
             "rss_per_conn_kib",
         )
         row(f"hold {n:,}: Redis connections held", f"hold{n}", "redis_conns", "{:,.0f}")
+    for n in size.hold_own:
+        row(f"hold {n:,}, a stream each: connected", f"own{n}", "connected", "{:,.0f}")
+        row(f"hold {n:,}, a stream each: server RSS per connection, KiB", f"own{n}",
+            "rss_per_conn_kib")  # fmt: skip
     for n in size.fanout:
         row(f"fan-out to {n:,}: time to last client, ms", f"fanout{n}", "fanout_ms")
         row(
@@ -541,7 +595,7 @@ def plots(results: dict[str, Any], size: Size, out: Path) -> list[str]:
 
 
 def write(results: dict[str, Any], size: Size, out: Path, quick: bool) -> None:
-    rows = table(results, size)
+    rows = compare(table(results, size), out)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         cells = zip(r, widths, strict=True)
@@ -549,7 +603,7 @@ def write(results: dict[str, Any], size: Size, out: Path, quick: bool) -> None:
                         for i, (c, w) in enumerate(cells)))  # fmt: skip
     images = plots(results, size, out)
     md = "\n".join("| " + " | ".join(r) + " |" for r in rows[:1])
-    md += "\n| --- |" + " ---: |" * len(SERVERS) + "\n"
+    md += "\n| --- |" + " ---: |" * (len(SERVERS) + 2) + "\n"
     md += "\n".join("| " + " | ".join(r) + " |" for r in rows[1:])
     machine = (
         f"{os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -577,6 +631,9 @@ private redis-server, and the load in a separate gevent process:
 - **baseline**: raw gevent WSGI writing pre-encoded frames fed by one shared
   pub/sub connection: the best case, with no registry, log, ownership or replay.
 
+The targets of this release, as ratios to the baseline in the same run:
+
+{targets_markdown(results, size)}
 Headline ratios (absolute times move between machines): fan-out to
 {size.fanout[-1]:,} clients takes {ours_fan / max(base_fan, 1e-9):.1f}× the
 baseline's time and {ours_fan / max(peer_fan, 1e-9):.2f}× flask-sse's; memory
@@ -606,6 +663,8 @@ Notes:
   others, so it measures each whole system, including what it guarantees.
 - *resume* and *recover* do not exist in the others: flask-sse ignores
   Last-Event-ID and stores nothing; the baseline has no log.
+{llm_section(results["llm"], size.llm, out)}{profile_section(results["llm"], size.llm)}\
+{storm_section(results["ours"]["storm"][0])}\
 {control_section(results["ours"]["control"])}{soak_section()}{chaos_section()}""")
     print(f"\nwrote {out}")
 

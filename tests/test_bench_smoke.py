@@ -30,8 +30,22 @@ def test_quick_suite_runs_and_reports_every_server(tmp_path: Path) -> None:
     assert rows, text
     number = re.compile(r"^[\d,.]+$")
     for row in rows:
+        # Three servers, then ours in the previous run (none here) and the change.
         cells = [c.strip() for c in row.strip("|").split("|")][1:]
-        assert len(cells) == 3 and all(number.match(c) for c in cells), row
-    assert (tmp_path / "bench-memory.png").stat().st_size > 1000
-    assert (tmp_path / "bench-fanout.png").stat().st_size > 1000
+        assert len(cells) == 5 and all(number.match(c) for c in cells[:3]), row
+        assert cells[3:] == ["n/a", ""], row
+    for section in ("targets of this release", "## Concurrent generations",
+                    "## Reconnect storm"):  # fmt: skip
+        assert section in text, section
+    generations = [line for line in text.splitlines()
+                   if line.startswith(("| ours |", "| baseline |"))]  # fmt: skip
+    assert len(generations) >= 3, text
+    for line in generations:  # nothing lost or doubled, whatever the speed
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[6:8] == ["0", "0"], line
+    assert "other than 200): 0; tokens lost\nacross the reconnect: 0; doubled: 0" in text
+    for image in ("bench-memory.png", "bench-fanout.png", "bench-generations.png"):
+        assert (tmp_path / image).stat().st_size > 1000
     assert "fan-out" in done.stdout
+    # A second run compares with the first.
+    assert (tmp_path / "benchmarks.json").exists()
