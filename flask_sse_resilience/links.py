@@ -109,8 +109,15 @@ class Link:
                 break  # a cluster node's link lives while it carries channels
             try:
                 pubsub = self._pubsub or self._connect()
-                message = pubsub.get_message(timeout=broker.poll)
+                # Subscribed, a blocking read: no poll of the socket before
+                # each message (a tenth of a busy worker's time went there);
+                # stop() ends it by closing the connection. Else wait for a
+                # subscription, a poll interval at most.
+                wait = None if pubsub.subscribed else broker.poll
+                message = pubsub.get_message(timeout=wait)
             except Exception as exc:  # noqa: BLE001 - the listener must survive
+                if broker.stopped.is_set():
+                    break  # stop() closed the connection under the read
                 # Exponential backoff with jitter, so the workers of a fleet do
                 # not reconnect in lockstep when Redis comes back.
                 pause = _jitter.uniform(delay / 2, delay)
@@ -150,6 +157,9 @@ class Link:
         ]
 
     def stop(self, timeout: float) -> None:
+        """End the listener (the broker is stopped): close the connection,
+        which ends its read, and wait for it."""
+        self.close()
         if self._thread is not None:
             self._thread.join(timeout=timeout)
-        self.close()
+        self.close()  # had it connected again meanwhile
