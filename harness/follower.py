@@ -5,6 +5,7 @@ ends early. Read with ``httpx-sse``, a client this project did not write."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from typing import Any
@@ -84,4 +85,13 @@ class Follower:
         return self.events
 
     def tokens(self) -> list[int]:
-        return [e["data"]["index"] for e in self.events if e["type"] == "token"]
+        """The demo's token numbers received; a snapshot (a late joiner's
+        start) stands for the tokens its text holds ("token0 token1 ...")."""
+        found: list[int] = []
+        for event in self.events:
+            if event["type"] == "snapshot":
+                words = event["data"].split()
+                found = [int(re.search(r"\d+$", word).group()) for word in words]
+            elif event["type"] == "token":
+                found.append(event["data"]["index"])
+        return found
