@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,10 @@ def generations(
         "commands_per_token": (commands(rc) - commands_before) / max(1, total),
         "producer_us_per_token": ran["cpu_ms"] * 1000 / max(1, total),
         "rss_mib": rss_kib(worker) / 1024,
+        # Shares of one core while tokens flowed (the worker's over the run
+        # and the 2 s after it).
+        "worker_load": cpu / ((seconds + 2.0) * 1000),
+        "producer_load": ran["cpu_ms"] / (seconds * 1000),
     }
     producers.call(cmd="finish")
     client.call(cmd="close")
@@ -349,6 +354,40 @@ def plot(results: dict[str, Any], size: LlmSize, out: Path) -> str:
     return name
 
 
+def bounds(results: dict[str, Any], size: LlmSize) -> str:
+    """What bounds N here, and what one worker would carry on a core of its
+    own, from the run's figures."""
+    runs = {k: v for k, v in results.items() if k.count("/") == 2}
+    short = sorted((int(k.split("/")[2]), k) for k, r in runs.items()
+                   if r["share"] < 0.98)  # fmt: skip
+    producer = [r["producer_us_per_token"] for k, r in runs.items()
+                if k.startswith("ours/0/")]  # fmt: skip
+    lines = []
+    if short:
+        n, key = short[0]
+        r = runs[key]
+        lines.append(
+            f"Here the first run short of its rate is {key} (N = {n}): every "
+            "process shares two cores; the one producer process used "
+            f"{r['producer_load'] * 100:.0f} % of a core and the worker "
+            f"{r['worker_load'] * 100:.0f} % (the load client and Redis the "
+            "rest). Ours spends about "
+            f"{statistics.median(producer):.0f} µs of producer CPU per token "
+            "without coalescing (a script call and its reply each)."
+        )
+    for label in ("ours/0", f"ours/{DEFAULT_WINDOW}", "baseline/0"):
+        cpu = [r["cpu_ms_per_1000"] for k, r in runs.items()
+               if k.startswith(label + "/") and r["share"] >= 0.98]  # fmt: skip
+        if cpu:
+            tokens = 1_000_000 / statistics.median(cpu)  # per second of CPU
+            lines.append(
+                f"One worker on a core of its own would deliver about "
+                f"{tokens:,.0f} tokens/s as {label} (median CPU per token), "
+                f"{tokens / (RATE * 1.1):,.0f} streams at {RATE} tokens/s."
+            )
+    return "\n".join(lines) + "\n"
+
+
 WINDOWS_HEAD = (
     "| window ms | p50 ms | p99 ms | CPU ms / 1k tokens | Redis cmds / token "
     "| producer µs / token |\n| ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -379,6 +418,7 @@ sent. Ours runs without coalescing (window 0) and at the default
 ({DEFAULT_WINDOW} ms).
 
 {markdown(results, size)}
+{bounds(results, size)}
 ![generations]({image})
 
 Coalescing windows at N = {size.sweep_n} (the default chosen from these):

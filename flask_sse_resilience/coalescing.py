@@ -55,7 +55,7 @@ class Coalescer:
 
     def add(self, item: Held) -> bool:
         """Hold one send; return True when the batch is full (the caller
-        should :meth:`flush` it now).
+        should :meth:`flush_full` it now).
 
         :raises: the error of a background flush that failed since the last
             call, before holding ``item`` (the batch it was writing is still
@@ -71,7 +71,8 @@ class Coalescer:
                 self._due = time.monotonic() + self.window
                 self._start_timer()
                 self._wakeup.notify()
-            return len(self._held) >= MAX_BATCH or self._bytes >= MAX_BATCH_BYTES
+            full = len(self._held) >= MAX_BATCH or self._bytes >= MAX_BATCH_BYTES
+            return full
 
     def flush(self, *, earlier_errors: bool = True) -> None:
         """Write every held send now, in this thread.
@@ -85,6 +86,16 @@ class Coalescer:
                 self._raise_error()
             self._error = None
         self._flush()
+
+    def flush_full(self) -> None:
+        """Write a full batch now, in this thread; an error is kept for the
+        next call, as a background write's is (the send that filled the batch
+        was taken)."""
+        try:
+            self._flush()
+        except Exception as exc:  # noqa: BLE001 - raised by the next call
+            with self._wakeup:
+                self._error = exc
 
     def discard(self) -> list[Held]:
         """Drop what is held (the stream is ending without it); return it."""

@@ -225,7 +225,7 @@ class Producer:
             event_id = ""
         self._seq = seq
         if full:
-            self._coalescer.flush()  # type: ignore[union-attr]
+            self._coalescer.flush_full()  # type: ignore[union-attr]
         if self._on_send is not None:
             self._on_send()
         if self._snapshots is not None:

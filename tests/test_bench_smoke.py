@@ -43,7 +43,9 @@ def test_quick_suite_runs_and_reports_every_server(tmp_path: Path) -> None:
     for line in generations:  # nothing lost or doubled, whatever the speed
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[6:8] == ["0", "0"], line
-    assert "other than 200): 0; tokens lost\nacross the reconnect: 0; doubled: 0" in text
+    assert (
+        "other than 200): 0; tokens lost\nacross the reconnect: 0; doubled: 0" in text
+    )
     for image in ("bench-memory.png", "bench-fanout.png", "bench-generations.png"):
         assert (tmp_path / image).stat().st_size > 1000
     assert "fan-out" in done.stdout

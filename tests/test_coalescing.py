@@ -264,3 +264,35 @@ def test_a_client_cut_anywhere_in_a_batch_resumes_with_nothing_lost_or_doubled(
     assert data(rest)[1:] == list(range(cut, 6)) + ["end"]
     ids = [e.id for e in first[1:] + rest[1:]]
     assert len(ids) == len(set(ids)) == 7
+
+
+def test_a_full_batch_is_written_at_once_and_its_error_comes_next(
+    app_sse: tuple[Flask, SSEResilience],
+    r: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flask_sse_resilience import coalescing
+
+    monkeypatch.setattr(coalescing, "MAX_BATCH", 3)
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    out = sse.producer(sid, app=app, coalesce_ms=60_000)
+    out._watch = None  # only a refused write tells it of the cancel
+    with out:
+        heartbeater = app.extensions["sse_resilience"].heartbeater
+        heartbeater.discard(sid, out._flag.learn)  # nor does its heartbeat
+        for i in range(3):
+            out.send("token", i)
+        assert r.xlen(KEYS.log(sid)) == 3  # the third filled the batch
+        out.send("token", 3)
+        sse.cancel(sid, "stop", app=app)
+        out.send("token", 4)
+        out.send("token", 5)  # fills the batch, whose write is refused...
+        assert out.cancelled
+        with pytest.raises(StreamCancelled):
+            out.send("token", 6)  # ...which the next call says
+        out.cancel({"text": "0-5"})
+    events = sse.event_log(app).read(sid, None)
+    # What send() took went out before the end; what it refused did not.
+    assert [e.data for e in events[:-1]] == [0, 1, 2, 3, 4, 5]
+    assert events[-1].type == "cancelled"

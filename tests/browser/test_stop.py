@@ -124,3 +124,21 @@ def test_a_cross_site_form_cannot_cancel(demo: Demo, page: Any) -> None:
     assert answers and set(answers) == {403}
     recover = demo.client("alice").get(f"/sse/streams/{sid}/recover").json()
     assert recover["status"] == "active"
+
+
+def test_a_second_tab_joins_mid_answer_from_the_snapshot(demo: Demo, page: Any) -> None:
+    # The demo's producer keeps a snapshot (the text so far) every 100 tokens.
+    start_chat(page, demo, "chat-9", tokens=600, interval_ms=5)
+    page.wait_for_function(
+        "window.demo.events.filter(e => e.type === 'token').length >= 250",
+        timeout=20_000,
+    )
+    other = page.context.new_page()  # a tab of its own: no cursor kept
+    other.goto(demo.base + "/?chat=chat-9")
+    wait_status(other, "completed", 30)
+    wait_status(page, "completed", 30)
+    events = other.evaluate("window.demo.events")
+    assert events[0]["type"] == "snapshot"
+    assert sum(e["type"] == "token" for e in events) < 600 - 200
+    final = events[-1]["data"]["text"]
+    assert text(other, "#output") == text(page, "#output") == final
