@@ -47,7 +47,7 @@ class LlmSize:
 
 
 FULL = LlmSize([50, 100, 200, 500, 1000], 8, [0, 10, 25, 40], 200)
-QUICK = LlmSize([20], 3, [0, 40], 20, profile=False)
+QUICK = LlmSize([20], 2, [0, 40], 20, profile=False)
 
 
 class Producers:
