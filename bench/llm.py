@@ -98,6 +98,7 @@ def generations(
     worker = server.worker
     cpu_before, commands_before = cpu_ms(worker), commands(rc)
     ran = producers.call(cmd="run", seconds=seconds, rate=RATE)
+    wall = ran["wall_s"]
     time.sleep(2.0)
     stats = client.call(cmd="follow_stats")
     cpu = cpu_ms(worker) - cpu_before
@@ -109,7 +110,7 @@ def generations(
         doubled += twice
         lost += skipped + max(0, sent[index % n] - 1 - last)
     result = {
-        "share": total / (n * RATE * seconds),
+        "share": total / (n * RATE * max(wall, seconds)),
         "p50_ms": stats["p50"] * 1000,
         "p99_ms": stats["p99"] * 1000,
         "lost": lost,
@@ -120,8 +121,8 @@ def generations(
         "rss_mib": rss_kib(worker) / 1024,
         # Shares of one core while tokens flowed (the worker's over the run
         # and the 2 s after it).
-        "worker_load": cpu / ((seconds + 2.0) * 1000),
-        "producer_load": ran["cpu_ms"] / (seconds * 1000),
+        "worker_load": cpu / ((wall + 2.0) * 1000),
+        "producer_load": ran["cpu_ms"] / (wall * 1000),
     }
     producers.call(cmd="finish")
     client.call(cmd="close")

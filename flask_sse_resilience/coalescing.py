@@ -48,11 +48,6 @@ class Coalescer:
         self._writing = threading.Lock()
         self._timer: threading.Thread | None = None
 
-    @property
-    def held(self) -> int:
-        """Number of sends waiting to be written."""
-        return len(self._held)
-
     def add(self, item: Held) -> bool:
         """Hold one send; return True when the batch is full (the caller
         should :meth:`flush_full` it now).

@@ -46,7 +46,7 @@ from typing import Any
 
 from .coalescing import Coalescer
 from .control import CancelFlag, request_json
-from .errors import StreamCancelled, StreamNotActiveError
+from .errors import InvalidEventError, StreamCancelled, StreamNotActiveError
 from .eventlog import EventLog
 from .events import check_event_type, serialize
 from .heartbeat import Heartbeater
@@ -238,8 +238,9 @@ class Producer:
         if seq % self._snapshots.every == 0:
             try:
                 self.snapshot(self._folded)
-            except (StreamNotActiveError, *UNAVAILABLE) as exc:  # type: ignore[misc]
-                # The event is sent; the next snapshot catches up.
+            except (InvalidEventError, StreamNotActiveError, *UNAVAILABLE) as exc:  # type: ignore[misc]
+                # The event is sent (a snapshot over the size limit, a stream
+                # that is stopping, an outage: none makes it unsent).
                 log.warning(
                     "stream %s: no snapshot at %d: %s", self.stream_id, seq, exc
                 )

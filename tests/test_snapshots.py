@@ -126,3 +126,17 @@ def test_bad_snapshots_and_modes_are_refused(
         assert response.get_json()["error"] == "invalid_from"
     with pytest.raises(ValueError, match="every"):
         AutoSnapshot(0, lambda *a: None)
+
+
+def test_an_auto_snapshot_over_the_size_limit_is_skipped_not_raised(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, sse = make_app({"SSE_RESILIENCE_MAX_EVENT_BYTES": 100})
+    sid = sse.open_stream("alice", app=app)
+    keep = AutoSnapshot(2, lambda text, _type, d: text + d, "")
+    with sse.producer(sid, app=app, snapshots=keep) as out:
+        for _ in range(4):
+            out.send("token", "x" * 40)  # the second snapshot is too large
+        assert sse.get_stream(sid, app=app).snapshot_id is not None
+    assert [e.type for e in sse.event_log(app).read(sid, None)].count("token") == 4
+    assert "no snapshot at 4" in caplog.text
