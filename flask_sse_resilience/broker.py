@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .eventlog import parse_message
+from .entries import parse_message
 from .keys import Keys
 from .links import Link
 from .loops import supervise

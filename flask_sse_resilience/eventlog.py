@@ -27,80 +27,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import scripts
-from .errors import (
-    LogBehindError,
-    ProducerConflictError,
-    StreamCancelled,
-    StreamNotActiveError,
-)
+from .entries import parse_entry, raise_for
 from .keys import Keys
 from .loops import Deferred
-from .models import EntryField, Event, StreamState
-from .redisutil import RedisClient, as_text, hash_to_text, wait_for_replica
+from .models import Event, StreamState
+from .redisutil import RedisClient, as_text, wait_for_replica
 from .scripts import Scripts, Status
 
 log = logging.getLogger(__name__)
-
-
-def _raise_for(status: Status, stream_id: str, reply: Any = None) -> None:
-    if status is Status.CANCELLED:
-        request = as_text(reply[1]) if reply is not None and len(reply) > 1 else ""
-        raise StreamCancelled(stream_id, json.loads(request) if request else None)
-    if status is Status.CONFLICT:
-        raise ProducerConflictError(
-            f"another producer has taken over stream {stream_id!r}"
-        )
-    if status is Status.BEHIND:
-        logged = int(reply[1] or 0)
-        raise LogBehindError(
-            f"the log of stream {stream_id!r} ends at event {logged}, before "
-            "events this producer wrote: Redis lost acknowledged writes",
-            logged,
-        )
-    if status in (Status.ENDED, Status.MISSING, Status.NOT_STALE):
-        raise StreamNotActiveError(
-            f"stream {stream_id!r} "
-            + ("does not exist" if status is Status.MISSING else "is not active")
-        )
-
-
-def parse_entry(entry_id: Any, fields: Any) -> Event:
-    """Build an :class:`Event` from one ``XRANGE`` entry."""
-    values = hash_to_text(fields)
-    return Event(
-        id=as_text(entry_id),
-        seq=int(values[EntryField.SEQ]),
-        type=values[EntryField.TYPE],
-        data_json=values[EntryField.DATA],
-    )
-
-
-def parse_message(payload: Any) -> list[Event]:
-    """The events of one pub/sub announcement (see ``append.lua``): four
-    lines each (id, seq, type, data; JSON data holds no newline).
-
-    An announcement without an id is an end notice for a stream that vanished
-    (its record expired): it is not in the log, and ends every follower.
-
-    :raises ValueError: for a malformed announcement.
-    """
-    lines = as_text(payload).split("\n")
-    if not lines or len(lines) % 4:
-        raise ValueError("an announcement has four lines per event")
-    return [
-        Event(id=lines[i] or None, seq=int(lines[i + 1]), type=lines[i + 2],
-              data_json=lines[i + 3])
-        for i in range(0, len(lines), 4)
-    ]  # fmt: skip
-
-
-def parse_snapshot(value: Any) -> Event | None:
-    """The ``snapshot`` event a late joiner starts from (its id: the last
-    event it covers), from the snapshot key's value; None without one."""
-    if value is None:
-        return None
-    seq, event_id, data = as_text(value).split("\n", 2)
-    return Event(id=event_id or None, seq=int(seq), type="snapshot", data_json=data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +86,7 @@ class EventLog:
         """
         reply = self.scripts.run(scripts.claim(self.keys, stream_id, token=token))
         if not isinstance(reply, list):
-            _raise_for(Status(int(reply)), stream_id)
+            raise_for(Status(int(reply)), stream_id)
         request = as_text(reply[1]) if reply[1] else ""
         return Claim(int(reply[0]), json.loads(request) if request else None)
 
@@ -205,7 +139,7 @@ class EventLog:
                 cancelling=cancelling,
             )
         )
-        _raise_for(Status(int(reply[0])), stream_id, reply)
+        raise_for(Status(int(reply[0])), stream_id, reply)
         return as_text(reply[1]) if len(reply) > 1 else ""
 
     def snapshot(self, stream_id: str, token: str, seq: int, data_json: str) -> str:
@@ -221,7 +155,7 @@ class EventLog:
                 self.keys, stream_id, token=token, seq=seq, data_json=data_json
             )
         )
-        _raise_for(Status(int(reply[0])), stream_id, reply)
+        raise_for(Status(int(reply[0])), stream_id, reply)
         return as_text(reply[1])
 
     def queue_read_snapshot(self, pipe: Any, stream_id: str) -> None:
@@ -269,7 +203,7 @@ class EventLog:
                 request_json=request_json,
             )
         )  # fmt: skip
-        _raise_for(Status(int(reply[0])), stream_id, reply)
+        raise_for(Status(int(reply[0])), stream_id, reply)
         if len(reply) > 2:  # ended (now, or by a retried call): uncount, idempotently
             self._uncount([(stream_id, as_text(reply[2]))])
         return as_text(reply[1])

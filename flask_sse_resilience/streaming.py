@@ -24,7 +24,8 @@ from typing import Any
 from . import disconnect, wire
 from .broker import Broker, Notice
 from .connections import Connection
-from .eventlog import EventLog, parse_snapshot
+from .entries import parse_snapshot
+from .eventlog import EventLog
 from .ids import parse_event_id
 from .models import Event, StreamState
 from .redisutil import UNAVAILABLE, run_pipeline
