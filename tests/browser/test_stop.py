@@ -139,6 +139,6 @@ def test_a_second_tab_joins_mid_answer_from_the_snapshot(demo: Demo, page: Any) 
     wait_status(page, "completed", 30)
     events = other.evaluate("window.demo.events")
     assert events[0]["type"] == "snapshot"
-    assert sum(e["type"] == "token" for e in events) < 600 - 200
+    assert sum(e["type"] == "token" for e in events) <= 600 - 200  # not all 600
     final = events[-1]["data"]["text"]
     assert text(other, "#output") == text(page, "#output") == final
