@@ -626,7 +626,8 @@ Three servers, each under gunicorn with **one** gevent worker on loopback, one
 private redis-server, and the load in a separate gevent process:
 
 - **ours**: the demo app with flask-sse-resilience; every client follows one
-  stream, events come from a producer in the bench process.
+  stream, events come from a producer in the bench process (coalescing off:
+  these rows time each event; the generations section measures the window).
 - **flask-sse** (PyPI `flask-sse` 1.0): one Redis pub/sub connection per client.
 - **baseline**: raw gevent WSGI writing pre-encoded frames fed by one shared
   pub/sub connection: the best case, with no registry, log, ownership or replay.
