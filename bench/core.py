@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
@@ -133,3 +134,30 @@ def dashboard_snapshot(redis: RedisServer, active: int) -> dict[str, float]:
     client.flushall()
     client.close()
     return figures
+
+
+class Driven:
+    """A helper process of the bench (``python -m <module>``) driven over its
+    stdin and stdout, one JSON object per line each way."""
+
+    def __init__(self, module: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module], cwd=Path(__file__).resolve().parents[1],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def call(self, **command: Any) -> dict[str, Any]:
+        """Send one command; return its reply."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        reply: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        return reply
+
+    def stop(self) -> None:
+        """Ask the process to quit and wait for it."""
+        try:
+            self.call(cmd="quit")
+        except (BrokenPipeError, json.JSONDecodeError):
+            pass
+        self.proc.wait(10)

@@ -30,6 +30,7 @@ from typing import Any
 
 import redis as redis_py
 
+from bench.core import Driven
 from harness.redis_server import RedisServer
 
 RATE = 50
@@ -50,28 +51,11 @@ FULL = LlmSize([50, 100, 200, 500, 1000], 8, [0, 10, 25, 40], 200)
 QUICK = LlmSize([20], 2, [0, 40], 20, profile=False)
 
 
-class Producers:
+class Producers(Driven):
     """The separate process running every stream's producer."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.llmproducer"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-
-    def call(self, **command: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
-        reply: dict[str, Any] = json.loads(self.proc.stdout.readline())
-        return reply
-
-    def stop(self) -> None:
-        try:
-            self.call(cmd="quit")
-        except (BrokenPipeError, json.JSONDecodeError):
-            pass
-        self.proc.wait(10)
+        super().__init__("bench.llmproducer")
 
 
 def commands(client: redis_py.Redis) -> int:

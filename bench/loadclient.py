@@ -38,6 +38,7 @@ import resource  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
@@ -53,74 +54,74 @@ last: dict[int, float] = {}
 latencies: list[float] = []
 
 
-def reader(index: int, sock: socket.socket) -> None:
+def frames(
+    sock: socket.socket, *, refused: Any = None
+) -> Iterator[tuple[float, re.Match[bytes], bytes]]:
+    """Each event frame (one carrying a ``"k"``) the socket brings, with its
+    arrival time and match, until the peer closes; with ``refused``, a
+    response other than 200 brings none and calls it."""
     buffer = b""
+    first = refused is not None
     try:
         while True:
             chunk = sock.recv(65536)
             if not chunk:
-                break
+                return
+            if first:
+                first = False
+                if not chunk.startswith(b"HTTP/1.1 200"):
+                    refused()
+                    return
             now = time.time()
             buffer += chunk
-            *frames, buffer = buffer.split(b"\n\n")
-            for frame in frames:
+            *complete, buffer = buffer.split(b"\n\n")
+            for frame in complete:
                 match = EVENT.search(frame)
-                if match is None:
-                    continue
-                k = int(match.group(1))
-                counts[k] = counts.get(k, 0) + 1
-                last[k] = now
-                if match.group(2):
-                    latencies.append(now - float(match.group(2)))
+                if match is not None:
+                    yield now, match, frame
     except OSError:
-        pass
+        return
+
+
+def reader(index: int, sock: socket.socket) -> None:
+    try:
+        for now, match, _ in frames(sock):
+            k = int(match.group(1))
+            counts[k] = counts.get(k, 0) + 1
+            last[k] = now
+            if match.group(2):
+                latencies.append(now - float(match.group(2)))
     finally:
         alive.discard(index)
 
 
 #: Per followed connection: path index, received, doubled, skipped, last k,
-#: and (not in replies) its last event id and whether its response was 200.
+#: and (not in replies) its last event id.
 followed: list[list[Any]] = []
 follow_latencies: list[float] = []
 ID = re.compile(rb"^id: ?(\S+)", re.MULTILINE)
 follow_errors = 0
 
 
-def follower(entry: list[Any], sock: socket.socket) -> None:
+def _refused() -> None:
     global follow_errors
-    buffer = b""
-    first = True
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            if first:
-                first = False
-                if not chunk.startswith(b"HTTP/1.1 200"):
-                    follow_errors += 1
-                    break
-            now = time.time()
-            buffer += chunk
-            *frames, buffer = buffer.split(b"\n\n")
-            for frame in frames:
-                match = EVENT.search(frame)
-                if match is None:
-                    continue
-                event_id = ID.search(frame)
-                if event_id is not None:
-                    entry[5] = event_id.group(1).decode()
-                k = int(match.group(1))
-                entry[1] += 1
-                if k <= entry[4]:
-                    entry[2] += 1
-                else:
-                    entry[3] += k - entry[4] - 1
-                    entry[4] = k
-                if match.group(2):
-                    follow_latencies.append(now - float(match.group(2)))
-    except OSError:
-        pass
+    follow_errors += 1
+
+
+def follower(entry: list[Any], sock: socket.socket) -> None:
+    for now, match, frame in frames(sock, refused=_refused):
+        event_id = ID.search(frame)
+        if event_id is not None:
+            entry[5] = event_id.group(1).decode()
+        k = int(match.group(1))
+        entry[1] += 1
+        if k <= entry[4]:
+            entry[2] += 1
+        else:
+            entry[3] += k - entry[4] - 1
+            entry[4] = k
+        if match.group(2):
+            follow_latencies.append(now - float(match.group(2)))
 
 
 def open_follower(port: int, path: str, cookie: str, entry: list[Any]) -> bool:

@@ -31,6 +31,7 @@ from flask import Flask
 from bench.chaos import chaos_section
 from bench.control import control_bench, control_section
 from bench.core import (
+    Driven,
     cookie_for,
     dashboard_snapshot,
     guardian_sweep,
@@ -86,28 +87,11 @@ def cpu_ms(pid: int) -> float:
     return ticks * 1000 / os.sysconf("SC_CLK_TCK")
 
 
-class LoadClient:
+class LoadClient(Driven):
     """The separate gevent process holding the SSE connections."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.loadclient"], cwd=ROOT,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-
-    def call(self, **command: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
-        reply: dict[str, Any] = json.loads(self.proc.stdout.readline())
-        return reply
-
-    def stop(self) -> None:
-        try:
-            self.call(cmd="quit")
-        except (BrokenPipeError, json.JSONDecodeError):
-            pass
-        self.proc.wait(10)
+        super().__init__("bench.loadclient")
 
 
 @dataclass
