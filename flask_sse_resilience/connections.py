@@ -120,3 +120,48 @@ class Connections:
                 self.leases.release(taken)
             return None
         return Connection(stream_id, record, completion, taken, self.leases, self.run)
+
+    def open_many(
+        self,
+        stream_ids: list[str],
+        user_id: str,
+        *,
+        may_follow: Callable[[str, StreamMetadata], bool],
+    ) -> tuple[str | None, list[Connection | None]]:
+        """Admit one multiplexed connection: read every stream's record and
+        terminal event and take one lease for ``user_id``, in one round trip.
+
+        Returns the lease (None at the user's limit) and, per stream in
+        order, its :class:`Connection` sharing that lease, or None for a
+        stream that is unknown, expired or not one ``may_follow(stream_id,
+        record)`` accepts. The caller gives the lease back (the connections'
+        own :meth:`Connection.close` is not for them).
+
+        :raises redis.exceptions.RedisError: one of
+            :data:`~flask_sse_resilience.redisutil.UNAVAILABLE`.
+        """
+        asked: list[str] = []
+
+        def build(pipe: Any) -> None:
+            for stream_id in stream_ids:
+                self.registry.queue_get(pipe, stream_id)
+                self.completions.queue_get(pipe, stream_id)
+            asked[:] = [self.leases.queue_acquire(pipe, user_id)]
+
+        replies = self.run(build)
+        lease = self.leases.granted(user_id, asked[0], replies[-1])
+        found: list[Connection | None] = []
+        for index, stream_id in enumerate(stream_ids):
+            record = self.registry.parse(replies[2 * index])
+            completion = self.completions.parse(replies[2 * index + 1])
+            if (
+                record is None
+                or (record.state.ended and completion is None)
+                or not may_follow(stream_id, record)
+            ):
+                found.append(None)
+                continue
+            found.append(
+                Connection(stream_id, record, completion, lease, self.leases, self.run)
+            )
+        return lease, found

@@ -116,6 +116,17 @@ class InvalidStartFrom(HTTPError, BadRequest):
     description = "from must be snapshot, start or latest."
 
 
+class InvalidMultiRequest(HTTPError, BadRequest):
+    """A multiplexed request (``GET <prefix>/multi``) whose ``streams``,
+    ``tokens`` or cursor cannot be read, or that names too many streams."""
+
+    error_code = "invalid_multi_request"
+    description = "streams must list 1 to the configured number of stream ids."
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description)
+
+
 class AuthenticationRequired(HTTPError, Unauthorized):
     """The identity loader returned no user."""
 

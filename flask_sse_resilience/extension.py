@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, has_app_context
 
-from . import control_views, opening
+from . import control_views, multiview, opening
 from .cli import sse_cli
 from .clients import make_client
 from .completion import CompletionStore
@@ -119,6 +119,7 @@ class SSEResilience:
         self._apps.add(app)
         blueprint = make_blueprint(settings.url_prefix)
         control_views.register(blueprint)
+        multiview.register(blueprint)
         app.register_blueprint(blueprint)
         install_error_handlers(app)
         app.cli.add_command(sse_cli)

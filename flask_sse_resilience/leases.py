@@ -42,7 +42,9 @@ def lease_ms(interval: float) -> int:
 @dataclasses.dataclass
 class _Held:
     user_key: str
-    stream_id: str | None = None
+    #: The streams the lease counts for: one, or several for a multiplexed
+    #: response (one connection, counted once for its user).
+    streams: list[str] = dataclasses.field(default_factory=list)
 
 
 class ConnectionLeases:
@@ -111,8 +113,8 @@ class ConnectionLeases:
         key = self.keys.stream_connections(stream_id)
         with self._lock:
             held = self._held.get(lease)
-            if held is not None:
-                held.stream_id = stream_id
+            if held is not None and stream_id not in held.streams:
+                held.streams.append(stream_id)
         join = scripts.capped_add(
             key, lease, ttl_ms=self.lease_ms, must_exist=self.keys.stream(stream_id)
         )
@@ -133,8 +135,8 @@ class ConnectionLeases:
 
         def build(pipe: Any) -> None:
             pipe.zrem(held.user_key, lease)
-            if held.stream_id is not None:
-                leave = scripts.leave(self.keys, held.stream_id, lease=lease)
+            for stream_id in held.streams:
+                leave = scripts.leave(self.keys, stream_id, lease=lease)
                 self.scripts.queue(pipe, leave)
 
         self.deferred.run(build, via)
@@ -145,9 +147,9 @@ class ConnectionLeases:
             held = list(self._held.items())
         keys = [(h.user_key, lease) for lease, h in held]
         keys += [
-            (self.keys.stream_connections(h.stream_id), lease)
+            (self.keys.stream_connections(stream_id), lease)
             for lease, h in held
-            if h.stream_id
+            for stream_id in h.streams
         ]
         calls = [scripts.renew(key, lease, ttl_ms=self.lease_ms) for key, lease in keys]
         self.scripts.run_many(calls)

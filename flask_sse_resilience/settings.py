@@ -76,6 +76,11 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     #: Seconds a stream token from ``stream_token()`` stays valid.
     token_max_age: int = 300
+    #: Seconds before a stream token expires that its live response sends a
+    #: ``token-expiring`` event, so the client swaps in a fresh token first.
+    token_refresh_lead: float = 30.0
+    #: Streams one multiplexed response (``GET <prefix>/multi``) may carry.
+    max_multi_streams: int = 16
     #: Whether to serve the operations dashboard (needs ``dashboard_auth``).
     dashboard: bool = False
     #: Seconds a producer keeps retrying a write while Redis is unavailable
@@ -242,6 +247,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "max_streams_per_user": _positive_int,
     "cors_origins": _origins,
     "token_max_age": _positive_int,
+    "token_refresh_lead": _positive_float,
+    "max_multi_streams": _positive_int,
     "dashboard": _boolean,
     "producer_retry_for": _non_negative_float,
     "max_connection_age": _non_negative_float,

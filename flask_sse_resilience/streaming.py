@@ -43,6 +43,14 @@ def connected_frame(stream_id: str, heartbeat: float) -> bytes:
     return wire.encode(wire.dumps(hello))
 
 
+def token_expiring_frame(expires_at: float) -> bytes:
+    """The frame telling a client that its stream token expires soon (no
+    ``id:`` field): ``expiresInMs`` from now; it should fetch a new token and
+    reconnect with it, by its cursor, before then."""
+    left = max(0, int((expires_at - time.time()) * 1000))
+    return wire.encode(wire.dumps({"type": "token-expiring", "expiresInMs": left}))
+
+
 #: The reconnection delay advised to clients of a worker that shuts down, or
 #: of a connection that reached its maximum age, in ms.
 RECONNECT_MS = 500
@@ -88,11 +96,24 @@ class EventStream:
     #: Called once the response body starts, and once it ends.
     on_connect: Callable[[], None] | None = None
     on_disconnect: Callable[[], None] | None = None
+    #: When the stream token this client connected with expires (epoch
+    #: seconds), or None (a cookie); a ``token-expiring`` frame is sent
+    #: ``refresh_lead`` seconds before.
+    token_expires: float | None = None
+    refresh_lead: float = 30.0
+    #: Frames an event: by default :meth:`Event.encode
+    #: <flask_sse_resilience.models.Event.encode>`; a multiplexed response
+    #: (:mod:`~flask_sse_resilience.multiplex`) frames it with its own cursor.
+    encode_event: Callable[[Event], bytes] | None = None
+    #: Whether :meth:`frames` starts with the ``connected`` frame.
+    hello: bool = True
     #: Log id and sequence number of the last event this client has.
     _last_id: str | None = None
     _last_seq: int = 0
     #: The snapshot this client starts from, if any.
     _snapshot: Event | None = None
+    _follower: Any = None
+    _stopped: bool = False
 
     @property
     def stream_id(self) -> str:
@@ -101,7 +122,8 @@ class EventStream:
 
     def frames(self) -> Iterator[bytes]:
         """Yield the response body; ends after the terminal event."""
-        yield connected_frame(self.stream_id, self.keepalive)
+        if self.hello:
+            yield connected_frame(self.stream_id, self.keepalive)
         if self.on_connect is not None:
             self.on_connect()
         try:
@@ -124,11 +146,13 @@ class EventStream:
             if (yield from self._in_writes(self._replay(self._first_page()))):
                 return
         # A new client, or the log expired meanwhile: the end is all it needs.
-        yield completion.to_event().encode()
+        yield self._encode(completion.to_event())
 
     def _follow(self) -> Iterator[bytes]:
         assert self.broker is not None
-        follower = self.broker.subscribe(self.stream_id)
+        follower = self._follower = self.broker.subscribe(self.stream_id)
+        if self._stopped:
+            follower.close(Notice.DISCONNECTED)
         watch = disconnect.watch(
             self.client_socket,
             lambda: follower.close(Notice.DISCONNECTED),
@@ -137,6 +161,11 @@ class EventStream:
             timeout_ms=int(self.keepalive * 500),
         )
         rotate_at = time.monotonic() + self.max_age if self.max_age > 0 else None
+        notify_at = None
+        if self.token_expires is not None:
+            notify_at = time.monotonic() + max(
+                0.0, self.token_expires - self.refresh_lead - time.time()
+            )
         try:
             page = self._open()
             if (yield from self._in_writes(self._replay(page))):
@@ -149,6 +178,13 @@ class EventStream:
                         # Old enough: resume elsewhere (or here) by cursor.
                         yield wire.encode_retry(RECONNECT_MS)
                         return
+                if notify_at is not None:
+                    if notify_at <= time.monotonic():
+                        assert self.token_expires is not None
+                        yield token_expiring_frame(self.token_expires)
+                        notify_at = None
+                        continue
+                    wait = min(wait, notify_at - time.monotonic())
                 follower.seq = self._last_seq
                 item = follower.wait(self._last_seq, timeout=wait)
                 if isinstance(item, list):
@@ -158,11 +194,14 @@ class EventStream:
                         return
                     continue
                 if item is None:
-                    if rotate_at is not None and time.monotonic() >= rotate_at:
-                        continue  # no keep-alive: the rotation comes next
+                    now = time.monotonic()
+                    if (rotate_at is not None and now >= rotate_at) or (
+                        notify_at is not None and now >= notify_at
+                    ):
+                        continue  # no keep-alive: the rotation or notice comes next
                     yield wire.KEEPALIVE
                 elif isinstance(item, Event):
-                    yield item.encode()  # end notice: the stream vanished
+                    yield self._encode(item)  # end notice: the stream vanished
                     return
                 elif item is Notice.DISCONNECTED:
                     return
@@ -171,13 +210,24 @@ class EventStream:
                     yield wire.encode_retry(RECONNECT_MS)
                     return
                 elif item is Notice.RESYNC and not self._still_there():
-                    yield LOST.encode()
+                    yield self._encode(LOST)
                     return
                 elif (yield from self._in_writes(self._deliver(self._catch_up()))):
                     return  # caught up (RESYNC, or BEHIND the timeline) to the end
         finally:
             watch.cancel()
             self.broker.unsubscribe(follower)
+
+    def stop(self) -> None:
+        """End a live :meth:`frames` from another thread or greenlet (its
+        client went away); harmless before it follows or after it ended."""
+        self._stopped = True
+        follower = self._follower
+        if follower is not None:
+            follower.close(Notice.DISCONNECTED)
+
+    def _encode(self, event: Event) -> bytes:
+        return event.encode() if self.encode_event is None else self.encode_event(event)
 
     def _in_writes(self, events: Iterator[Event]) -> Generator[bytes, None, bool]:
         """Yield the frames of ``events`` (already filtered by :meth:`_deliver`),
@@ -186,7 +236,7 @@ class EventStream:
         frames: list[bytes] = []
         size = 0
         for event in events:
-            frame = event.encode()
+            frame = self._encode(event)
             frames.append(frame)
             size += len(frame)
             if event.terminal:

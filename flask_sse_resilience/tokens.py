@@ -38,10 +38,23 @@ def read_token(
     :raises InvalidStreamToken: if the token is malformed, tampered with,
         expired, or made for another stream.
     """
+    return read_token_expiry(secret_key, token, stream_id, max_age)[0]
+
+
+def read_token_expiry(
+    secret_key: str | bytes | None, token: str, stream_id: str, max_age: int
+) -> tuple[str, float]:
+    """Return the user a valid token for ``stream_id`` was made for, and
+    when it expires (epoch seconds).
+
+    :raises InvalidStreamToken: as :func:`read_token`.
+    """
     if len(token) > 1024:
         raise InvalidStreamToken()
     try:
-        claims = _serializer(secret_key).loads(token, max_age=max_age)
+        claims, signed = _serializer(secret_key).loads(
+            token, max_age=max_age, return_timestamp=True
+        )
     except BadSignature:  # also SignatureExpired and malformed payloads
         raise InvalidStreamToken() from None
     if (
@@ -51,4 +64,4 @@ def read_token(
         or not claims["u"]
     ):
         raise InvalidStreamToken()
-    return str(claims["u"])
+    return str(claims["u"]), signed.timestamp() + max_age

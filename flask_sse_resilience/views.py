@@ -38,7 +38,7 @@ from .redisutil import UNAVAILABLE
 from .snapshots import START_FROM, StartFrom
 from .state import EXTENSION_KEY, State, get_state
 from .streaming import EventStream
-from .tokens import read_token
+from .tokens import read_token_expiry
 
 #: Headers of every stream response, set before the body starts.
 STREAM_HEADERS = {
@@ -61,12 +61,20 @@ STATUS: dict[type[StoreError], int] = {
 def current_user(state: State, stream_id: str) -> str:
     """The user asking: from a stream token if one is given, else the app's
     identity loader. Never from anything else the client sends."""
-    token = request.args.get("token")
+    return asking_user(state, stream_id, request.args.get("token"))[0]
+
+
+def asking_user(
+    state: State, stream_id: str, token: str | None
+) -> tuple[str, float | None]:
+    """The user asking for ``stream_id`` and when their credential expires
+    (epoch seconds): from ``token`` if given, else the identity loader
+    (expiry None)."""
     if token is not None:
-        return read_token(
+        return read_token_expiry(
             state.app.secret_key, token, stream_id, state.settings.token_max_age
         )
-    return current_identity(state)
+    return current_identity(state), None
 
 
 def current_identity(state: State) -> str:
@@ -107,7 +115,7 @@ def _last_event_id() -> str | None:
     return value
 
 
-def _start_from() -> StartFrom:
+def start_from_param() -> StartFrom:
     """Where a client without a cursor starts: the ``from`` query parameter
     (``snapshot`` by default; ignored when the client has a cursor)."""
     value = request.args.get("from") or "snapshot"
@@ -149,8 +157,8 @@ def stream_response(state: State, stream_id: str) -> Response:
     """
     check_stream_id(state, stream_id)
     last_event_id = _last_event_id()
-    start_from = _start_from()
-    user = current_user(state, stream_id)
+    start_from = start_from_param()
+    user, token_expires = asking_user(state, stream_id, request.args.get("token"))
     # Most streams asked for are live: the lease comes in the same round trip.
     conn = state.connections.open(
         stream_id, user, may_follow=lambda r: state.may_follow(r, user)
@@ -184,6 +192,8 @@ def stream_response(state: State, stream_id: str) -> Response:
         run_pipeline=state.shared.run,
         keepalive=state.settings.heartbeat_interval,
         start_from=start_from,
+        token_expires=token_expires,
+        refresh_lead=state.settings.token_refresh_lead,
         max_age=state.settings.max_connection_age * random.uniform(0.8, 1.2),
         client_socket=request.environ.get("gunicorn.socket"),
         on_connect=lambda: state.emit(
@@ -200,7 +210,7 @@ def stream_response(state: State, stream_id: str) -> Response:
     # encoding layer) and calls its close(), which runs even for a body that
     # never started (a generator's own finally would not run then).
     return Response(
-        _Body(stream.frames(), conn.close),
+        StreamBody(stream.frames(), conn.close),
         headers=STREAM_HEADERS,
         direct_passthrough=True,
     )
@@ -252,7 +262,7 @@ def recover_payload(conn: Connection) -> dict[str, Any]:
     return payload
 
 
-class _Body:
+class StreamBody:
     """A stream response's body: its frames, and what to release on close."""
 
     __slots__ = ("_frames", "_release")
