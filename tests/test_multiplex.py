@@ -157,9 +157,10 @@ def test_live_events_of_two_streams_and_one_lease(
         out_a.send("token", 3)
         out_b.complete("end")
         reader.join(10)
-    assert [(envelope(e).get("stream"), envelope(e).get("data")) for e in got[1:]] == [
-        (a, 1), (b, 2), (a, 3), (b, "end"),
-    ]  # fmt: skip
+    pairs = [(envelope(e).get("stream"), envelope(e).get("data")) for e in got[1:]]
+    # Each stream in its own order; the streams interleave as they come.
+    assert [d for s, d in pairs if s == a] == [1, 3]
+    assert [d for s, d in pairs if s == b] == [2, "end"]
     response.close()
     deadline = time.monotonic() + 5
     while r.zcard(KEYS.stream_connections(a)) and time.monotonic() < deadline:
@@ -199,7 +200,7 @@ def test_per_stream_tokens_and_the_token_notice(
     wrong.close()
     swapped = client.get(f"/sse/multi?streams={a},{b}&tokens={token_b},{token_a}")
     assert swapped.status_code == 401
-    time.sleep(2.1)
+    time.sleep(3.1)  # itsdangerous counts whole seconds
     expired = client.get(f"/sse/streams/{a}?token={token_a}")
     assert expired.status_code == 401
     assert json.loads(expired.data)["error"] == "invalid_stream_token"
