@@ -1,14 +1,17 @@
 # Two commands do all the set-up: `make demo` and `make test`.
 # Both create .venv, install the package with what it needs, and install
-# redis-server, chromium, nginx and openssl from Debian's packages when they
-# are missing and we are root.
+# redis-server, chromium, nginx, openssl, Node.js and npm from Debian's
+# packages when they are missing and we are root, and the browser client's
+# npm packages from its committed lock file (clients/js/package-lock.json).
 
 VENV    ?= .venv
 PYTHON  ?= python3
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed-stamp
+JS       = clients/js
+JSSTAMP  = $(JS)/node_modules/.installed-stamp
 
-.PHONY: demo test lint types docs unit e2e bench bench-quick soak chaos clean system-deps redis-server
+.PHONY: demo test lint types docs unit e2e js js-build bench bench-quick soak chaos clean system-deps redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +28,8 @@ system-deps:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing from Debian's packages:$$missing"; \
@@ -34,6 +39,17 @@ system-deps:
 	    command -v redis-server >/dev/null 2>&1 || exit 1; \
 	  fi; \
 	fi
+
+$(JSSTAMP): $(JS)/package-lock.json $(JS)/package.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JSSTAMP)
+
+# The npm package's packages (React, esbuild, TypeScript, the AI SDK), locked.
+js: system-deps $(JSSTAMP)
+
+# Rebuild clients/js/dist and the served static files after changing clients/js/src.
+js-build: js
+	cd $(JS) && npm run build
 
 demo: $(STAMP) redis-server
 	sh examples/demo/run.sh
@@ -48,13 +64,13 @@ types: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
-unit: $(STAMP) system-deps
+unit: $(STAMP) system-deps js
 	$(BIN)/pytest -m "not e2e"
 
-e2e: $(STAMP) system-deps
+e2e: $(STAMP) system-deps js
 	$(BIN)/pytest -m e2e
 
-test: $(STAMP) system-deps lint types docs
+test: $(STAMP) system-deps js lint types docs
 	$(BIN)/pytest
 
 bench: $(STAMP) system-deps
@@ -70,4 +86,4 @@ chaos: $(STAMP) system-deps
 	$(BIN)/python -m bench.chaos --minutes 2 --failovers 60
 
 clean:
-	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache .demo
+	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache .demo $(JS)/node_modules

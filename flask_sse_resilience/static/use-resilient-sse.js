@@ -1,87 +1,99 @@
-// React hook over ResilientEventSource, with the seed's return shape.
-// React is not a dependency of flask-sse-resilience: copy this file into your
-// app (or import it from /sse/static/use-resilient-sse.js with an import map
-// that provides "react").
-//
-//   const { status, data, events, stop } = useResilientSSE(streamId);
-//   const { streamId } = useResilientSSE(null, { key: chatId });  // by key
-//
-// status: "connecting" | "connected" | "reconnecting" | "completed" | "failed"
-//         | "cancelled" | "error" | "none" (no stream for the key)
-// data:   the data of the latest event (the result, once terminal)
-// events: every event so far ({id, type, data}), reset on a "reset" event;
-//         a "snapshot" event (a late joiner) replaces them all
-// stop:   stop(reason) cancels the stream on the server (the Stop button);
-//         unmounting only disconnects
+// Built from clients/js/src by `npm run build` (flask-sse-resilience); do not edit.
+var __defProp = Object.defineProperty;
+var __defProps = Object.defineProperties;
+var __getOwnPropDescs = Object.getOwnPropertyDescriptors;
+var __getOwnPropSymbols = Object.getOwnPropertySymbols;
+var __hasOwnProp = Object.prototype.hasOwnProperty;
+var __propIsEnum = Object.prototype.propertyIsEnumerable;
+var __defNormalProp = (obj, key, value) => key in obj ? __defProp(obj, key, { enumerable: true, configurable: true, writable: true, value }) : obj[key] = value;
+var __spreadValues = (a, b) => {
+  for (var prop in b || (b = {}))
+    if (__hasOwnProp.call(b, prop))
+      __defNormalProp(a, prop, b[prop]);
+  if (__getOwnPropSymbols)
+    for (var prop of __getOwnPropSymbols(b)) {
+      if (__propIsEnum.call(b, prop))
+        __defNormalProp(a, prop, b[prop]);
+    }
+  return a;
+};
+var __spreadProps = (a, b) => __defProps(a, __getOwnPropDescs(b));
+
+// src/react.ts
 import { useCallback, useEffect, useRef, useState } from "react";
-import { ResilientEventSource } from "./sse-resilience.mjs";
-
-// Options are compared by value (functions aside): a new token, say,
-// reconnects; a new object with the same values does not.
+import { ResilientEventSource, streamUrl } from "./sse-resilience.mjs";
 function optionsKey(options) {
-  return JSON.stringify(options, (key, value) => (typeof value === "function" ? undefined : value));
+  return JSON.stringify(options, (_key, value) => typeof value === "function" ? void 0 : value);
 }
-
-export function useResilientSSE(streamId, options = {}) {
-  const prefix = options.prefix || "/sse";
+function useResilientSSE(streamId, options = {}) {
+  var _a, _b;
+  const prefix = (_a = options.prefix) != null ? _a : "/sse";
   const key = optionsKey(options);
+  const latest = useRef(options);
+  latest.current = options;
   const [status, setStatus] = useState("connecting");
   const [data, setData] = useState(null);
   const [events, setEvents] = useState([]);
-  const [found, setFound] = useState(null);
+  const [found, setFound] = useState(streamId);
+  const [cursor, setCursor] = useState((_b = options.lastEventId) != null ? _b : null);
   const sourceRef = useRef(null);
-
   useEffect(() => {
-    if (!streamId && !options.key) return undefined;
+    const lookup = latest.current.key;
+    if (!streamId && !lookup) return void 0;
     let closed = false;
     setStatus("connecting");
     setData(null);
     setEvents([]);
-    const attach = (source) => {
+    const given = latest.current;
+    const sourceOptions = __spreadProps(__spreadValues({}, given), {
+      getToken: given.getToken ? () => {
+        var _a2, _b2;
+        return (_b2 = (_a2 = latest.current).getToken) == null ? void 0 : _b2.call(_a2);
+      } : null
+    });
+    const attach = (id) => {
+      setFound(id);
+      const source = new ResilientEventSource(streamUrl(prefix, id), sourceOptions);
       sourceRef.current = source;
       source.onstatus = setStatus;
-      source.onevent = (event) => {
-        if (event.type === "reset") {
-          setEvents([]);
-          return;
+      source.onevent = (typed) => {
+        setCursor(source.cursor);
+        if (typed.type === "reset") return setEvents([]);
+        if (typed.type === "snapshot") {
+          setEvents([typed]);
+          return setData(typed.data);
         }
-        if (event.type === "snapshot") {
-          setEvents([event]);
-          setData(event.data);
-          return;
-        }
-        setEvents((previous) => [...previous, event]);
-        setData(event.data);
+        setEvents((previous) => [...previous, typed]);
+        setData(typed.data);
       };
       setStatus(source.status);
     };
-    if (streamId) {
-      setFound(streamId);
-      attach(new ResilientEventSource(`${prefix}/streams/${streamId}`, options));
-    } else {
-      ResilientEventSource.findKey(prefix, options.key, options).then(
+    if (streamId) attach(streamId);
+    else if (lookup) {
+      ResilientEventSource.findKey(prefix, lookup, sourceOptions).then(
         (hit) => {
           if (closed) return;
           if (!hit) return setStatus("none");
-          setFound(hit.streamId);
-          attach(new ResilientEventSource(`${prefix}/streams/${hit.streamId}`, options));
+          attach(hit.streamId);
         },
-        () => !closed && setStatus("error")
+        () => {
+          if (!closed) setStatus("error");
+        }
       );
     }
     return () => {
+      var _a2;
       closed = true;
-      if (sourceRef.current) sourceRef.current.close();
+      (_a2 = sourceRef.current) == null ? void 0 : _a2.close();
       sourceRef.current = null;
     };
-    // `key` stands for `options`: the effect reruns when their values change.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [streamId, prefix, key]);
-
   const stop = useCallback(
-    (reason) => (sourceRef.current ? sourceRef.current.cancel(reason) : Promise.resolve(null)),
+    (reason) => sourceRef.current ? sourceRef.current.cancel(reason) : Promise.resolve(null),
     []
   );
-
-  return { status, data, events, stop, streamId: found };
+  return { status, data, events, stop, streamId: found, cursor };
 }
+export {
+  useResilientSSE
+};

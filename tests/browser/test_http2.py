@@ -1,6 +1,8 @@
 """Many streams in one page: over HTTP/2 (nginx with TLS, the shipped
-config) all ten of a page's streams receive live events; over HTTP/1.1 the
-browser's six-connections-per-origin cap stalls the rest."""
+config) all ten of a page's streams receive live events on connections of
+their own; over HTTP/1.1 the browser's six-connections-per-origin cap stalls
+the rest, unless the client multiplexes them on one connection (its default,
+``GET <prefix>/multi``)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from harness.nginx import NGINX, Nginx, make_certificate
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 OPEN_TEN = """
-async () => {
+async (options) => {
   await fetch("/login", {method: "POST", headers: {"Content-Type": "application/json"},
                          body: JSON.stringify({user: "alice"})});
   window.counts = [];
@@ -28,7 +30,7 @@ async () => {
       body: JSON.stringify({tokens: 200, interval_ms: 50})});
     const {streamUrl} = await response.json();
     window.counts.push(0);
-    const source = new SSEResilience.ResilientEventSource(streamUrl);
+    const source = new SSEResilience.ResilientEventSource(streamUrl, options);
     source.onevent = (event) => { if (event.type === "token") window.counts[i] += 1; };
     window.sources.push(source);
   }
@@ -49,9 +51,20 @@ def nginx(demo_factory: DemoFactory) -> Iterator[Nginx]:
     proxy.stop()
 
 
-def live_streams(page: Any, base: str) -> tuple[list[int], str]:
+def live_streams(
+    page: Any, base: str, multiplex: bool | str
+) -> tuple[list[int], str, int]:
+    """Open ten streams; return the tokens each received in one second, the
+    protocol, and how many stream connections the page opened."""
     page.goto(base + "/")
-    page.evaluate(OPEN_TEN)
+    connections: list[str] = []
+
+    def opened(request: Any) -> None:
+        if request.resource_type == "eventsource":
+            connections.append(request.url)
+
+    page.on("request", opened)
+    page.evaluate(OPEN_TEN, {"multiplex": multiplex})
     page.wait_for_timeout(3000)
     first = page.evaluate("window.counts.slice()")
     page.wait_for_timeout(1000)
@@ -60,19 +73,25 @@ def live_streams(page: Any, base: str) -> tuple[list[int], str]:
         "performance.getEntriesByType('navigation')[0].nextHopProtocol"
     )
     page.evaluate("window.sources.forEach((s) => s.close())")
+    page.remove_listener("request", opened)
     # Streams still receiving live events (their count grew in that second).
-    return [b - a for a, b in zip(first, second, strict=True)], protocol
+    growth = [b - a for a, b in zip(first, second, strict=True)]
+    return growth, protocol, len(set(connections))
 
 
 def test_ten_streams_in_one_page_over_http2_and_http1(nginx: Nginx, page: Any) -> None:
-    growth, protocol = live_streams(page, nginx.https)
-    print(f"HTTP/2 ({protocol}): tokens per stream in one second {growth}")
+    growth, protocol, held = live_streams(page, nginx.https, multiplex=False)
+    print(f"HTTP/2 ({protocol}), a connection each ({held}): tokens per stream "
+          f"in one second {growth}")  # fmt: skip
     assert protocol == "h2"
     assert all(g > 0 for g in growth), growth  # all ten live at once
-    growth, protocol = live_streams(page, nginx.http)
-    print(f"HTTP/1.1 ({protocol}): tokens per stream in one second {growth}")
+    growth, protocol, held = live_streams(page, nginx.http, multiplex=False)
+    print(f"HTTP/1.1 ({protocol}), a connection each ({held}): {growth}")
     assert protocol == "http/1.1"
     assert sum(g > 0 for g in growth) <= 6, growth  # the 7th stalls
+    growth, protocol, held = live_streams(page, nginx.http, multiplex="auto")
+    print(f"HTTP/1.1 ({protocol}), multiplexed ({held} opened): {growth}")
+    assert all(g > 0 for g in growth), growth  # one connection carries all ten
 
 
 def test_gunicorns_own_http2_serves_one_stream_at_a_time(
@@ -94,7 +113,7 @@ def test_gunicorns_own_http2_serves_one_stream_at_a_time(
         ),
         FLASK_SSE_RESILIENCE_MAX_CONNECTIONS_PER_USER="50",
     )  # fmt: skip
-    growth, protocol = live_streams(page, demo.base)
+    growth, protocol, _ = live_streams(page, demo.base, multiplex=False)
     print(f"gunicorn's HTTP/2 ({protocol}): tokens per stream in one second {growth}")
     assert protocol == "h2"
     assert sum(g > 0 for g in growth) < 10, growth

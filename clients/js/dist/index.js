@@ -1,0 +1,14 @@
+// Built from clients/js/src by `npm run build` (flask-sse-resilience); do not edit.
+import { ResilientEventSource, streamUrl } from "./source.js";
+import { MultiHub } from "./hub.js";
+import { TabShare } from "./share.js";
+import { backoffDelay, DEFAULTS, isAfter } from "./util.js";
+export {
+  DEFAULTS,
+  MultiHub,
+  ResilientEventSource,
+  TabShare,
+  backoffDelay,
+  isAfter,
+  streamUrl
+};
