@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,3 +60,52 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
     page.close()
+
+
+JS = Path(__file__).resolve().parents[2] / "clients" / "js"
+LAB_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<title>{name}</title></head><body><div id="root"></div>
+<script src="/lab/{name}.js"></script></body></html>"""
+
+
+@pytest.fixture(scope="session")
+def lab_bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test pages of clients/js/test/browser (real React 19, the real AI
+    SDK), bundled with esbuild from the installed package."""
+    if shutil.which("node") is None or not (JS / "node_modules").is_dir():
+        message = "node or clients/js/node_modules is missing (make test installs them)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    out = tmp_path_factory.mktemp("lab")
+    subprocess.run(
+        ["node", str(JS / "test/browser/bundle.mjs"), str(out)], check=True, timeout=120
+    )
+    return out
+
+
+def open_lab(page: Any, base: str, name: str, bundles: Path, query: str = "") -> None:
+    """Serve the bundled test page ``name`` at ``<base>/lab/<name>.html`` (the
+    app's origin, so its cookie and endpoints apply) and open it."""
+    script = (bundles / f"{name}.js").read_bytes()
+    html = LAB_PAGE.format(name=name)
+    page.route(
+        f"{base}/lab/{name}.html*",
+        lambda route: route.fulfill(body=html, content_type="text/html"),
+    )
+    page.route(
+        f"{base}/lab/{name}.js",
+        lambda route: route.fulfill(body=script, content_type="text/javascript"),
+    )
+    page.goto(f"{base}/lab/{name}.html{query}")
+
+
+def login(page: Any, base: str, user: str = "alice") -> None:
+    """Sign in through the demo's /login (the session cookie)."""
+    page.goto(base + "/")
+    page.evaluate(
+        """(user) => fetch("/login", {method: "POST",
+             headers: {"Content-Type": "application/json"},
+             body: JSON.stringify({user})})""",
+        user,
+    )

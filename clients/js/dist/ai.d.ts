@@ -23,7 +23,7 @@ export interface ChatRequestBody {
     /** The text of the last user message. */
     prompt: string;
     /** A new message replaces the chat's running answer. */
-    on_conflict: "supersede";
+    on_conflict: "cancel";
     trigger: "submit-message" | "regenerate-message";
     messageId?: string;
 }

@@ -26,7 +26,7 @@ class SSEResilienceChatTransport {
   }
   async sendMessages(request) {
     const { chatId, messages, trigger, messageId, abortSignal } = request;
-    const base = this.options.body ? this.options.body({ chatId, messages, trigger, ...messageId ? { messageId } : {} }) : { key: chatId, prompt: lastUserText(messages), on_conflict: "supersede", trigger };
+    const base = this.options.body ? this.options.body({ chatId, messages, trigger, ...messageId ? { messageId } : {} }) : { key: chatId, prompt: lastUserText(messages), on_conflict: "cancel", trigger };
     const headers = new Headers(request.headers);
     headers.set("Content-Type", "application/json");
     for (const [name, value] of Object.entries(this.options.headers ?? {})) headers.set(name, value);

@@ -27,7 +27,7 @@ export interface ChatRequestBody {
   /** The text of the last user message. */
   prompt: string;
   /** A new message replaces the chat's running answer. */
-  on_conflict: "supersede";
+  on_conflict: "cancel";
   trigger: "submit-message" | "regenerate-message";
   messageId?: string;
 }
@@ -83,7 +83,7 @@ export class SSEResilienceChatTransport<UI_MESSAGE extends UIMessage = UIMessage
     const { chatId, messages, trigger, messageId, abortSignal } = request;
     const base = this.options.body
       ? this.options.body({ chatId, messages, trigger, ...(messageId ? { messageId } : {}) })
-      : ({ key: chatId, prompt: lastUserText(messages), on_conflict: "supersede", trigger } satisfies ChatRequestBody);
+      : ({ key: chatId, prompt: lastUserText(messages), on_conflict: "cancel", trigger } satisfies ChatRequestBody);
     const headers = new Headers(request.headers);
     headers.set("Content-Type", "application/json");
     for (const [name, value] of Object.entries(this.options.headers ?? {})) headers.set(name, value);

@@ -58,7 +58,7 @@ void [answer, found, opened, delay, after, carrier, member, share];
 export function Chat({ chatId }: { chatId: string }) {
   const hookOptions: UseResilientSSEOptions = { key: chatId, prefix: "/sse", getToken };
   const state: ResilientSSEState<{ text: string }> = useResilientSSE<{ text: string }>(null, hookOptions);
-  const body: ChatRequestBody = { key: chatId, prompt: "hi", on_conflict: "supersede", trigger: "submit-message" };
+  const body: ChatRequestBody = { key: chatId, prompt: "hi", on_conflict: "cancel", trigger: "submit-message" };
   const transportOptions: ChatTransportOptions = { api: "/generations", textOf: tokenText, source: options };
   const transport = new SSEResilienceChatTransport(transportOptions);
   const { messages, sendMessage, stop } = useChat({ id: chatId, transport, resume: true });

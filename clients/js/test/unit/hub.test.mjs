@@ -100,7 +100,7 @@ test("the chat transport posts to the app, then streams the answer as UI message
     body: { tokens: 3 },
   });
   const sent = JSON.parse(calls[0].init.body);
-  assert.deepEqual(sent, { key: "chat-1", prompt: "hello there", on_conflict: "supersede", trigger: "submit-message", tokens: 3 });
+  assert.deepEqual(sent, { key: "chat-1", prompt: "hello there", on_conflict: "cancel", trigger: "submit-message", tokens: 3 });
   await until(() => FakeEventSource.open().length === 1);
   const source = FakeEventSource.open()[0];
   assert.equal(source.params.get("from"), "start");
