@@ -34,8 +34,7 @@ class SSEResilienceChatTransport {
       method: "POST",
       credentials: "same-origin",
       headers,
-      body: JSON.stringify({ ...base, ...request.body ?? {} }),
-      ...abortSignal ? { signal: abortSignal } : {}
+      body: JSON.stringify({ ...base, ...request.body ?? {} })
     });
     if (!response.ok) {
       const text = await response.text().catch(() => "");
@@ -87,14 +86,16 @@ class SSEResilienceChatTransport {
         source.onstatus = (status) => {
           if (status === "error") end({ type: "error", errorText: "the answer's stream could not be followed" });
         };
-        signal?.addEventListener("abort", () => {
+        const stop = () => {
           if (done) return;
           const stopping = source;
           end({ type: "text-end", id: textId });
           setTimeout(() => {
             if (!this.closed) void stopping?.cancel("stopped").catch(() => void 0);
           }, 0);
-        });
+        };
+        if (signal?.aborted) stop();
+        else signal?.addEventListener("abort", stop);
       },
       cancel: () => {
         source?.close();

@@ -87,12 +87,13 @@ export class SSEResilienceChatTransport<UI_MESSAGE extends UIMessage = UIMessage
     const headers = new Headers(request.headers);
     headers.set("Content-Type", "application/json");
     for (const [name, value] of Object.entries(this.options.headers ?? {})) headers.set(name, value);
+    // Not aborted mid-request: a stop() then would leave a started answer
+    // running with no id to cancel it by. It is cancelled once known instead.
     const response = await fetch(this.options.api, {
       method: "POST",
       credentials: "same-origin",
       headers,
       body: JSON.stringify({ ...base, ...(request.body ?? {}) }),
-      ...(abortSignal ? { signal: abortSignal } : {}),
     });
     if (!response.ok) {
       const text = await response.text().catch(() => "");
@@ -149,7 +150,7 @@ export class SSEResilienceChatTransport<UI_MESSAGE extends UIMessage = UIMessage
         source.onstatus = (status) => {
           if (status === "error") end({ type: "error", errorText: "the answer's stream could not be followed" });
         };
-        signal?.addEventListener("abort", () => {
+        const stop = (): void => {
           if (done) return;
           const stopping = source;
           end({ type: "text-end", id: textId });
@@ -158,7 +159,9 @@ export class SSEResilienceChatTransport<UI_MESSAGE extends UIMessage = UIMessage
           setTimeout(() => {
             if (!this.closed) void stopping?.cancel("stopped").catch(() => undefined);
           }, 0);
-        });
+        };
+        if (signal?.aborted) stop();
+        else signal?.addEventListener("abort", stop);
       },
       cancel: () => {
         source?.close();

@@ -143,3 +143,24 @@ test("stop() (an abort) cancels the stream on the server; dispose (abort, then c
     assert.equal(cancels, 1, dispose ? "dispose must not cancel" : "stop must cancel");
   }
 });
+
+test("stop() while the app's endpoint is still answering cancels the answer once its id is known", async () => {
+  const calls = install({
+    routes: {
+      "/generations": () => ({ status: 201, body: { streamId: "s3" } }),
+      "/recover": active("s3"),
+      "/cancel": () => ({ status: 202, body: { status: "cancelling" } }),
+    },
+  });
+  const transport = new SSEResilienceChatTransport({ api: "/generations", prefix: `/p${++prefixes}` });
+  const abort = new AbortController();
+  const pending = transport.sendMessages({
+    trigger: "submit-message", chatId: "c", messageId: undefined,
+    messages: [{ id: "m1", role: "user", parts: [{ type: "text", text: "hi" }] }], abortSignal: abort.signal,
+  });
+  abort.abort(); // before the POST answered
+  const chunks = [];
+  for await (const chunk of await pending) chunks.push(chunk.type);
+  assert.deepEqual(chunks, ["start", "text-start", "text-end"]);
+  await until(() => calls.some((c) => c.url.includes("/s3/cancel")));
+});
