@@ -23,15 +23,19 @@ replace what you built with its data.
 
 :func:`cancel` asks a stream to stop (``POST <url>/cancel``); :func:`follow_key`
 finds the signed-in user's latest stream of a key (``GET <prefix>/keys/<key>``)
-and follows it, as a reloaded page does.
+and follows it, as a reloaded page does. ``get_token`` (a callable returning a
+stream token) is asked before every (re)connect, once more on a 401, and when
+the server says the token expires soon (``token-expiring``): the client then
+reconnects at once with the fresh one, so a stream outlives its token.
+
+The same functions for asyncio (httpx's ``AsyncClient``), with the same
+semantics, are :func:`afollow`, :func:`afollow_key`, :func:`acancel` and
+:func:`afind_key` (from :mod:`flask_sse_resilience.aclient`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,70 +43,61 @@ from typing import Any
 import httpx
 from httpx_sse import connect_sse
 
+from .aclient import acancel, afind_key, afollow, afollow_key
+from .clientbase import (
+    ACCEPTED,
+    EXPIRING,
+    SKIP,
+    ClientEvent,
+    StreamUnavailable,
+    backoff_delay,
+    read_frame,
+    refused,
+    stream_target,
+    sub_resource,
+    terminal_of,
+    with_params,
+)
+
+__all__ = [
+    "ClientEvent",
+    "StreamUnavailable",
+    "acancel",
+    "afind_key",
+    "afollow",
+    "afollow_key",
+    "backoff_delay",
+    "cancel",
+    "find_key",
+    "follow",
+    "follow_key",
+]
+
 log = logging.getLogger(__name__)
 
-_TERMINAL = {"completed", "failed", "orphaned", "cancelled"}
+#: A sync token source (see :data:`~flask_sse_resilience.clientbase.TokenSource`).
+GetToken = Callable[[], "str | None"]
 
 
-@dataclasses.dataclass(frozen=True)
-class ClientEvent:
-    """One event of a followed stream."""
-
-    id: str | None
-    type: str
-    data: Any
-
-    @property
-    def terminal(self) -> bool:
-        """True for the stream's last event."""
-        return self.type in _TERMINAL
-
-
-class StreamUnavailable(Exception):
-    """The stream cannot be followed: 401/403/404, or the retries ran out."""
-
-    def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-def backoff_delay(
-    attempt: int,
-    base: float,
-    cap: float,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Full-jitter backoff: uniform in ``[0, min(cap, base * 2**attempt)]`` s."""
-    return float(rand() * min(cap, base * 2.0 ** max(0, attempt)))
-
-
-def _refused(url: str, response: httpx.Response) -> None:
-    if response.status_code in (401, 403, 404):
-        raise StreamUnavailable(
-            f"{url}: {response.status_code}", status_code=response.status_code
-        )
+def _check(url: str, response: httpx.Response) -> None:
+    error = refused(url, response.status_code)
+    if error is not None:
+        raise error
     response.raise_for_status()
 
 
-def _terminal(body: dict[str, Any]) -> ClientEvent | None:
-    """The terminal event in a recover (or key) answer, if the stream ended."""
-    if body.get("status") not in _TERMINAL:
-        return None
-    return ClientEvent(
-        id=body.get("eventId"),
-        type=body["terminalEventType"],
-        data=body.get("terminalEventData"),
-    )
-
-
-def _recover(client: httpx.Client, url: str) -> ClientEvent | None:
-    response = client.get(url.rstrip("/") + "/recover")
-    _refused(url, response)
-    return _terminal(response.json())
+def _recover(client: httpx.Client, url: str, token: str | None) -> ClientEvent | None:
+    response = client.get(with_params(sub_resource(url, "recover"), token=token))
+    _check(url, response)
+    return terminal_of(response.json())
 
 
 def cancel(
-    url: str, *, client: httpx.Client, reason: str | None = None
+    url: str,
+    *,
+    client: httpx.Client,
+    reason: str | None = None,
+    get_token: GetToken | None = None,
 ) -> dict[str, Any]:
     """Ask the stream at ``url`` to stop; return the server's JSON answer:
     ``{"status": "cancelling"}`` (202), the recover JSON of a stream that
@@ -114,9 +109,12 @@ def cancel(
     :raises httpx.HTTPStatusError: on another error status (503: retry).
     """
     body = {} if reason is None else {"reason": reason}
-    response = client.post(url.rstrip("/") + "/cancel", json=body)
+    token = get_token() if get_token else None
+    response = client.post(
+        with_params(sub_resource(url, "cancel"), token=token), json=body
+    )
     if response.status_code != 409:
-        _refused(url, response)
+        _check(url, response)
     answer: dict[str, Any] = response.json()
     return answer
 
@@ -132,7 +130,7 @@ def find_key(
     response = client.get(f"{prefix.rstrip('/')}/keys/{key}")
     if response.status_code == 204:
         return None
-    _refused(key, response)
+    _check(key, response)
     found: dict[str, Any] = response.json()
     return found
 
@@ -146,7 +144,7 @@ def follow_key(
     found = find_key(key, client=client, prefix=prefix)
     if found is None:
         return
-    terminal = _terminal(found)
+    terminal = terminal_of(found)
     if terminal is not None:
         yield terminal
         return
@@ -164,6 +162,7 @@ def follow(
     max_attempts: int = 12,
     read_timeout: float = 60.0,
     start_from: str = "snapshot",
+    get_token: GetToken | None = None,
 ) -> Iterator[ClientEvent]:
     """Yield the stream's events from after ``last_event_id`` to its end.
 
@@ -179,34 +178,50 @@ def follow(
     :param start_from: where to start without a cursor (the ``from`` query
         parameter): ``snapshot`` (the latest snapshot, else the whole log),
         ``start`` (the whole log) or ``latest`` (only what comes next).
-    :raises StreamUnavailable: on 401/403/404, or when retries run out.
+    :param get_token: returns a stream token; asked before every (re)connect,
+        once more on a 401, and on ``token-expiring`` (then reconnects at once).
+    :raises StreamUnavailable: on 401/403/404 (a 401 after a fresh token too),
+        or when retries run out.
     """
     own = client is None
     http = client or httpx.Client()
     attempts = 0
+    fresh = False  # a fresh token was fetched for a 401 already
     try:
         while True:
+            now = False  # reconnect without waiting (a token swap)
             try:
+                token = get_token() if get_token else None
                 # Only a client with nothing yet takes the shortcut: one that
                 # resumes gets the rest of the log, which ends with the end.
-                terminal = _recover(http, url) if last_event_id is None else None
+                terminal = _recover(http, url, token) if last_event_id is None else None
                 if terminal is not None:
                     yield terminal
                     return
-                target = url if last_event_id else _with_from(url, start_from)
+                target = stream_target(url, last_event_id, start_from, token)
                 for event in _connect(http, target, last_event_id, read_timeout):
-                    if event is _ACCEPTED:
-                        attempts = 0  # the server accepted this connection
-                        continue
-                    if event is _HAVE_ALL:
+                    if event is ACCEPTED:
+                        attempts, fresh = 0, False  # the server accepted it
+                    elif event is _HAVE_ALL:
                         return
-                    if event.id:
-                        last_event_id = event.id
-                    yield event
-                    if event.terminal:
-                        return
+                    elif event is EXPIRING:
+                        if get_token is not None:
+                            now = True
+                            break
+                    elif event is not SKIP:
+                        if event.id:
+                            last_event_id = event.id
+                        yield event
+                        if event.terminal:
+                            return
+            except StreamUnavailable as exc:
+                if exc.status_code != 401 or get_token is None or fresh:
+                    raise
+                fresh = now = True  # ask for a fresh token, once
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 log.info("stream %s interrupted: %s", url, exc)
+            if now:
+                continue
             if attempts >= max_attempts:
                 raise StreamUnavailable(f"{url}: gave up after {attempts} attempts")
             time.sleep(backoff_delay(attempts, base_delay, max_delay))
@@ -216,15 +231,8 @@ def follow(
             http.close()
 
 
-def _with_from(url: str, start_from: str) -> str:
-    if start_from == "snapshot":
-        return url  # the server's default
-    return f"{url}{'&' if '?' in url else '?'}from={start_from}"
-
-
-#: Yielded by :func:`_connect` (never to callers) for the ``connected``
-#: frame, and for a 204 (this client has the terminal event already).
-_ACCEPTED = ClientEvent(id=None, type="connected", data=None)
+#: Yielded by :func:`_connect` (never to callers) for a 204: this client has
+#: the terminal event already.
 _HAVE_ALL = ClientEvent(id=None, type="", data=None)
 
 
@@ -236,22 +244,12 @@ def _connect(
         headers["Last-Event-ID"] = last_event_id
     timeout = httpx.Timeout(10.0, read=read_timeout)
     with connect_sse(http, "GET", url, headers=headers, timeout=timeout) as source:
-        if source.response.status_code in (401, 403, 404):
-            raise StreamUnavailable(
-                f"{url}: {source.response.status_code}",
-                status_code=source.response.status_code,
-            )
+        error = refused(url, source.response.status_code)
+        if error is not None:
+            raise error
         if source.response.status_code == 204:
             yield _HAVE_ALL  # we already have the terminal event
             return
         source.response.raise_for_status()
         for sse in source.iter_sse():
-            if sse.event != "message" or not sse.data:
-                continue  # heartbeats and other named events
-            envelope = json.loads(sse.data)
-            if envelope.get("type") == "connected":
-                yield _ACCEPTED
-                continue
-            yield ClientEvent(
-                id=sse.id or None, type=envelope["type"], data=envelope.get("data")
-            )
+            yield read_frame(sse)

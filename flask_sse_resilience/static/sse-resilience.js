@@ -458,6 +458,11 @@
       if (this._hub) this._hub.join(this);
       if (!this._carrier) void this._start();
     }
+    /** With `shareAcrossTabs`: whether this tab holds the shared connection ("leader") or not; else null. */
+    get sharing() {
+      if (!(this._hub instanceof TabShare)) return null;
+      return this._hub.leader ? "leader" : "follower";
+    }
     /** The cursor: the id of the last event received (hand it to a new source to go on). */
     get cursor() {
       return this.lastEventId;

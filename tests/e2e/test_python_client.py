@@ -150,3 +150,85 @@ def test_a_late_joiner_starts_from_the_snapshot(demo: Demo) -> None:
     assert [e.id for e in rest] == [e.id for e in late[1:]]
     whole = list(follow(url, client=client, start_from="start"))
     assert [e.type for e in whole] == ["completed"]  # ended: the end alone
+
+
+def test_the_async_client_follows_through_a_worker_kill(demo: Demo) -> None:
+    """afollow (httpx.AsyncClient) against gunicorn: every token once, in
+    order, though the worker serving it is killed mid-stream."""
+    import asyncio
+    import os
+
+    from flask_sse_resilience.client import afollow
+
+    app, sse = demo.producer_app()  # the producer runs here: a kill spares it
+    sid = sse.open_stream("alice")
+    url = f"/sse/streams/{sid}"
+
+    def produce() -> None:
+        with sse.producer(sid, retry_for=10) as out:
+            for index in range(40):
+                out.send("token", {"index": index})
+                time.sleep(0.05)
+            out.complete({"tokens": 40})
+
+    serving: list[int] = []
+
+    async def record(response: httpx.Response) -> None:
+        if response.request.url.path == url:
+            serving.append(int(response.headers["x-demo-worker"]))
+
+    async def main() -> list[Any]:
+        events: list[Any] = []
+        cookies = demo.client("alice").cookies
+        hooks = {"response": [record]}
+        async with httpx.AsyncClient(
+            base_url=demo.base, cookies=cookies, event_hooks=hooks
+        ) as http:
+            async for event in afollow(url, client=http, base_delay=0.1):
+                events.append(event)
+                if len(events) == 5:
+                    os.kill(serving[-1], signal.SIGKILL)
+        return events
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    events = asyncio.run(main())
+    producer.join()
+    app.extensions["sse_resilience"].close()
+    assert [e.data["index"] for e in events[:-1]] == list(range(40))
+    assert events[-1].type == "completed"
+    assert len(serving) >= 2 and serving[-1] != serving[0]
+
+
+def test_a_token_only_client_outlives_its_tokens(demo_factory: DemoFactory) -> None:
+    """Tokens valid 3 s, refreshed 2 s before they expire, a 7 s generation:
+    the client swaps tokens on ``token-expiring`` and receives every token."""
+    demo = demo_factory(
+        FLASK_SSE_RESILIENCE_TOKEN_MAX_AGE="3",
+        FLASK_SSE_RESILIENCE_TOKEN_REFRESH_LEAD="2",
+    )
+    owner = demo.client("alice")
+    body = {"prompt": "a b", "tokens": 70, "interval_ms": 100, "key": "chat-t"}
+    first = owner.post("/generations", json=body).json()
+    issued: list[str] = []
+
+    def get_token() -> str:
+        # The app's own endpoint hands out a fresh token (joining the chat).
+        answer = owner.post(
+            "/generations", json={"key": "chat-t", "on_conflict": "join"}
+        )
+        issued.append(answer.json()["token"])
+        return issued[-1]
+
+    anonymous = httpx.Client(base_url=demo.base)  # no cookie: tokens only
+    events = list(follow(first["streamUrl"], client=anonymous, get_token=get_token))
+    assert [e.data["index"] for e in events if e.type == "token"] == list(range(70))
+    assert events[-1].type == "completed"
+    assert len(set(issued)) >= 3  # swapped at least twice
+    # An expired token is still refused.
+    time.sleep(4.1)
+    assert (
+        anonymous.get(f"{first['streamUrl']}?token={first['token']}").status_code == 401
+    )
+    anonymous.close()
+    owner.close()

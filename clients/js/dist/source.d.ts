@@ -61,6 +61,8 @@ export declare class ResilientEventSource<T = unknown> implements Member {
      * @param url `<prefix>/streams/<id>` (another URL works alone, without multiplexing).
      */
     constructor(url: string, options?: SourceOptions);
+    /** With `shareAcrossTabs`: whether this tab holds the shared connection ("leader") or not; else null. */
+    get sharing(): "leader" | "follower" | null;
     /** The cursor: the id of the last event received (hand it to a new source to go on). */
     get cursor(): string | null;
     /** Disconnect this page (the stream goes on; see {@link cancel}). */

@@ -1,5 +1,6 @@
 // Built from clients/js/src by `npm run build` (flask-sse-resilience); do not edit.
 import { hubFor } from "./hub.js";
+import { TabShare } from "./share.js";
 import {
   askToken,
   backoffDelay,
@@ -44,6 +45,11 @@ class ResilientEventSource {
     this._unwake = onWakeUp(() => this._wake());
     if (this._hub) this._hub.join(this);
     if (!this._carrier) void this._start();
+  }
+  /** With `shareAcrossTabs`: whether this tab holds the shared connection ("leader") or not; else null. */
+  get sharing() {
+    if (!(this._hub instanceof TabShare)) return null;
+    return this._hub.leader ? "leader" : "follower";
   }
   /** The cursor: the id of the last event received (hand it to a new source to go on). */
   get cursor() {

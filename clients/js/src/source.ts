@@ -21,6 +21,7 @@
  */
 
 import { hubFor, type Carrier, type Hub, type Member } from "./hub.js";
+import { TabShare } from "./share.js";
 import type { CancelAnswer, RecoverInfo, SourceOptions, Status, StreamEvent } from "./types.js";
 import {
   askToken,
@@ -94,6 +95,12 @@ export class ResilientEventSource<T = unknown> implements Member {
     this._unwake = onWakeUp(() => this._wake());
     if (this._hub) this._hub.join(this);
     if (!this._carrier) void this._start();
+  }
+
+  /** With `shareAcrossTabs`: whether this tab holds the shared connection ("leader") or not; else null. */
+  get sharing(): "leader" | "follower" | null {
+    if (!(this._hub instanceof TabShare)) return null;
+    return this._hub.leader ? "leader" : "follower";
   }
 
   /** The cursor: the id of the last event received (hand it to a new source to go on). */

@@ -1,0 +1,116 @@
+"""What the sync and asyncio Python clients share: the event value, errors,
+backoff, and reading the protocol's frames and answers (docs/protocol.rst).
+Nothing here does I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from httpx_sse import ServerSentEvent
+
+_TERMINAL = {"completed", "failed", "orphaned", "cancelled"}
+
+#: A token source: returns a fresh stream token (or None for none), called
+#: before every (re)connect and once more on a 401. The asyncio client also
+#: takes a coroutine function.
+TokenSource = Callable[[], "str | None | Awaitable[str | None]"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientEvent:
+    """One event of a followed stream."""
+
+    id: str | None
+    type: str
+    data: Any
+
+    @property
+    def terminal(self) -> bool:
+        """True for the stream's last event."""
+        return self.type in _TERMINAL
+
+
+class StreamUnavailable(Exception):
+    """The stream cannot be followed: 401/403/404, or the retries ran out."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def backoff_delay(
+    attempt: int,
+    base: float,
+    cap: float,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Full-jitter backoff: uniform in ``[0, min(cap, base * 2**attempt)]`` s."""
+    return float(rand() * min(cap, base * 2.0 ** max(0, attempt)))
+
+
+def refused(url: str, status_code: int) -> StreamUnavailable | None:
+    """The error for a status that ends following for good, else None."""
+    if status_code in (401, 403, 404):
+        return StreamUnavailable(f"{url}: {status_code}", status_code=status_code)
+    return None
+
+
+def terminal_of(body: dict[str, Any]) -> ClientEvent | None:
+    """The terminal event in a recover (or key) answer, if the stream ended."""
+    if body.get("status") not in _TERMINAL:
+        return None
+    return ClientEvent(
+        id=body.get("eventId"),
+        type=body["terminalEventType"],
+        data=body.get("terminalEventData"),
+    )
+
+
+def with_params(url: str, **params: str | None) -> str:
+    """``url`` with the parameters that have a value added to its query."""
+    given = {k: v for k, v in params.items() if v}
+    if not given:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(given)}"
+
+
+def sub_resource(url: str, what: str) -> str:
+    """``<stream url>/<what>`` (``recover``, ``cancel``), keeping its query."""
+    path, mark, query = url.partition("?")
+    return f"{path.rstrip('/')}/{what}{mark}{query}"
+
+
+def stream_target(
+    url: str, last_event_id: str | None, start_from: str, token: str | None
+) -> str:
+    """The URL to connect to: the ``from`` parameter only without a cursor
+    (``snapshot`` is the server's default), and the token if any."""
+    start = None if last_event_id or start_from == "snapshot" else start_from
+    return with_params(url, **{"from": start, "token": token})
+
+
+#: What :func:`read_frame` returns besides events: the ``connected`` frame,
+#: a ``token-expiring`` notice, and frames to skip.
+ACCEPTED = ClientEvent(id=None, type="connected", data=None)
+EXPIRING = ClientEvent(id=None, type="token-expiring", data=None)
+SKIP = ClientEvent(id=None, type="", data=None)
+
+
+def read_frame(sse: ServerSentEvent) -> ClientEvent:
+    """One SSE frame of a stream response, as an event or a marker."""
+    if sse.event != "message" or not sse.data:
+        return SKIP  # heartbeats and other named events
+    envelope = json.loads(sse.data)
+    kind = envelope.get("type")
+    if kind == "connected":
+        return ACCEPTED
+    if kind == "token-expiring":
+        return EXPIRING
+    # Frames without an id keep the previous one in the SSE decoder's state.
+    event_id = None if kind == "reset" else (sse.id or None)
+    return ClientEvent(id=event_id, type=kind, data=envelope.get("data"))
