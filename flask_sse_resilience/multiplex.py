@@ -28,7 +28,7 @@ from typing import Any
 
 from . import disconnect, wire
 from .models import Event
-from .streaming import RECONNECT_MS, WRITE_BYTES, EventStream, token_expiring_frame
+from .streaming import RECONNECT_MS, WRITE_BYTES, EventStream
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class MultiStream:
                 return
             if notify_at is not None and time.monotonic() >= notify_at:
                 assert self.token_expires is not None
-                yield token_expiring_frame(self.token_expires)
+                yield wire.token_expiring_frame(self.token_expires)
                 notify_at = None
                 continue
             try:

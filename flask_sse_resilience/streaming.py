@@ -35,22 +35,6 @@ from .snapshots import StartFrom
 log = logging.getLogger(__name__)
 
 
-def connected_frame(stream_id: str, heartbeat: float) -> bytes:
-    """The first frame of every stream response (no ``id:`` field); it tells
-    the client how often to expect a heartbeat, in milliseconds."""
-    hello: dict[str, object] = {"type": "connected", "streamId": stream_id}
-    hello["heartbeatMs"] = int(heartbeat * 1000)
-    return wire.encode(wire.dumps(hello))
-
-
-def token_expiring_frame(expires_at: float) -> bytes:
-    """The frame telling a client that its stream token expires soon (no
-    ``id:`` field): ``expiresInMs`` from now; it should fetch a new token and
-    reconnect with it, by its cursor, before then."""
-    left = max(0, int((expires_at - time.time()) * 1000))
-    return wire.encode(wire.dumps({"type": "token-expiring", "expiresInMs": left}))
-
-
 #: The reconnection delay advised to clients of a worker that shuts down, or
 #: of a connection that reached its maximum age, in ms.
 RECONNECT_MS = 500
@@ -123,7 +107,7 @@ class EventStream:
     def frames(self) -> Iterator[bytes]:
         """Yield the response body; ends after the terminal event."""
         if self.hello:
-            yield connected_frame(self.stream_id, self.keepalive)
+            yield wire.connected_frame(self.stream_id, self.keepalive)
         if self.on_connect is not None:
             self.on_connect()
         try:
@@ -181,7 +165,7 @@ class EventStream:
                 if notify_at is not None:
                     if notify_at <= time.monotonic():
                         assert self.token_expires is not None
-                        yield token_expiring_frame(self.token_expires)
+                        yield wire.token_expiring_frame(self.token_expires)
                         notify_at = None
                         continue
                     wait = min(wait, notify_at - time.monotonic())

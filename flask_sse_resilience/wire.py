@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -88,3 +89,22 @@ def dumps(value: Any) -> str:
     except UnicodeEncodeError:
         text = json.dumps(value, allow_nan=False, separators=(",", ":"))
     return text
+
+
+def connected_frame(stream_id: str, heartbeat: float) -> bytes:
+    """The first frame of every stream response (no ``id:`` field); it tells
+    the client how often to expect a heartbeat, in milliseconds."""
+    hello = {
+        "type": "connected",
+        "streamId": stream_id,
+        "heartbeatMs": int(heartbeat * 1000),
+    }
+    return encode(dumps(hello))
+
+
+def token_expiring_frame(expires_at: float) -> bytes:
+    """The frame telling a client that its stream token expires soon (no
+    ``id:`` field): ``expiresInMs`` from now; it should fetch a new token and
+    reconnect with it, by its cursor, before then."""
+    left = max(0, int((expires_at - time.time()) * 1000))
+    return encode(dumps({"type": "token-expiring", "expiresInMs": left}))

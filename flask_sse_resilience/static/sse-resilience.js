@@ -33,6 +33,7 @@
     ResilientEventSource: () => ResilientEventSource,
     TabShare: () => TabShare,
     backoffDelay: () => backoffDelay,
+    findKey: () => findKey,
     isAfter: () => isAfter,
     streamUrl: () => streamUrl
   });
@@ -424,8 +425,39 @@
     return hub;
   }
 
+  // src/requests.ts
+  function streamUrl(prefix, streamId) {
+    return prefix.replace(/\/$/, "") + "/streams/" + encodeURIComponent(streamId);
+  }
+  async function findKey(prefix, key, options) {
+    const target = prefix.replace(/\/$/, "") + "/keys/" + encodeURIComponent(key);
+    const response = await fetch(target, { credentials: (options == null ? void 0 : options.withCredentials) ? "include" : "same-origin" });
+    if (response.status === 204) return null;
+    if (!response.ok) throw new Error("key lookup refused: " + response.status);
+    return await response.json();
+  }
+  async function recover(url, token, credentials) {
+    try {
+      const response = await fetch(withParams(subResource(url, "recover"), { token }), { credentials });
+      return { status: response.status, body: response.ok ? await response.json() : null };
+    } catch (e) {
+      return null;
+    }
+  }
+  async function cancelStream(url, token, credentials, reason) {
+    const body = reason === void 0 || reason === null ? {} : { reason: String(reason) };
+    const response = await fetch(withParams(subResource(url, "cancel"), { token }), {
+      method: "POST",
+      credentials,
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body)
+    });
+    if (response.status >= 400 && response.status !== 409) throw new Error("cancel refused: " + response.status);
+    return await response.json();
+  }
+
   // src/source.ts
-  var ResilientEventSource = class _ResilientEventSource {
+  var _ResilientEventSource = class _ResilientEventSource {
     /**
      * Start following `url` at once (recover first, then connect).
      * @param url `<prefix>/streams/<id>` (another URL works alone, without multiplexing).
@@ -486,17 +518,7 @@
      * one included, then receives the "cancelled" event.
      */
     async cancel(reason) {
-      const token = await askToken(this.options);
-      const target = withParams(subResource(this.url, "cancel"), { token });
-      const body = reason === void 0 || reason === null ? {} : { reason: String(reason) };
-      const response = await fetch(target, {
-        method: "POST",
-        credentials: this._credentials(),
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body)
-      });
-      if (response.status >= 400 && response.status !== 409) throw new Error("cancel refused: " + response.status);
-      return await response.json();
+      return cancelStream(this.url, await askToken(this.options), this._credentials(), reason);
     }
     // --- Member (see hub.ts): the hub carries this source on a shared connection.
     /** @internal The hub starts (a hub) or stops (null) carrying this source. */
@@ -561,23 +583,18 @@
     /** Ask /recover (see {@link RecoverState}); deliver an ended stream's end if `deliver`. */
     async _recover(deliver) {
       var _a, _b;
-      try {
-        const token = await askToken(this.options);
-        const response = await fetch(withParams(subResource(this.url, "recover"), { token }), {
-          credentials: this._credentials()
-        });
-        if (response.status === 401) return "unauthorized";
-        if (FATAL_STATUS[response.status]) return "fatal";
-        if (!response.ok) return "unknown";
-        const body = await response.json();
-        if (!TERMINAL[body.status]) return "active";
-        if (!deliver) return body.eventId === this.lastEventId ? `have-end:${body.status}` : "ended";
-        if (this._closed) return "ended";
-        this._event((_a = body.eventId) != null ? _a : null, { type: (_b = body.terminalEventType) != null ? _b : body.status, data: body.terminalEventData });
-        return "ended";
-      } catch (e) {
-        return "unknown";
-      }
+      const token = await askToken(this.options).catch(() => this.options.token);
+      const answer = await recover(this.url, token, this._credentials());
+      if (!answer) return "unknown";
+      if (answer.status === 401) return "unauthorized";
+      if (FATAL_STATUS[answer.status]) return "fatal";
+      const body = answer.body;
+      if (!body) return "unknown";
+      if (!TERMINAL[body.status]) return "active";
+      if (!deliver) return body.eventId === this.lastEventId ? `have-end:${body.status}` : "ended";
+      if (this._closed) return "ended";
+      this._event((_a = body.eventId) != null ? _a : null, { type: (_b = body.terminalEventType) != null ? _b : body.status, data: body.terminalEventData });
+      return "ended";
     }
     /** Recover, asking for a fresh token once on a 401. */
     async _recoverWithToken(deliver) {
@@ -690,30 +707,18 @@
       this._watchdog = void 0;
     }
     /**
-     * Find the signed-in user's latest stream of `key` (GET <prefix>/keys/<key>).
-     * Resolves to its recover JSON (with streamId), or null when there is none.
-     */
-    static async findKey(prefix, key, options) {
-      const target = prefix.replace(/\/$/, "") + "/keys/" + encodeURIComponent(key);
-      const response = await fetch(target, { credentials: (options == null ? void 0 : options.withCredentials) ? "include" : "same-origin" });
-      if (response.status === 204) return null;
-      if (!response.ok) throw new Error("key lookup refused: " + response.status);
-      return await response.json();
-    }
-    /**
-     * Follow the latest stream of `key`: lookup, then recover (an ended stream
+     * Follow the latest stream of `key`: requests, then recover (an ended stream
      * delivers its end at once), then follow. Resolves to the source, or null
      * when the key has no stream.
      */
     static async openKey(prefix, key, options) {
-      const found = await _ResilientEventSource.findKey(prefix, key, options);
-      if (!found) return null;
-      return new _ResilientEventSource(streamUrl(prefix, found.streamId), options);
+      const found = await findKey(prefix, key, options);
+      return found ? new _ResilientEventSource(streamUrl(prefix, found.streamId), options) : null;
     }
   };
-  function streamUrl(prefix, streamId) {
-    return prefix.replace(/\/$/, "") + "/streams/" + encodeURIComponent(streamId);
-  }
+  /** See {@link findKey}: the signed-in user's latest stream of `key`, or null. */
+  _ResilientEventSource.findKey = findKey;
+  var ResilientEventSource = _ResilientEventSource;
 
   // src/global.ts
   globalThis.SSEResilience = index_exports;

@@ -21,7 +21,8 @@ var __spreadProps = (a, b) => __defProps(a, __getOwnPropDescs(b));
 
 // src/react.ts
 import { useCallback, useEffect, useRef, useState } from "react";
-import { ResilientEventSource, streamUrl } from "./sse-resilience.mjs";
+import { streamUrl } from "./sse-resilience.mjs";
+import { ResilientEventSource } from "./sse-resilience.mjs";
 function optionsKey(options) {
   return JSON.stringify(options, (_key, value) => typeof value === "function" ? void 0 : value);
 }
@@ -38,8 +39,8 @@ function useResilientSSE(streamId, options = {}) {
   const [cursor, setCursor] = useState((_b = options.lastEventId) != null ? _b : null);
   const sourceRef = useRef(null);
   useEffect(() => {
-    const lookup = latest.current.key;
-    if (!streamId && !lookup) return void 0;
+    const requests = latest.current.key;
+    if (!streamId && !requests) return void 0;
     let closed = false;
     setStatus("connecting");
     setData(null);
@@ -69,8 +70,8 @@ function useResilientSSE(streamId, options = {}) {
       setStatus(source.status);
     };
     if (streamId) attach(streamId);
-    else if (lookup) {
-      ResilientEventSource.findKey(prefix, lookup, sourceOptions).then(
+    else if (requests) {
+      ResilientEventSource.findKey(prefix, requests, sourceOptions).then(
         (hit) => {
           if (closed) return;
           if (!hit) return setStatus("none");

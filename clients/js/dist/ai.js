@@ -1,5 +1,6 @@
 // Built from clients/js/src by `npm run build` (flask-sse-resilience); do not edit.
-import { ResilientEventSource, streamUrl } from "./source.js";
+import { streamUrl } from "./requests.js";
+import { ResilientEventSource } from "./source.js";
 function tokenText(event) {
   if (event.type !== "token") return null;
   const data = event.data;

@@ -2,7 +2,8 @@
  * flask-sse-resilience's browser client. See docs/browser-client.rst for a
  * guide and docs/protocol.rst for the wire format it speaks.
  */
-export { ResilientEventSource, streamUrl } from "./source.js";
+export { ResilientEventSource } from "./source.js";
+export { findKey, streamUrl } from "./requests.js";
 export { MultiHub } from "./hub.js";
 export { TabShare } from "./share.js";
 export { backoffDelay, DEFAULTS, isAfter } from "./util.js";

@@ -1,5 +1,6 @@
 // Built from clients/js/src by `npm run build` (flask-sse-resilience); do not edit.
-import { ResilientEventSource, streamUrl } from "./source.js";
+import { ResilientEventSource } from "./source.js";
+import { findKey, streamUrl } from "./requests.js";
 import { MultiHub } from "./hub.js";
 import { TabShare } from "./share.js";
 import { backoffDelay, DEFAULTS, isAfter } from "./util.js";
@@ -9,6 +10,7 @@ export {
   ResilientEventSource,
   TabShare,
   backoffDelay,
+  findKey,
   isAfter,
   streamUrl
 };

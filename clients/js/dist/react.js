@@ -1,6 +1,7 @@
 // Built from clients/js/src by `npm run build` (flask-sse-resilience); do not edit.
 import { useCallback, useEffect, useRef, useState } from "react";
-import { ResilientEventSource, streamUrl } from "./source.js";
+import { streamUrl } from "./requests.js";
+import { ResilientEventSource } from "./source.js";
 function optionsKey(options) {
   return JSON.stringify(options, (_key, value) => typeof value === "function" ? void 0 : value);
 }
@@ -16,8 +17,8 @@ function useResilientSSE(streamId, options = {}) {
   const [cursor, setCursor] = useState(options.lastEventId ?? null);
   const sourceRef = useRef(null);
   useEffect(() => {
-    const lookup = latest.current.key;
-    if (!streamId && !lookup) return void 0;
+    const requests = latest.current.key;
+    if (!streamId && !requests) return void 0;
     let closed = false;
     setStatus("connecting");
     setData(null);
@@ -45,8 +46,8 @@ function useResilientSSE(streamId, options = {}) {
       setStatus(source.status);
     };
     if (streamId) attach(streamId);
-    else if (lookup) {
-      ResilientEventSource.findKey(prefix, lookup, sourceOptions).then(
+    else if (requests) {
+      ResilientEventSource.findKey(prefix, requests, sourceOptions).then(
         (hit) => {
           if (closed) return;
           if (!hit) return setStatus("none");

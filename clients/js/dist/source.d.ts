@@ -20,7 +20,8 @@
  * `shareAcrossTabs`, every tab of the origin shares one.
  */
 import { type Carrier, type Member } from "./hub.js";
-import type { CancelAnswer, RecoverInfo, SourceOptions, Status, StreamEvent } from "./types.js";
+import { findKey } from "./requests.js";
+import type { CancelAnswer, SourceOptions, Status, StreamEvent } from "./types.js";
 import { type Options } from "./util.js";
 interface Envelope {
     type: string;
@@ -100,18 +101,13 @@ export declare class ResilientEventSource<T = unknown> implements Member {
     private _wake;
     private _arm;
     private _disarm;
+    /** See {@link findKey}: the signed-in user's latest stream of `key`, or null. */
+    static findKey: typeof findKey;
     /**
-     * Find the signed-in user's latest stream of `key` (GET <prefix>/keys/<key>).
-     * Resolves to its recover JSON (with streamId), or null when there is none.
-     */
-    static findKey(prefix: string, key: string, options?: SourceOptions): Promise<RecoverInfo | null>;
-    /**
-     * Follow the latest stream of `key`: lookup, then recover (an ended stream
+     * Follow the latest stream of `key`: requests, then recover (an ended stream
      * delivers its end at once), then follow. Resolves to the source, or null
      * when the key has no stream.
      */
     static openKey<T = unknown>(prefix: string, key: string, options?: SourceOptions): Promise<ResilientEventSource<T> | null>;
 }
-/** `<prefix>/streams/<id>`. */
-export declare function streamUrl(prefix: string, streamId: string): string;
 export {};

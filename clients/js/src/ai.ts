@@ -17,7 +17,8 @@
 
 import type { ChatTransport, UIMessage, UIMessageChunk } from "ai";
 
-import { ResilientEventSource, streamUrl } from "./source.js";
+import { streamUrl } from "./requests.js";
+import { ResilientEventSource } from "./source.js";
 import type { SourceOptions, StreamEvent } from "./types.js";
 
 /** What the transport sends to the app's endpoint, unless `body` says otherwise. */

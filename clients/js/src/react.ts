@@ -12,7 +12,8 @@
 
 import { useCallback, useEffect, useRef, useState } from "react";
 
-import { ResilientEventSource, streamUrl } from "./source.js";
+import { streamUrl } from "./requests.js";
+import { ResilientEventSource } from "./source.js";
 import type { CancelAnswer, SourceOptions, Status, StreamEvent } from "./types.js";
 
 /** Options of {@link useResilientSSE}: a source's, plus where and what to follow. */
@@ -60,8 +61,8 @@ export function useResilientSSE<T = unknown>(
   const sourceRef = useRef<ResilientEventSource<T> | null>(null);
 
   useEffect(() => {
-    const lookup = latest.current.key;
-    if (!streamId && !lookup) return undefined;
+    const requests = latest.current.key;
+    if (!streamId && !requests) return undefined;
     let closed = false;
     setStatus("connecting");
     setData(null);
@@ -89,8 +90,8 @@ export function useResilientSSE<T = unknown>(
       setStatus(source.status);
     };
     if (streamId) attach(streamId);
-    else if (lookup) {
-      ResilientEventSource.findKey(prefix, lookup, sourceOptions).then(
+    else if (requests) {
+      ResilientEventSource.findKey(prefix, requests, sourceOptions).then(
         (hit) => {
           if (closed) return;
           if (!hit) return setStatus("none");

@@ -21,8 +21,9 @@
  */
 
 import { hubFor, type Carrier, type Hub, type Member } from "./hub.js";
+import { cancelStream, findKey, recover, streamUrl } from "./requests.js";
 import { TabShare } from "./share.js";
-import type { CancelAnswer, RecoverInfo, SourceOptions, Status, StreamEvent } from "./types.js";
+import type { CancelAnswer, SourceOptions, Status, StreamEvent } from "./types.js";
 import {
   askToken,
   backoffDelay,
@@ -31,7 +32,6 @@ import {
   onWakeUp,
   splitStreamUrl,
   storage,
-  subResource,
   TERMINAL,
   withDefaults,
   withParams,
@@ -127,17 +127,7 @@ export class ResilientEventSource<T = unknown> implements Member {
    * one included, then receives the "cancelled" event.
    */
   async cancel(reason?: string | null): Promise<CancelAnswer> {
-    const token = await askToken(this.options);
-    const target = withParams(subResource(this.url, "cancel"), { token });
-    const body = reason === undefined || reason === null ? {} : { reason: String(reason) };
-    const response = await fetch(target, {
-      method: "POST",
-      credentials: this._credentials(),
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    if (response.status >= 400 && response.status !== 409) throw new Error("cancel refused: " + response.status);
-    return (await response.json()) as CancelAnswer;
+    return cancelStream(this.url, await askToken(this.options), this._credentials(), reason);
   }
 
   // --- Member (see hub.ts): the hub carries this source on a shared connection.
@@ -208,23 +198,18 @@ export class ResilientEventSource<T = unknown> implements Member {
 
   /** Ask /recover (see {@link RecoverState}); deliver an ended stream's end if `deliver`. */
   private async _recover(deliver: boolean): Promise<RecoverState> {
-    try {
-      const token = await askToken(this.options);
-      const response = await fetch(withParams(subResource(this.url, "recover"), { token }), {
-        credentials: this._credentials(),
-      });
-      if (response.status === 401) return "unauthorized";
-      if (FATAL_STATUS[response.status]) return "fatal";
-      if (!response.ok) return "unknown"; // 503 and friends: try again later
-      const body = (await response.json()) as RecoverInfo;
-      if (!TERMINAL[body.status]) return "active";
-      if (!deliver) return body.eventId === this.lastEventId ? `have-end:${body.status}` : "ended";
-      if (this._closed) return "ended";
-      this._event(body.eventId ?? null, { type: body.terminalEventType ?? body.status, data: body.terminalEventData });
-      return "ended";
-    } catch {
-      return "unknown"; // network down: try again later
-    }
+    const token = await askToken(this.options).catch(() => this.options.token);
+    const answer = await recover(this.url, token, this._credentials());
+    if (!answer) return "unknown"; // network down: try again later
+    if (answer.status === 401) return "unauthorized";
+    if (FATAL_STATUS[answer.status]) return "fatal";
+    const body = answer.body;
+    if (!body) return "unknown"; // 503 and friends: try again later
+    if (!TERMINAL[body.status]) return "active";
+    if (!deliver) return body.eventId === this.lastEventId ? `have-end:${body.status}` : "ended";
+    if (this._closed) return "ended";
+    this._event(body.eventId ?? null, { type: body.terminalEventType ?? body.status, data: body.terminalEventData });
+    return "ended";
   }
 
   /** Recover, asking for a fresh token once on a 401. */
@@ -349,20 +334,11 @@ export class ResilientEventSource<T = unknown> implements Member {
     this._watchdog = undefined;
   }
 
-  /**
-   * Find the signed-in user's latest stream of `key` (GET <prefix>/keys/<key>).
-   * Resolves to its recover JSON (with streamId), or null when there is none.
-   */
-  static async findKey(prefix: string, key: string, options?: SourceOptions): Promise<RecoverInfo | null> {
-    const target = prefix.replace(/\/$/, "") + "/keys/" + encodeURIComponent(key);
-    const response = await fetch(target, { credentials: options?.withCredentials ? "include" : "same-origin" });
-    if (response.status === 204) return null;
-    if (!response.ok) throw new Error("key lookup refused: " + response.status);
-    return (await response.json()) as RecoverInfo;
-  }
+  /** See {@link findKey}: the signed-in user's latest stream of `key`, or null. */
+  static findKey = findKey;
 
   /**
-   * Follow the latest stream of `key`: lookup, then recover (an ended stream
+   * Follow the latest stream of `key`: requests, then recover (an ended stream
    * delivers its end at once), then follow. Resolves to the source, or null
    * when the key has no stream.
    */
@@ -371,13 +347,7 @@ export class ResilientEventSource<T = unknown> implements Member {
     key: string,
     options?: SourceOptions,
   ): Promise<ResilientEventSource<T> | null> {
-    const found = await ResilientEventSource.findKey(prefix, key, options);
-    if (!found) return null;
-    return new ResilientEventSource<T>(streamUrl(prefix, found.streamId), options);
+    const found = await findKey(prefix, key, options);
+    return found ? new ResilientEventSource<T>(streamUrl(prefix, found.streamId), options) : null;
   }
-}
-
-/** `<prefix>/streams/<id>`. */
-export function streamUrl(prefix: string, streamId: string): string {
-  return prefix.replace(/\/$/, "") + "/streams/" + encodeURIComponent(streamId);
 }
