@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 #: Separates the positions of a combined cursor.
 SEPARATOR = ","
 
+#: Frames the pumps may queue ahead of the client (back-pressure: a stream
+#: replaying a long log waits for the socket, as a single stream does).
+AHEAD = 256
+
 
 def parse_cursor(value: str | None, count: int) -> list[str | None] | None:
     """The positions of a combined cursor for ``count`` streams (None for a
@@ -112,6 +116,8 @@ class MultiStream:
         self.client_socket = client_socket
         self._queue: queue.Queue[Any] = queue.Queue()
         self._lock = threading.Lock()
+        self._room = threading.Semaphore(AHEAD)
+        self._closed = False
         self.parts = [
             _Part(index, stream)
             for index, stream in enumerate(streams)
@@ -131,7 +137,10 @@ class MultiStream:
                 + ',"eventId":' + json.dumps(event.id) + ',"data":' + event.data_json
                 + "}"
             )  # fmt: skip
+            self._room.acquire()  # given back as the frame is written
             with self._lock:
+                if self._closed:
+                    return b""
                 if event.id is not None:
                     self.positions[part.index] = event.id
                 frame = wire.encode(data, event_id=format_cursor(self.positions))
@@ -168,8 +177,11 @@ class MultiStream:
             yield from self._serve()
         finally:
             watch.cancel()
+            with self._lock:
+                self._closed = True
             for part in self.parts:
                 part.stream.stop()
+            self._room.release(AHEAD)  # wake every pump waiting for room
 
     def _serve(self) -> Iterator[bytes]:
         now = time.monotonic()
@@ -199,6 +211,7 @@ class MultiStream:
             size = 0
             while True:
                 if isinstance(item, bytes):
+                    self._room.release()
                     frames.append(item)
                     size += len(item)
                 elif item == _GONE:

@@ -204,3 +204,20 @@ def test_per_stream_tokens_and_the_token_notice(
     expired = client.get(f"/sse/streams/{a}?token={token_a}")
     assert expired.status_code == 401
     assert json.loads(expired.data)["error"] == "invalid_stream_token"
+
+
+def test_a_long_replay_waits_for_the_client_and_arrives_whole(
+    app_sse: tuple[Flask, SSEResilience],
+) -> None:
+    """More events than the pumps may queue ahead (back-pressure), from two
+    streams: every one arrives, each stream in order."""
+    app, sse = app_sse
+    a, b = sse.open_stream("alice", app=app), sse.open_stream("alice", app=app)
+    with sse.producer(a, app=app) as out_a, sse.producer(b, app=app) as out_b:
+        for i in range(400):
+            out_a.send("token", i)
+            out_b.send("token", i)
+        events, _ = read(multi(app, [a, b], query="&from=start"), limit=801)
+    got = [(envelope(e)["stream"], envelope(e)["data"]) for e in events[1:]]
+    assert [d for s, d in got if s == a] == list(range(400))
+    assert [d for s, d in got if s == b] == list(range(400))

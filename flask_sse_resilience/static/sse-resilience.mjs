@@ -232,6 +232,7 @@ var TabShare = class {
 };
 
 // src/hub.ts
+var PLAN_MS = 25;
 var ENDED = /* @__PURE__ */ new Set(["completed", "failed", "cancelled", "error"]);
 var MultiHub = class {
   /**
@@ -269,7 +270,10 @@ var MultiHub = class {
     }
     if (Date.now() - this._lastByteAt > this._heartbeatMs * 1.2) this._reconnect();
   }
-  /** Decide, once per task, whether to carry and on which streams. */
+  /**
+   * Decide whether to carry and on which streams, once per burst of joins
+   * and leaves (a page opening ten chats reconnects once, not ten times).
+   */
   _plan() {
     if (this._planned) return;
     this._planned = true;
@@ -281,7 +285,7 @@ var MultiHub = class {
       const streams = this._wanted();
       if (this._source && streams.join() === this._streams.join()) return;
       this._reconnect();
-    }, 0);
+    }, PLAN_MS);
   }
   _wanted() {
     const ids = /* @__PURE__ */ new Set();

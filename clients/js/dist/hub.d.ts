@@ -62,7 +62,10 @@ export declare class MultiHub implements Carrier {
     /** Stop carrying `member`. */
     leave(member: Member): void;
     wake(): void;
-    /** Decide, once per task, whether to carry and on which streams. */
+    /**
+     * Decide whether to carry and on which streams, once per burst of joins
+     * and leaves (a page opening ten chats reconnects once, not ten times).
+     */
     private _plan;
     private _wanted;
     /** Each stream's position: the earliest of its members' cursors (members drop what they have). */

@@ -1,6 +1,7 @@
 // Built from clients/js/src by `npm run build` (flask-sse-resilience); do not edit.
 import { TabShare } from "./share.js";
 import { askToken, backoffDelay, isAfter, withDefaults, withParams } from "./util.js";
+const PLAN_MS = 25;
 const ENDED = /* @__PURE__ */ new Set(["completed", "failed", "cancelled", "error"]);
 class MultiHub {
   /**
@@ -38,7 +39,10 @@ class MultiHub {
     }
     if (Date.now() - this._lastByteAt > this._heartbeatMs * 1.2) this._reconnect();
   }
-  /** Decide, once per task, whether to carry and on which streams. */
+  /**
+   * Decide whether to carry and on which streams, once per burst of joins
+   * and leaves (a page opening ten chats reconnects once, not ten times).
+   */
   _plan() {
     if (this._planned) return;
     this._planned = true;
@@ -50,7 +54,7 @@ class MultiHub {
       const streams = this._wanted();
       if (this._source && streams.join() === this._streams.join()) return;
       this._reconnect();
-    }, 0);
+    }, PLAN_MS);
   }
   _wanted() {
     const ids = /* @__PURE__ */ new Set();

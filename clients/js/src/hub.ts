@@ -36,6 +36,9 @@ export interface Carrier {
 /** A page-level multiplexer of one prefix; see {@link hubFor}. */
 export type Hub = Carrier & { join(member: Member): void; leave(member: Member): void };
 
+/** How long joins and leaves are gathered before the connection changes, ms. */
+const PLAN_MS = 25;
+
 const ENDED = new Set<Status>(["completed", "failed", "cancelled", "error"]);
 
 /** Carries members of one prefix on one multiplexed connection. */
@@ -86,7 +89,10 @@ export class MultiHub implements Carrier {
     if (Date.now() - this._lastByteAt > this._heartbeatMs * 1.2) this._reconnect();
   }
 
-  /** Decide, once per task, whether to carry and on which streams. */
+  /**
+   * Decide whether to carry and on which streams, once per burst of joins
+   * and leaves (a page opening ten chats reconnects once, not ten times).
+   */
   private _plan(): void {
     if (this._planned) return;
     this._planned = true;
@@ -98,7 +104,7 @@ export class MultiHub implements Carrier {
       const streams = this._wanted();
       if (this._source && streams.join() === this._streams.join()) return;
       this._reconnect();
-    }, 0);
+    }, PLAN_MS);
   }
 
   private _wanted(): string[] {
