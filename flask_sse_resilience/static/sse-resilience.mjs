@@ -545,10 +545,12 @@ var _ResilientEventSource = class _ResilientEventSource {
     (_a = this.onevent) == null ? void 0 : _a.call(this, event);
   }
   _finish(status) {
-    var _a;
+    var _a, _b;
+    const changed = this.status !== status;
+    this.status = status;
     this.close();
     if (this.options.persist) (_a = storage()) == null ? void 0 : _a.removeItem(this._storageKey);
-    this._setStatus(status);
+    if (changed) (_b = this.onstatus) == null ? void 0 : _b.call(this, status);
   }
   _dropSource() {
     if (this._source) this._source.close();

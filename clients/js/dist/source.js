@@ -112,9 +112,11 @@ const _ResilientEventSource = class _ResilientEventSource {
     this.onevent?.(event);
   }
   _finish(status) {
+    const changed = this.status !== status;
+    this.status = status;
     this.close();
     if (this.options.persist) storage()?.removeItem(this._storageKey);
-    this._setStatus(status);
+    if (changed) this.onstatus?.(status);
   }
   _dropSource() {
     if (this._source) this._source.close();

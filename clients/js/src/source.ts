@@ -175,9 +175,13 @@ export class ResilientEventSource<T = unknown> implements Member {
   }
 
   private _finish(status: Status): void {
+    // The status first (a hub sees an ended member leave, and keeps its
+    // connection), the callback last (it sees a closed source).
+    const changed = this.status !== status;
+    this.status = status;
     this.close();
     if (this.options.persist) storage()?.removeItem(this._storageKey);
-    this._setStatus(status);
+    if (changed) this.onstatus?.(status);
   }
 
   private _dropSource(): void {

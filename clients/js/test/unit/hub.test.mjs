@@ -164,3 +164,20 @@ test("stop() while the app's endpoint is still answering cancels the answer once
   assert.deepEqual(chunks, ["start", "text-start", "text-end"]);
   await until(() => calls.some((c) => c.url.includes("/s3/cancel")));
 });
+
+test("a stream that ends leaves the shared connection as it is", async () => {
+  const prefix = `/p${++prefixes}`;
+  const a = follow(prefix, "a");
+  const b = follow(prefix, "b");
+  const c = follow(prefix, "c");
+  await until(() => FakeEventSource.open().some((s) => s.url.includes("/multi")));
+  const multi = FakeEventSource.open()[0];
+  multi.send({ type: "connected", streams: ["a", "b", "c"] });
+  multi.send({ type: "completed", stream: "c", eventId: "1-0", data: "end" }, ",,1-0");
+  assert.equal(c.status, "completed");
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.deepEqual(FakeEventSource.open(), [multi]); // no reconnect for an end
+  a.close(); // a page closing a source: the connection drops its stream
+  await until(() => FakeEventSource.open().length === 1 && FakeEventSource.open()[0] !== multi);
+  b.close();
+});
