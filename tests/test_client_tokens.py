@@ -5,6 +5,7 @@ docs/protocol.rst, steps 1-5 and 9."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 from collections.abc import Callable
 from typing import Any
@@ -109,7 +110,10 @@ def test_a_401_asks_for_one_fresh_token_then_gives_up() -> None:
 
 
 def run(coroutine: Any) -> Any:
-    return asyncio.run(coroutine)
+    """Run ``coroutine`` to its end on a loop of its own, in a thread: the
+    browser tests' Playwright (sync API) keeps a loop running in this one."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def collect(iterator: Any) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -10,8 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from flask_sse_resilience.client import StreamUnavailable, follow
+from flask_sse_resilience.client import StreamUnavailable, afollow, follow
 from harness.demo_server import Demo, DemoFactory
+
+from ..test_client_tokens import run as run_async
 
 pytestmark = pytest.mark.e2e
 
@@ -155,10 +158,6 @@ def test_a_late_joiner_starts_from_the_snapshot(demo: Demo) -> None:
 def test_the_async_client_follows_through_a_worker_kill(demo: Demo) -> None:
     """afollow (httpx.AsyncClient) against gunicorn: every token once, in
     order, though the worker serving it is killed mid-stream."""
-    import asyncio
-    import os
-
-    from flask_sse_resilience.client import afollow
 
     app, sse = demo.producer_app()  # the producer runs here: a kill spares it
     sid = sse.open_stream("alice")
@@ -192,7 +191,7 @@ def test_the_async_client_follows_through_a_worker_kill(demo: Demo) -> None:
 
     producer = threading.Thread(target=produce)
     producer.start()
-    events = asyncio.run(main())
+    events = run_async(main())
     producer.join()
     app.extensions["sse_resilience"].close()
     assert [e.data["index"] for e in events[:-1]] == list(range(40))
