@@ -22,13 +22,12 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from .clientbase import (
-    ACCEPTED,
-    EXPIRING,
-    SKIP,
+    HAVE_ALL,
     ClientEvent,
+    Follow,
+    Step,
     StreamUnavailable,
     TokenSource,
-    backoff_delay,
     read_frame,
     refused,
     stream_target,
@@ -38,9 +37,6 @@ from .clientbase import (
 )
 
 log = logging.getLogger(__name__)
-
-#: Yielded by :func:`_aconnect` (never to callers) for a 204.
-_HAVE_ALL = ClientEvent(id=None, type="", data=None)
 
 
 async def _token(get_token: TokenSource | None) -> str | None:
@@ -133,14 +129,14 @@ async def afollow(
     which closes its connection."""
     own = client is None
     http = client or httpx.AsyncClient()
-    attempts = 0
-    fresh = False
+    state = Follow(url, last_event_id, tokens=get_token is not None,
+                   max_attempts=max_attempts, base_delay=base_delay,
+                   max_delay=max_delay)  # fmt: skip
     try:
         while True:
-            now = False
             try:
                 token = await _token(get_token)
-                if last_event_id is None:
+                if state.last_event_id is None:
                     recover = with_params(sub_resource(url, "recover"), token=token)
                     response = await http.get(recover)
                     _check(url, response)
@@ -148,37 +144,25 @@ async def afollow(
                     if terminal is not None:
                         yield terminal
                         return
-                target = stream_target(url, last_event_id, start_from, token)
+                target = stream_target(url, state.last_event_id, start_from, token)
                 # aclosing: leaving the loop early closes the connection now.
-                frames = _aconnect(http, target, last_event_id, read_timeout)
+                frames = _aconnect(http, target, state.last_event_id, read_timeout)
                 async with contextlib.aclosing(frames):
                     async for event in frames:
-                        if event is ACCEPTED:
-                            attempts, fresh = 0, False
-                        elif event is _HAVE_ALL:
-                            return
-                        elif event is EXPIRING:
-                            if get_token is not None:
-                                now = True
-                                break
-                        elif event is not SKIP:
-                            if event.id:
-                                last_event_id = event.id
+                        step = state.take(event)
+                        if step is Step.DELIVER:
                             yield event
                             if event.terminal:
                                 return
+                        elif step is Step.DONE:
+                            return
+                        elif step is Step.SWAP:
+                            break
             except StreamUnavailable as exc:
-                if exc.status_code != 401 or get_token is None or fresh:
-                    raise
-                fresh = now = True
+                state.refused(exc)
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 log.info("stream %s interrupted: %s", url, exc)
-            if now:
-                continue
-            if attempts >= max_attempts:
-                raise StreamUnavailable(f"{url}: gave up after {attempts} attempts")
-            await asyncio.sleep(backoff_delay(attempts, base_delay, max_delay))
-            attempts += 1
+            await asyncio.sleep(state.pause())
     finally:
         if own:
             await http.aclose()
@@ -198,7 +182,7 @@ async def _aconnect(
         if error is not None:
             raise error
         if source.response.status_code == 204:
-            yield _HAVE_ALL
+            yield HAVE_ALL
             return
         source.response.raise_for_status()
         async for sse in source.aiter_sse():

@@ -45,10 +45,10 @@ from httpx_sse import connect_sse
 
 from .aclient import acancel, afind_key, afollow, afollow_key
 from .clientbase import (
-    ACCEPTED,
-    EXPIRING,
-    SKIP,
+    HAVE_ALL,
     ClientEvent,
+    Follow,
+    Step,
     StreamUnavailable,
     backoff_delay,
     read_frame,
@@ -185,55 +185,39 @@ def follow(
     """
     own = client is None
     http = client or httpx.Client()
-    attempts = 0
-    fresh = False  # a fresh token was fetched for a 401 already
+    state = Follow(url, last_event_id, tokens=get_token is not None,
+                   max_attempts=max_attempts, base_delay=base_delay,
+                   max_delay=max_delay)  # fmt: skip
     try:
         while True:
-            now = False  # reconnect without waiting (a token swap)
             try:
                 token = get_token() if get_token else None
                 # Only a client with nothing yet takes the shortcut: one that
                 # resumes gets the rest of the log, which ends with the end.
-                terminal = _recover(http, url, token) if last_event_id is None else None
-                if terminal is not None:
-                    yield terminal
-                    return
-                target = stream_target(url, last_event_id, start_from, token)
-                for event in _connect(http, target, last_event_id, read_timeout):
-                    if event is ACCEPTED:
-                        attempts, fresh = 0, False  # the server accepted it
-                    elif event is _HAVE_ALL:
+                if state.last_event_id is None:
+                    terminal = _recover(http, url, token)
+                    if terminal is not None:
+                        yield terminal
                         return
-                    elif event is EXPIRING:
-                        if get_token is not None:
-                            now = True
-                            break
-                    elif event is not SKIP:
-                        if event.id:
-                            last_event_id = event.id
+                target = stream_target(url, state.last_event_id, start_from, token)
+                for event in _connect(http, target, state.last_event_id, read_timeout):
+                    step = state.take(event)
+                    if step is Step.DELIVER:
                         yield event
                         if event.terminal:
                             return
+                    elif step is Step.DONE:
+                        return
+                    elif step is Step.SWAP:
+                        break
             except StreamUnavailable as exc:
-                if exc.status_code != 401 or get_token is None or fresh:
-                    raise
-                fresh = now = True  # ask for a fresh token, once
+                state.refused(exc)
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 log.info("stream %s interrupted: %s", url, exc)
-            if now:
-                continue
-            if attempts >= max_attempts:
-                raise StreamUnavailable(f"{url}: gave up after {attempts} attempts")
-            time.sleep(backoff_delay(attempts, base_delay, max_delay))
-            attempts += 1
+            time.sleep(state.pause())
     finally:
         if own:
             http.close()
-
-
-#: Yielded by :func:`_connect` (never to callers) for a 204: this client has
-#: the terminal event already.
-_HAVE_ALL = ClientEvent(id=None, type="", data=None)
 
 
 def _connect(
@@ -248,7 +232,7 @@ def _connect(
         if error is not None:
             raise error
         if source.response.status_code == 204:
-            yield _HAVE_ALL  # we already have the terminal event
+            yield HAVE_ALL  # we already have the terminal event
             return
         source.response.raise_for_status()
         for sse in source.iter_sse():

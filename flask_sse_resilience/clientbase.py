@@ -5,6 +5,7 @@ Nothing here does I/O."""
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import random
 from collections.abc import Awaitable, Callable
@@ -95,10 +96,86 @@ def stream_target(
 
 
 #: What :func:`read_frame` returns besides events: the ``connected`` frame,
-#: a ``token-expiring`` notice, and frames to skip.
+#: a ``token-expiring`` notice, and frames to skip; and what a connection
+#: yields for a 204 (the client has the terminal event already).
 ACCEPTED = ClientEvent(id=None, type="connected", data=None)
 EXPIRING = ClientEvent(id=None, type="token-expiring", data=None)
 SKIP = ClientEvent(id=None, type="", data=None)
+HAVE_ALL = ClientEvent(id=None, type="", data=None)
+
+
+class Step(enum.Enum):
+    """What a follow loop does with a frame (see :meth:`Follow.take`)."""
+
+    DELIVER = "deliver"  # yield the event (and return after a terminal one)
+    SKIP = "skip"
+    DONE = "done"  # return: the client has everything
+    SWAP = "swap"  # leave this connection, reconnect at once with a new token
+
+
+class Follow:
+    """The client algorithm of docs/protocol.rst for one followed stream,
+    without I/O: the sync and asyncio clients run their loops around it."""
+
+    def __init__(
+        self,
+        url: str,
+        last_event_id: str | None,
+        *,
+        tokens: bool,
+        max_attempts: int,
+        base_delay: float,
+        max_delay: float,
+    ) -> None:
+        self.url = url
+        #: The cursor: the id of the last event delivered.
+        self.last_event_id = last_event_id
+        self.tokens = tokens
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.attempts = 0
+        self._fresh = False  # a fresh token was fetched for a 401 already
+        self._now = False  # reconnect without waiting
+
+    def take(self, event: ClientEvent) -> Step:
+        """Account for one frame of a connection; say what to do with it."""
+        if event is ACCEPTED:
+            self.attempts, self._fresh = 0, False  # the server accepted it
+            return Step.SKIP
+        if event is HAVE_ALL:
+            return Step.DONE
+        if event is EXPIRING:
+            self._now = self.tokens
+            return Step.SWAP if self.tokens else Step.SKIP
+        if event is SKIP:
+            return Step.SKIP
+        if event.id:
+            self.last_event_id = event.id
+        return Step.DELIVER
+
+    def refused(self, error: StreamUnavailable) -> None:
+        """A 401, 403 or 404: re-raise it, unless it is the first 401 since
+        the last accepted connection and a token source can give a new one."""
+        if error.status_code != 401 or not self.tokens or self._fresh:
+            raise error
+        self._fresh = self._now = True
+
+    def pause(self) -> float:
+        """Seconds to wait before the next connection (0: at once).
+
+        :raises StreamUnavailable: when the attempts in a row ran out.
+        """
+        if self._now:
+            self._now = False
+            return 0.0
+        if self.attempts >= self.max_attempts:
+            raise StreamUnavailable(
+                f"{self.url}: gave up after {self.attempts} attempts"
+            )
+        delay = backoff_delay(self.attempts, self.base_delay, self.max_delay)
+        self.attempts += 1
+        return delay
 
 
 def read_frame(sse: ServerSentEvent) -> ClientEvent:
