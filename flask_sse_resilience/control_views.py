@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, jsonify, request
 
 from . import opening
+from .asking import check_stream_id, current_identity, current_user
 from .control import MAX_REASON
 from .errors import (
     CrossSiteRequest,
@@ -32,12 +33,7 @@ from .errors import (
 from .ids import is_valid_stream_id
 from .models import StreamState
 from .state import State, get_state
-from .views import (
-    check_stream_id,
-    current_identity,
-    current_user,
-    recover_payload,
-)
+from .views import recover_payload
 
 
 def _same_site(state: State) -> None:

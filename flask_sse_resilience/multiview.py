@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
 
-from blinker import NamedSignal
 from flask import Blueprint, Response, request
 
-from . import signals
+from .asking import asking_user, current_identity, is_ahead, start_from_param
 from .errors import (
     AuthenticationRequired,
     ConnectionLimitExceeded,
@@ -26,17 +24,10 @@ from .errors import (
     StreamNotFound,
 )
 from .ids import is_valid_stream_id, parse_event_id
-from .models import StreamState
 from .multiplex import MultiStream, error_frame, parse_cursor
 from .state import State, get_state
 from .streaming import EventStream
-from .views import (
-    STREAM_HEADERS,
-    StreamBody,
-    asking_user,
-    current_identity,
-    start_from_param,
-)
+from .views import STREAM_HEADERS, StreamBody, event_stream
 
 
 def _stream_ids(state: State) -> list[str]:
@@ -136,29 +127,13 @@ def multi_response(state: State) -> Response:
         if record.state.ended and position == record.last_event_id:
             streams.append(None)  # this client has its end already
             continue
-        ahead = position is not None and (parse_event_id(position) or (0, 0)) > (
-            parse_event_id(record.last_event_id or "") or (0, 0)
-        )
+        ahead = position is not None and is_ahead(position, record.last_event_id)
         if ahead and not record.state.ended:
             errors.append(error_frame(stream_id, InvalidLastEventId()))
             streams.append(None)
             continue
-        active = record.state is StreamState.ACTIVE
-        streams.append(
-            EventStream(
-                connection=conn,
-                last_event_id=None if ahead else position,
-                log=state.log,
-                registry=state.registry,
-                broker=state.broker if active else None,
-                run_pipeline=state.shared.run,
-                keepalive=state.settings.heartbeat_interval,
-                start_from=start_from,
-                on_connect=_signal(state, signals.client_connected, stream_id,
-                                   resumed=position is not None, live=active),
-                on_disconnect=_signal(state, signals.client_disconnected, stream_id),
-            )
-        )  # fmt: skip
+        last_event_id = None if ahead else position
+        streams.append(event_stream(state, conn, last_event_id, start_from))
     if not errors and all(s is None for s in streams):
         release()
         return Response(status=204, headers={"Cache-Control": "no-cache"})
@@ -178,12 +153,6 @@ def multi_response(state: State) -> Response:
         headers=STREAM_HEADERS,
         direct_passthrough=True,
     )
-
-
-def _signal(
-    state: State, signal: NamedSignal, stream_id: str, **data: bool
-) -> Callable[[], None]:
-    return lambda: state.emit(signal, stream_id=stream_id, **data)
 
 
 def register(bp: Blueprint) -> None:

@@ -18,13 +18,18 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from . import dashboard, signals
+from .asking import (
+    asking_user,
+    check_stream_id,
+    current_user,
+    is_ahead,
+    requested_position,
+    start_from_param,
+)
 from .connections import Connection
 from .errors import (
-    AuthenticationRequired,
     ConnectionLimitExceeded,
     InvalidLastEventId,
-    InvalidStartFrom,
-    InvalidStreamId,
     RedisUnavailable,
     StoreError,
     StreamIdTaken,
@@ -32,13 +37,11 @@ from .errors import (
     StreamLimitExceeded,
     StreamNotFound,
 )
-from .ids import is_valid_stream_id, parse_event_id
 from .models import StreamState, to_iso
 from .redisutil import UNAVAILABLE
-from .snapshots import START_FROM, StartFrom
+from .snapshots import StartFrom
 from .state import EXTENSION_KEY, State, get_state
 from .streaming import EventStream
-from .tokens import read_token_expiry
 
 #: Headers of every stream response, set before the body starts.
 STREAM_HEADERS = {
@@ -56,82 +59,6 @@ STATUS: dict[type[StoreError], int] = {
     StreamLimitExceeded: 429,
     RedisUnavailable: 503,
 }
-
-
-def current_user(state: State, stream_id: str) -> str:
-    """The user asking: from a stream token if one is given, else the app's
-    identity loader. Never from anything else the client sends."""
-    return asking_user(state, stream_id, request.args.get("token"))[0]
-
-
-def asking_user(
-    state: State, stream_id: str, token: str | None
-) -> tuple[str, float | None]:
-    """The user asking for ``stream_id`` and when their credential expires
-    (epoch seconds): from ``token`` if given, else the identity loader
-    (expiry None)."""
-    if token is not None:
-        return read_token_expiry(
-            state.app.secret_key, token, stream_id, state.settings.token_max_age
-        )
-    return current_identity(state), None
-
-
-def current_identity(state: State) -> str:
-    """The signed-in user, from the app's identity loader.
-
-    :raises AuthenticationRequired: 401, nobody is signed in.
-    """
-    loader = state.hooks.identity
-    if loader is None:
-        raise RuntimeError(
-            "no identity loader: pass identity= to SSEResilience or decorate a "
-            "function with @sse.identity_loader"
-        )
-    user = loader()
-    if user is None or user == "":
-        raise AuthenticationRequired()
-    return str(user)
-
-
-def check_stream_id(state: State, stream_id: str) -> None:
-    """Refuse a malformed stream id before any Redis call.
-
-    :raises InvalidStreamId: 400.
-    """
-    if not is_valid_stream_id(stream_id, state.stream_id_rule):
-        raise InvalidStreamId()
-
-
-def _last_event_id() -> str | None:
-    """The client's position: the ``Last-Event-ID`` header, or else a
-    ``lastEventId`` query parameter (a new ``EventSource`` cannot set headers,
-    so a client resuming by itself puts it in the URL)."""
-    value = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
-    if value is None or value == "":
-        return None
-    if len(value) > 100 or parse_event_id(value) is None:
-        raise InvalidLastEventId()
-    return value
-
-
-def start_from_param() -> StartFrom:
-    """Where a client without a cursor starts: the ``from`` query parameter
-    (``snapshot`` by default; ignored when the client has a cursor)."""
-    value = request.args.get("from") or "snapshot"
-    for mode in START_FROM:
-        if value == mode:
-            return mode
-    raise InvalidStartFrom()
-
-
-def _is_ahead(last_event_id: str, newest: str | None) -> bool:
-    """True if the client claims an event this stream has not sent yet."""
-    if newest is None:
-        return True
-    return (parse_event_id(last_event_id) or (0, 0)) > (
-        parse_event_id(newest) or (0, 0)
-    )
 
 
 def stream_response(state: State, stream_id: str) -> Response:
@@ -156,7 +83,7 @@ def stream_response(state: State, stream_id: str) -> Response:
         reached (the blueprint answers 503; see :func:`error_response`).
     """
     check_stream_id(state, stream_id)
-    last_event_id = _last_event_id()
+    last_event_id = requested_position()
     start_from = start_from_param()
     user, token_expires = asking_user(state, stream_id, request.args.get("token"))
     # Most streams asked for are live: the lease comes in the same round trip.
@@ -167,7 +94,7 @@ def stream_response(state: State, stream_id: str) -> Response:
         raise StreamNotFound()
     record = conn.record
     active = record.state is StreamState.ACTIVE
-    if last_event_id is not None and _is_ahead(last_event_id, record.last_event_id):
+    if last_event_id is not None and is_ahead(last_event_id, record.last_event_id):
         if not record.state.ended:
             conn.close()
             raise InvalidLastEventId()
@@ -183,7 +110,40 @@ def stream_response(state: State, stream_id: str) -> Response:
         raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
     # An ended stream's short response keeps a lease if it got one (given back
     # when the body closes) and is served without one at the limit.
-    stream = EventStream(
+    stream = event_stream(
+        state,
+        conn,
+        last_event_id,
+        start_from,
+        token_expires=token_expires,
+        refresh_lead=state.settings.token_refresh_lead,
+        max_age=state.settings.max_connection_age * random.uniform(0.8, 1.2),
+        client_socket=request.environ.get("gunicorn.socket"),
+    )
+    # direct_passthrough: the server iterates our body itself (no per-chunk
+    # encoding layer) and calls its close(), which runs even for a body that
+    # never started (a generator's own finally would not run then).
+    return Response(
+        StreamBody(stream.frames(), conn.close),
+        headers=STREAM_HEADERS,
+        direct_passthrough=True,
+    )
+
+
+def event_stream(
+    state: State,
+    conn: Connection,
+    last_event_id: str | None,
+    start_from: StartFrom,
+    **options: Any,
+) -> EventStream:
+    """The :class:`EventStream` serving an admitted connection from
+    ``last_event_id``: the app's stores, broker (a live stream only) and
+    settings, and the connect and disconnect signals; ``options`` set the
+    rest of its fields."""
+    stream_id = conn.stream_id
+    active = conn.record.state is StreamState.ACTIVE
+    return EventStream(
         connection=conn,
         last_event_id=last_event_id,
         log=state.log,
@@ -192,10 +152,6 @@ def stream_response(state: State, stream_id: str) -> Response:
         run_pipeline=state.shared.run,
         keepalive=state.settings.heartbeat_interval,
         start_from=start_from,
-        token_expires=token_expires,
-        refresh_lead=state.settings.token_refresh_lead,
-        max_age=state.settings.max_connection_age * random.uniform(0.8, 1.2),
-        client_socket=request.environ.get("gunicorn.socket"),
         on_connect=lambda: state.emit(
             signals.client_connected,
             stream_id=stream_id,
@@ -205,14 +161,7 @@ def stream_response(state: State, stream_id: str) -> Response:
         on_disconnect=lambda: state.emit(
             signals.client_disconnected, stream_id=stream_id
         ),
-    )
-    # direct_passthrough: the server iterates our body itself (no per-chunk
-    # encoding layer) and calls its close(), which runs even for a body that
-    # never started (a generator's own finally would not run then).
-    return Response(
-        StreamBody(stream.frames(), conn.close),
-        headers=STREAM_HEADERS,
-        direct_passthrough=True,
+        **options,
     )
 
 
