@@ -14,6 +14,7 @@ from flask import Flask
 from flask_sse_resilience import SSEResilience
 from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.multiplex import format_cursor, parse_cursor
+from flask_sse_resilience.timeline import Notice
 
 from .conftest import AppFactory
 from .sse import envelope
@@ -221,3 +222,57 @@ def test_a_long_replay_waits_for_the_client_and_arrives_whole(
     got = [(envelope(e)["stream"], envelope(e)["data"]) for e in events[1:]]
     assert [d for s, d in got if s == a] == list(range(400))
     assert [d for s, d in got if s == b] == list(range(400))
+
+
+@pytest.mark.parametrize("ending", ["rotation", "worker stop"])
+def test_a_rotated_or_stopped_response_resumes_every_stream_exactly(
+    make_app: AppFactory, ending: str
+) -> None:
+    """A multiplexed response that reaches its maximum age, or whose worker
+    stops (the broker closes every follower), ends with ``retry:``; the
+    client resumes all its streams by the combined cursor, nothing lost or
+    doubled."""
+    config = {"SSE_RESILIENCE_MAX_CONNECTION_AGE": 0.6 if ending == "rotation" else 0}
+    app, sse = make_app(config)
+    ids = [sse.open_stream("alice", app=app) for _ in range(2)]
+
+    def produce() -> None:
+        with sse.producer(ids[0], app=app) as a, sse.producer(ids[1], app=app) as b:
+            for i in range(30):
+                a.send("token", i)
+                b.send("token", i)
+                time.sleep(0.05)
+            a.complete("a")
+            b.complete("b")
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    got: dict[str, list[Any]] = {sid: [] for sid in ids}
+    cursor: str | None = None
+    endings = 0
+    while True:
+        response = multi(app, ids, cursor)
+        if response.status_code == 204:
+            break
+        if ending == "worker stop" and endings == 0:
+            threading.Timer(0.5, app.extensions["sse_resilience"].broker.close_all,
+                            args=(Notice.RECONNECT,)).start()  # fmt: skip
+        events, raw = read(response, seconds=10)
+        response.close()
+        for event in events[1:]:
+            if not event.data:
+                continue  # the retry: frame
+            body = envelope(event)
+            got[body["stream"]].append(body["data"])
+            cursor = event.id
+        if raw.endswith(b"retry: 500\n\n"):
+            endings += 1
+            if ending == "worker stop":  # the next request: as if to a new worker
+                app.extensions["sse_resilience"].broker.closing = None
+            continue
+        if all(g and g[-1] in ("a", "b") for g in got.values()):
+            break
+    producer.join()
+    assert endings >= 1
+    assert got[ids[0]] == [*range(30), "a"]
+    assert got[ids[1]] == [*range(30), "b"]
