@@ -51,6 +51,7 @@ export declare class TabShare implements Carrier {
     private readonly remote;
     private readonly channel;
     private hub;
+    private _sent;
     constructor(prefix: string, options: Options);
     get connected(): boolean;
     /** Share `member`'s stream with the other tabs (through the leader). */

@@ -1,6 +1,6 @@
 // Built from clients/js/src by `npm run build` (flask-sse-resilience); do not edit.
 import { MultiHub } from "./hub.js";
-import { TERMINAL, withDefaults } from "./util.js";
+import { askToken, TERMINAL, withDefaults } from "./util.js";
 class RemoteMember {
   constructor(share, tab, streamId, lastEventId, token) {
     this.share = share;
@@ -33,13 +33,16 @@ class TabShare {
     this.local = /* @__PURE__ */ new Set();
     this.remote = /* @__PURE__ */ new Map();
     this.hub = null;
+    this._sent = Promise.resolve();
     const name = "sse-resilience:" + prefix;
     this.channel = new BroadcastChannel(name);
     this.channel.onmessage = (message) => this._receive(message.data);
     void navigator.locks.request(name, () => new Promise(() => this._lead()));
     addEventListener("pagehide", () => {
       if (this.leader) return;
-      for (const member of this.local) if (member.streamId) this._leave(member.streamId);
+      for (const member of this.local) {
+        if (member.streamId) this.post({ kind: "leave", tab: this.tab, stream: member.streamId });
+      }
     });
   }
   get connected() {
@@ -68,11 +71,12 @@ class TabShare {
     this.channel.postMessage(message);
   }
   _announce(member) {
-    if (!member.streamId) return;
-    this.post({ kind: "join", tab: this.tab, stream: member.streamId, cursor: member.lastEventId, token: member.options.token });
+    const stream = member.streamId;
+    if (!stream) return;
+    this._sent = this._sent.then(() => askToken(member.options)).catch(() => member.options.token).then((token) => this.post({ kind: "join", tab: this.tab, stream, cursor: member.lastEventId, token }));
   }
   _leave(stream) {
-    this.post({ kind: "leave", tab: this.tab, stream });
+    this._sent = this._sent.then(() => this.post({ kind: "leave", tab: this.tab, stream }));
   }
   /** This tab got the lock: hold the connection for every tab. */
   _lead() {

@@ -14,7 +14,7 @@
 
 import { MultiHub, type Carrier, type Member } from "./hub.js";
 import type { Status } from "./types.js";
-import { TERMINAL, withDefaults, type Options } from "./util.js";
+import { askToken, TERMINAL, withDefaults, type Options } from "./util.js";
 
 type Message =
   | { kind: "join"; tab: string; stream: string; cursor: string | null; token: string | null }
@@ -62,6 +62,7 @@ export class TabShare implements Carrier {
   private readonly remote = new Map<string, RemoteMember>();
   private readonly channel: BroadcastChannel;
   private hub: MultiHub | null = null;
+  private _sent: Promise<void> = Promise.resolve();
 
   constructor(
     readonly prefix: string,
@@ -73,7 +74,10 @@ export class TabShare implements Carrier {
     void navigator.locks.request(name, () => new Promise<void>(() => this._lead()));
     addEventListener("pagehide", () => {
       if (this.leader) return; // the lock goes with the page; the next leader asks again
-      for (const member of this.local) if (member.streamId) this._leave(member.streamId);
+      // At once: nothing queued runs once the page is gone.
+      for (const member of this.local) {
+        if (member.streamId) this.post({ kind: "leave", tab: this.tab, stream: member.streamId });
+      }
     });
   }
 
@@ -108,12 +112,18 @@ export class TabShare implements Carrier {
   }
 
   private _announce(member: Member): void {
-    if (!member.streamId) return;
-    this.post({ kind: "join", tab: this.tab, stream: member.streamId, cursor: member.lastEventId, token: member.options.token });
+    const stream = member.streamId;
+    if (!stream) return;
+    // The member's own token source is asked here, in its tab; joins and
+    // leaves go out in the order they were made.
+    this._sent = this._sent
+      .then(() => askToken(member.options))
+      .catch(() => member.options.token)
+      .then((token) => this.post({ kind: "join", tab: this.tab, stream, cursor: member.lastEventId, token }));
   }
 
   private _leave(stream: string): void {
-    this.post({ kind: "leave", tab: this.tab, stream });
+    this._sent = this._sent.then(() => this.post({ kind: "leave", tab: this.tab, stream }));
   }
 
   /** This tab got the lock: hold the connection for every tab. */
