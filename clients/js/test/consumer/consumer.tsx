@@ -4,6 +4,7 @@ import { useChat } from "@ai-sdk/react";
 import {
   backoffDelay,
   DEFAULTS,
+  findKey,
   isAfter,
   MultiHub,
   ResilientEventSource,
@@ -47,13 +48,15 @@ source.onstatus = (status: Status) => console.log(status);
 const cursor: string | null = source.cursor;
 const answer: Promise<CancelAnswer> = source.cancel("enough");
 const found: Promise<RecoverInfo | null> = ResilientEventSource.findKey("/sse", "chat-1");
+const lookedUp: Promise<RecoverInfo | null> = findKey("/sse", "chat-1", { withCredentials: true });
+const sharing: "leader" | "follower" | null = source.sharing;
 const opened: Promise<ResilientEventSource | null> = ResilientEventSource.openKey("/sse", "chat-1", options);
 const delay: number = backoffDelay(2, DEFAULTS.baseDelayMs, DEFAULTS.maxDelayMs);
 const after: boolean = isAfter("2-0", cursor);
 const carrier: Carrier = new MultiHub("/sse", { ...DEFAULTS }, false);
 const member: Member = source;
 const share: typeof TabShare = TabShare;
-void [answer, found, opened, delay, after, carrier, member, share];
+void [answer, found, lookedUp, sharing, opened, delay, after, carrier, member, share];
 
 export function Chat({ chatId }: { chatId: string }) {
   const hookOptions: UseResilientSSEOptions = { key: chatId, prefix: "/sse", getToken };
