@@ -31,7 +31,7 @@ from .entries import parse_entry, raise_for
 from .keys import Keys
 from .loops import Deferred
 from .models import Event, StreamState
-from .redisutil import RedisClient, as_text, wait_for_replica
+from .redisutil import RedisClient, as_text, is_sentinel, wait_for_replica
 from .scripts import Scripts, Status
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,9 @@ class EventLog:
         :raises StreamCancelled: if the stream has ended cancelled.
         :raises StreamNotActiveError: if the stream is missing or has ended.
         """
-        reply = self.scripts.run(scripts.claim(self.keys, stream_id, token=token))
+        reply = self.scripts.run_replicated(
+            scripts.claim(self.keys, stream_id, token=token)
+        )
         if not isinstance(reply, list):
             raise_for(Status(int(reply)), stream_id)
         request = as_text(reply[1]) if reply[1] else ""
@@ -195,22 +197,28 @@ class EventLog:
             (guardian) is no longer stale.
         :raises ProducerConflictError: if another producer holds the lease.
         """
-        reply = self.scripts.run(
-            self._finish_call(
-                stream_id, state=state, event_type=event_type, data_json=data_json,
-                token=token, seq=seq, stale_ms=stale_ms,
-                grace_ms=self.cancel_grace_ms if grace_ms is None else grace_ms,
-                request_json=request_json,
-            )
+        call = self._finish_call(
+            stream_id, state=state, event_type=event_type, data_json=data_json,
+            token=token, seq=seq, stale_ms=stale_ms,
+            grace_ms=self.cancel_grace_ms if grace_ms is None else grace_ms,
+            request_json=request_json,
         )  # fmt: skip
+        # A producer's end must survive a failover (nothing after it would
+        # notice its loss); the guardian's is redone by its next sweep.
+        run = self.scripts.run_replicated if token else self.scripts.run
+        reply = run(call)
         raise_for(Status(int(reply[0])), stream_id, reply)
         if len(reply) > 2:  # ended (now, or by a retried call): uncount, idempotently
             self._uncount([(stream_id, as_text(reply[2]))])
         return as_text(reply[1])
 
     def wait_replicated(self, stream_id: str) -> int:
-        """Wait until a replica has the stream's writes so far; see
-        :func:`~flask_sse_resilience.redisutil.wait_for_replica`."""
+        """On a cluster, wait until a replica has the stream's writes so far
+        (see :func:`~flask_sse_resilience.redisutil.wait_for_replica`); behind
+        Sentinel, :meth:`claim` and :meth:`finish` waited already, on their
+        own connection."""
+        if is_sentinel(self.redis):
+            return 0
         return wait_for_replica(self.redis, self.keys.stream(stream_id))
 
     def _uncount(self, ended: list[tuple[str, str]]) -> None:

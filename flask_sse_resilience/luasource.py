@@ -10,7 +10,16 @@ from importlib import resources
 from typing import Any, NamedTuple
 
 from .models import CompletionField, EntryField, RecordField
-from .redisutil import LUA_NOW, LuaScript, RedisClient, is_cluster, script
+from .redisutil import (
+    LUA_NOW,
+    REPLICA_WAIT_MS,
+    LuaScript,
+    RedisClient,
+    is_cluster,
+    is_sentinel,
+    run_pipeline,
+    script,
+)
 
 
 def _fields() -> dict[str, str]:
@@ -74,6 +83,26 @@ class Scripts:
     def run(self, call: Call) -> Any:
         """Run one call; return its reply."""
         return self._script(call.script)(call.keys, call.args)
+
+    def run_replicated(self, call: Call) -> Any:
+        """Run one call whose write must survive a failover; return its reply.
+
+        Behind Sentinel, ``WAIT 1`` follows the call in the same pipeline:
+        ``WAIT`` counts the writes of its own connection, so a ``WAIT`` sent
+        on another pooled connection would return at once while this write
+        is still only on the master. If the master dies before a replica has
+        it, the ``WAIT`` fails and the caller's (idempotent) retry writes it
+        on the new master. Elsewhere, as :meth:`run` (a cluster's callers
+        wait through :func:`~flask_sse_resilience.redisutil.wait_for_replica`).
+        """
+        if not is_sentinel(self.client):
+            return self.run(call)
+
+        def build(pipe: Any) -> None:
+            self.queue(pipe, call)
+            pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)
+
+        return run_pipeline(self.client, build)[0]
 
     def queue(self, pipe: Any, call: Call) -> None:
         """Queue one call on ``pipe`` (see

@@ -83,7 +83,13 @@ def is_sentinel(client: RedisClient) -> bool:
     return isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool)
 
 
-def wait_for_replica(client: RedisClient, key: str, timeout_ms: int = 500) -> int:
+#: How long a write that must survive a failover waits for a replica, in ms.
+REPLICA_WAIT_MS = 500
+
+
+def wait_for_replica(
+    client: RedisClient, key: str, timeout_ms: int = REPLICA_WAIT_MS
+) -> int:
     """On a replicated topology (Cluster, Sentinel), wait up to
     ``timeout_ms`` until a replica of ``key``'s master has every write this
     connection made (``WAIT 1``); return how many replicas acknowledged.
@@ -98,6 +104,8 @@ def wait_for_replica(client: RedisClient, key: str, timeout_ms: int = 500) -> in
         reply = client.execute_command("WAIT", 1, timeout_ms, target_nodes=node)  # type: ignore[no-untyped-call]
         return int(reply)
     if is_sentinel(client):
+        # Only this connection's writes count: a write made on another pooled
+        # connection is waited for in its own pipeline (Scripts.run_replicated).
         return int(client.wait(1, timeout_ms))
     return 0
 

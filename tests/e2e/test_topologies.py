@@ -198,3 +198,48 @@ def test_sentinel_failover_clients_reconnect_and_resume(
         f"{follower.connections} connections, {follower.resets} resets"
     )
     victim.start()  # the sentinels make it a replica of the new master
+
+
+def test_a_producers_end_waits_for_a_replica_on_its_own_connection(
+    sentinel: SentinelFixture,
+) -> None:
+    """Behind Sentinel, a producer's terminal write is acknowledged only once
+    a replica has it (``WAIT 1`` in the write's own pipeline): with the
+    replica not acknowledging, ``complete`` waits out the timeout instead of
+    returning while the end is on the master alone (a ``WAIT`` on another
+    pooled connection counts none of this write and returns at once)."""
+    from flask import Flask
+
+    from flask_sse_resilience import SSEResilience
+    from flask_sse_resilience.redisutil import REPLICA_WAIT_MS
+    from harness.topology_faults import SentinelFaults
+
+    SentinelFaults(sentinel).heal()  # both servers up, the replica in sync
+    port = sentinel.current_master()
+    replica = next(s for s in (sentinel.master, sentinel.replica) if s.port != port)
+    app = Flask("sentinel_wait")
+    app.config.update(
+        SECRET_KEY="test",
+        SSE_RESILIENCE_REDIS_URL=sentinel.url,
+        SSE_RESILIENCE_COALESCE_MS=0,
+        SSE_RESILIENCE_GUARDIAN_ENABLED=False,
+    )
+    sse = SSEResilience(app, identity=lambda: "alice")
+    try:
+        sid = sse.open_stream("alice", app=app)
+        with sse.producer(sid, app=app) as out:
+            out.send("token", 1)
+            assert replica.proc is not None
+            os.kill(replica.proc.pid, signal.SIGSTOP)  # it acknowledges nothing
+            try:
+                started = time.monotonic()
+                out.complete("done")
+                waited = time.monotonic() - started
+            finally:
+                os.kill(replica.proc.pid, signal.SIGCONT)
+        assert waited >= REPLICA_WAIT_MS / 1000 * 0.9, waited
+        master = redis.Redis(port=port, decode_responses=True)
+        assert master.wait(1, 3000) == 1  # awake again: it has the end
+        assert master.hget(KEYS.stream(sid), "state") == "completed"
+    finally:
+        app.extensions["sse_resilience"].close()
