@@ -28,6 +28,7 @@ from .clientbase import (
     Step,
     StreamUnavailable,
     TokenSource,
+    check,
     read_frame,
     refused,
     stream_target,
@@ -48,13 +49,6 @@ async def _token(get_token: TokenSource | None) -> str | None:
     return token
 
 
-def _check(url: str, response: httpx.Response) -> None:
-    error = refused(url, response.status_code)
-    if error is not None:
-        raise error
-    response.raise_for_status()
-
-
 async def acancel(
     url: str,
     *,
@@ -72,7 +66,7 @@ async def acancel(
     target = with_params(sub_resource(url, "cancel"), token=await _token(get_token))
     response = await client.post(target, json=body)
     if response.status_code != 409:
-        _check(url, response)
+        check(url, response)
     answer: dict[str, Any] = response.json()
     return answer
 
@@ -88,7 +82,7 @@ async def afind_key(
     response = await client.get(f"{prefix.rstrip('/')}/keys/{key}")
     if response.status_code == 204:
         return None
-    _check(key, response)
+    check(key, response)
     found: dict[str, Any] = response.json()
     return found
 
@@ -139,7 +133,7 @@ async def afollow(
                 if state.last_event_id is None:
                     recover = with_params(sub_resource(url, "recover"), token=token)
                     response = await http.get(recover)
-                    _check(url, response)
+                    check(url, response)
                     terminal = terminal_of(response.json())
                     if terminal is not None:
                         yield terminal

@@ -51,6 +51,7 @@ from .clientbase import (
     Step,
     StreamUnavailable,
     backoff_delay,
+    check,
     read_frame,
     refused,
     stream_target,
@@ -79,16 +80,9 @@ log = logging.getLogger(__name__)
 GetToken = Callable[[], "str | None"]
 
 
-def _check(url: str, response: httpx.Response) -> None:
-    error = refused(url, response.status_code)
-    if error is not None:
-        raise error
-    response.raise_for_status()
-
-
 def _recover(client: httpx.Client, url: str, token: str | None) -> ClientEvent | None:
     response = client.get(with_params(sub_resource(url, "recover"), token=token))
-    _check(url, response)
+    check(url, response)
     return terminal_of(response.json())
 
 
@@ -114,7 +108,7 @@ def cancel(
         with_params(sub_resource(url, "cancel"), token=token), json=body
     )
     if response.status_code != 409:
-        _check(url, response)
+        check(url, response)
     answer: dict[str, Any] = response.json()
     return answer
 
@@ -130,7 +124,7 @@ def find_key(
     response = client.get(f"{prefix.rstrip('/')}/keys/{key}")
     if response.status_code == 204:
         return None
-    _check(key, response)
+    check(key, response)
     found: dict[str, Any] = response.json()
     return found
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 from httpx_sse import ServerSentEvent
 
 _TERMINAL = {"completed", "failed", "orphaned", "cancelled"}
@@ -59,6 +60,15 @@ def refused(url: str, status_code: int) -> StreamUnavailable | None:
     if status_code in (401, 403, 404):
         return StreamUnavailable(f"{url}: {status_code}", status_code=status_code)
     return None
+
+
+def check(url: str, response: httpx.Response) -> None:
+    """Raise for a refused answer: :class:`StreamUnavailable` for 401/403/404,
+    ``httpx.HTTPStatusError`` for another error status."""
+    error = refused(url, response.status_code)
+    if error is not None:
+        raise error
+    response.raise_for_status()
 
 
 def terminal_of(body: dict[str, Any]) -> ClientEvent | None:

@@ -109,6 +109,21 @@ class Connections:
 
         raw_record, raw_completion, *grant = self.run(build)
         taken = self.leases.granted(user_id, asked[0], grant[0]) if grant else None
+        conn = self._admit(stream_id, raw_record, raw_completion, taken, may_follow)
+        if conn is None and taken is not None:
+            self.leases.release(taken)
+        return conn
+
+    def _admit(
+        self,
+        stream_id: str,
+        raw_record: Any,
+        raw_completion: Any,
+        lease: str | None,
+        may_follow: Callable[[StreamMetadata], bool],
+    ) -> Connection | None:
+        """The connection to a stream as read, or None: unknown, expired (an
+        ended record without its terminal event) or not one to follow."""
         record = self.registry.parse(raw_record)
         completion = self.completions.parse(raw_completion)
         if (
@@ -116,10 +131,8 @@ class Connections:
             or (record.state.ended and completion is None)
             or not may_follow(record)
         ):
-            if taken is not None:
-                self.leases.release(taken)
             return None
-        return Connection(stream_id, record, completion, taken, self.leases, self.run)
+        return Connection(stream_id, record, completion, lease, self.leases, self.run)
 
     def open_many(
         self,
@@ -152,16 +165,10 @@ class Connections:
         lease = self.leases.granted(user_id, asked[0], replies[-1])
         found: list[Connection | None] = []
         for index, stream_id in enumerate(stream_ids):
-            record = self.registry.parse(replies[2 * index])
-            completion = self.completions.parse(replies[2 * index + 1])
-            if (
-                record is None
-                or (record.state.ended and completion is None)
-                or not may_follow(stream_id, record)
-            ):
-                found.append(None)
-                continue
-            found.append(
-                Connection(stream_id, record, completion, lease, self.leases, self.run)
-            )
+
+            def follows(record: StreamMetadata, sid: str = stream_id) -> bool:
+                return may_follow(sid, record)
+
+            record, completion = replies[2 * index], replies[2 * index + 1]
+            found.append(self._admit(stream_id, record, completion, lease, follows))
         return lease, found

@@ -186,10 +186,7 @@ class MultiStream:
     def _serve(self) -> Iterator[bytes]:
         now = time.monotonic()
         rotate_at = now + self.max_age if self.max_age > 0 else None
-        notify_at = None
-        if self.token_expires is not None:
-            lead = self.token_expires - self.refresh_lead - time.time()
-            notify_at = now + max(0.0, lead)
+        notify_at = wire.token_notice_at(self.token_expires, self.refresh_lead)
         live = len(self.parts)
         while live:
             deadlines = [d for d in (rotate_at, notify_at) if d is not None]

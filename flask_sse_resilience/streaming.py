@@ -145,11 +145,7 @@ class EventStream:
             timeout_ms=int(self.keepalive * 500),
         )
         rotate_at = time.monotonic() + self.max_age if self.max_age > 0 else None
-        notify_at = None
-        if self.token_expires is not None:
-            notify_at = time.monotonic() + max(
-                0.0, self.token_expires - self.refresh_lead - time.time()
-            )
+        notify_at = wire.token_notice_at(self.token_expires, self.refresh_lead)
         try:
             page = self._open()
             if (yield from self._in_writes(self._replay(page))):

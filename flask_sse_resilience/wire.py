@@ -102,6 +102,14 @@ def connected_frame(stream_id: str, heartbeat: float) -> bytes:
     return encode(dumps(hello))
 
 
+def token_notice_at(expires_at: float | None, lead: float) -> float | None:
+    """When (``time.monotonic``) to send :func:`token_expiring_frame` for a
+    token expiring at ``expires_at`` (epoch seconds), or None without one."""
+    if expires_at is None:
+        return None
+    return time.monotonic() + max(0.0, expires_at - lead - time.time())
+
+
 def token_expiring_frame(expires_at: float) -> bytes:
     """The frame telling a client that its stream token expires soon (no
     ``id:`` field): ``expiresInMs`` from now; it should fetch a new token and
