@@ -96,14 +96,19 @@ def markdown_blocks(path: Path) -> list[Block]:
     return blocks
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
 def _dedent_body(lines: list[str], start: int) -> tuple[str, int]:
-    """The indented body starting at ``start`` (options skipped), and the
-    index after it."""
+    """The body indented deeper than the directive on the line before
+    ``start`` (options skipped), and the index after it."""
+    outer = _indent(lines[start - 1])
     i = start
     while i < len(lines) and re.match(r"^\s+:\w[\w-]*:", lines[i]):
         i += 1
     body: list[str] = []
-    while i < len(lines) and (not lines[i].strip() or lines[i][:1] in " \t"):
+    while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > outer):
         body.append(lines[i])
         i += 1
     while body and not body[-1].strip():
