@@ -178,15 +178,46 @@ def test_quickstart_walk_streams_the_job_then_its_result(
     assert types == ["connected"] + ["progress"] * 10 + ["completed"]
 
 
-def test_quickstart_factory_serves_under_its_command(folder: Path) -> None:
+@pytest.mark.parametrize(
+    ("page", "starting"),
+    [
+        ("quickstart.rst", "gunicorn -k gevent --bind"),
+        ("deployment.rst", "gunicorn -k gevent --bind"),
+        ("deployment.rst", "gunicorn -k gevent -w 4"),
+    ],
+)
+def test_factory_serves_under_each_documented_command(
+    folder: Path, page: str, starting: str
+) -> None:
     port = free_port()
-    command = _block("quickstart.rst", "sh", "gunicorn -k gevent --bind").text
+    command = _block(page, "sh", starting).text
     served = Served(substitute(command.strip(), http=port), folder, port)
     try:
         # Nobody is signed in: the stream URLs answer 401 with a JSON body.
         answer = httpx.get(f"{served.base}/sse/streams/abc")
         assert answer.status_code == 401
         assert answer.json()["error"] == "authentication_required"
+    finally:
+        served.stop()
+
+
+def test_deployment_config_file_serves_the_quickstart_app(
+    folder: Path, tmp_path: Path
+) -> None:
+    """``gunicorn.conf.py`` as written (its bind port substituted), beside
+    ``jobs.py``, under the documented command; a job streams to its end."""
+    port = free_port()
+    for name in ("jobs.py", "gunicorn.conf.py"):
+        text = (folder / name).read_text()
+        (tmp_path / name).write_text(substitute(text, http=port))
+    command = _block("deployment.rst", "sh", "gunicorn -c gunicorn.conf.py").text
+    served = Served(command.strip(), tmp_path, port)
+    try:
+        (tmp_path / "follow_job.py").write_text(
+            substitute((folder / "follow_job.py").read_text(), http=port)
+        )
+        out = _run(tmp_path, "follow_job.py")
+        assert out.splitlines()[-1] == "completed {'result': 42}"
     finally:
         served.stop()
 
