@@ -23,6 +23,7 @@ from .models import (
 )
 from .opening import store_errors
 from .producer import Producer
+from .redistarget import Target
 from .redisutil import RedisClient
 from .registry import StreamRegistry
 from .settings import check_compression, check_option_names, load_settings
@@ -113,6 +114,9 @@ class SSEResilience:
                 None
                 if self._redis is not None
                 else lambda: make_client(settings.redis_url, max_connections=2)
+            ),
+            target=Target.of(
+                settings.redis_url, app.config, self._options, self._redis
             ),
         )
         app.extensions[EXTENSION_KEY] = state
@@ -320,13 +324,15 @@ class SSEResilience:
 
         Same checks, headers and errors as ``GET <prefix>/streams/<id>``.
         """
-        with store_errors():
-            return stream_response(self._state(None), stream_id)
+        state = self._state(None)
+        with store_errors(state):
+            return stream_response(state, stream_id)
 
     def recover_response(self, stream_id: str) -> Response:
         """The recover JSON for ``stream_id``, for use in the app's own views."""
-        with store_errors():
-            return recover_response(self._state(None), stream_id)
+        state = self._state(None)
+        with store_errors(state):
+            return recover_response(state, stream_id)
 
     def get_stream(
         self, stream_id: str, *, app: Flask | None = None

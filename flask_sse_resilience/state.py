@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from blinker import NamedSignal
 
-from . import signals
+from . import outages, signals
 from .broker import Broker, Notice
 from .completion import CompletionStore
 from .connections import Connections
@@ -35,7 +35,9 @@ from .keys import Keys
 from .leases import ConnectionLeases, lease_ms
 from .loops import Deferred, revive_all
 from .models import StreamMetadata, StreamState
+from .outages import Outages
 from .pipelining import SharedPipeline
+from .redistarget import Target, describe_client
 from .redisutil import RedisClient
 from .registry import StreamRegistry
 from .settings import Settings, check_compression
@@ -102,10 +104,16 @@ class State:
         redis: RedisClient,
         hooks: Hooks,
         liveness_client: Callable[[], RedisClient] | None = None,
+        target: Target | None = None,
     ) -> None:
         self._app = weakref.ref(app)
         self.settings = settings
         self.redis = redis
+        #: Which Redis this app uses, and the setting that chose it.
+        self.target = target or Target(describe_client(redis), "client")
+        #: This process's outages of that Redis: one log line each.
+        self.outages = Outages(self.target, lambda: self.liveness_redis.ping())
+        outages.watch(redis, self.outages)
         self._make_liveness = liveness_client
         self._liveness: RedisClient | None = None
         # Its own lock: parts made under ``_lock`` ask for this client.
@@ -114,7 +122,7 @@ class State:
         self.stream_id_rule = re.compile(settings.stream_id_pattern)
         self.hooks = hooks
         #: Clean-up writes retried until they land (counts stay exact).
-        self.deferred = Deferred(redis)
+        self.deferred = Deferred(redis, report=self.outages.failed)
         self.registry = StreamRegistry(
             redis,
             self.keys,
@@ -246,6 +254,7 @@ class State:
         with self._liveness_lock:
             if self._liveness is None:
                 self._liveness = self._make_liveness()
+                outages.watch(self._liveness, self.outages)
             return self._liveness
 
     @property
@@ -356,3 +365,4 @@ class State:
             if part is not None and part.pid == os.getpid():
                 part.stop()
         self.deferred.loop.stop()
+        self.outages.close()
