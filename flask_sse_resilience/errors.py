@@ -35,6 +35,16 @@ class ConfigurationError(SSEResilienceError, ValueError):
     """A setting has a bad value; the message names the config key."""
 
 
+class ConfigurationWarning(UserWarning):
+    """An ``SSE_RESILIENCE_*`` config key that has no effect: one no setting
+    is named (a misspelling; the message names the nearest valid key), or one
+    set after ``init_app`` (settings are read once, there). Shown by default,
+    once per place, like every ``UserWarning``.
+
+    .. versionadded:: 0.1
+    """
+
+
 class InvalidEventError(SSEResilienceError, ValueError):
     """An event's type or data cannot be sent; nothing was written."""
 

@@ -26,7 +26,12 @@ from .producer import Producer
 from .redistarget import Target
 from .redisutil import RedisClient
 from .registry import StreamRegistry
-from .settings import check_compression, check_option_names, load_settings
+from .settings import (
+    check_compression,
+    check_option_names,
+    load_settings,
+    warn_unknown_keys,
+)
 from .snapshots import AutoSnapshot
 from .state import (
     EXTENSION_KEY,
@@ -92,6 +97,11 @@ class SSEResilience:
     def init_app(self, app: Flask) -> None:
         """Validate the config, connect the stores and register the blueprint.
 
+        Settings are read here, once: a key set afterwards has no effect (the
+        first request logs a warning naming it). An ``SSE_RESILIENCE_*`` key
+        that is no setting gets a :class:`ConfigurationWarning` naming the
+        nearest one.
+
         :raises ConfigurationError: for a bad setting, naming its key.
         :raises RuntimeError: if the app already has an SSEResilience.
         """
@@ -102,6 +112,7 @@ class SSEResilience:
             )
         settings = load_settings(app.config, self._options)
         check_compression(app.config)
+        warn_unknown_keys(app.config)
         client = self._redis or make_client(
             settings.redis_url, max_connections=settings.redis_max_connections
         )

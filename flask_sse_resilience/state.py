@@ -40,7 +40,7 @@ from .pipelining import SharedPipeline
 from .redistarget import Target, describe_client
 from .redisutil import RedisClient
 from .registry import StreamRegistry
-from .settings import Settings, check_compression
+from .settings import Settings, changed_keys, check_compression, prefixed
 from .stats import Stats
 
 if TYPE_CHECKING:
@@ -118,6 +118,8 @@ class State:
         self._liveness: RedisClient | None = None
         # Its own lock: parts made under ``_lock`` ask for this client.
         self._liveness_lock = threading.Lock()
+        #: The ``SSE_RESILIENCE_*`` config as ``init_app`` read it.
+        self.config_at_init = prefixed(app.config)
         self.keys = Keys(settings.key_prefix, settings.shards)
         self.stream_id_rule = re.compile(settings.stream_id_pattern)
         self.hooks = hooks
@@ -322,6 +324,7 @@ class State:
                 check_compression(self.app.config)
             except ConfigurationError as exc:
                 log.error("%s", exc)
+            self._warn_late_config()
         revive_all()
         if self.settings.dashboard and not self.shutting_down:
             self.stats.start()
@@ -329,6 +332,18 @@ class State:
             guardian = self.guardian
             if not guardian.running:
                 guardian.start()
+
+    def _warn_late_config(self) -> None:
+        """Log each ``SSE_RESILIENCE_*`` key set or changed after init_app,
+        which read them once: without a word it would have no effect."""
+        config = self.app.config
+        for key in changed_keys(self.config_at_init, config):
+            value = config.get(key, "<removed>")
+            log.warning(
+                "%s was set after init_app (to %r), so it has no effect: set it "
+                "before SSEResilience(app) / init_app reads the config",
+                key, value,
+            )  # fmt: skip
 
     def shutdown(self, grace: float = 0.0) -> int:
         """Prepare this process to exit: stop the guardian, end every open
