@@ -24,6 +24,7 @@ from werkzeug.exceptions import (
     NotFound,
     TooManyRequests,
     Unauthorized,
+    UnsupportedMediaType,
 )
 
 
@@ -227,14 +228,24 @@ class RedisUnavailable(StoreError):
 
 
 class CrossSiteRequest(HTTPError, Forbidden):
-    """A state-changing request (a cancel) from another site, or without the
-    JSON content type a cross-site form cannot send."""
+    """A state-changing request (a cancel) from another site: its ``Origin``
+    (``null`` included), or ``Sec-Fetch-Site: cross-site``, names a site
+    that is not allow-listed."""
 
     error_code = "cross_site_request"
     description = (
         "Cancel with a same-origin (or allow-listed) POST whose body is JSON "
         "(Content-Type: application/json)."
     )
+
+
+class JsonRequired(HTTPError, UnsupportedMediaType):
+    """A cancel from this site whose body is not JSON (say, an HTML form's):
+    refused like a cross-site one, since a form is what another site can
+    send, but answered as what it is, a wrong content type."""
+
+    error_code = "json_required"
+    description = "Send the cancel as JSON, with Content-Type: application/json."
 
 
 class InvalidCancelRequest(HTTPError, BadRequest):
