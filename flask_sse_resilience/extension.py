@@ -260,8 +260,10 @@ class SSEResilience:
             every worker and host (default
             ``SSE_RESILIENCE_CANCEL_WHEN_ABANDONED``; 0 never).
         :raises ValueError: for a malformed ``stream_id`` or ``key``, an empty
-            ``user_id``, an unknown ``on_conflict``, ``stream_id`` together
-            with ``key``, or a retention value out of bounds.
+            ``user_id``, an unknown ``on_conflict`` (or ``cancel``/``join``
+            without ``key``), ``stream_id`` together with ``key``, metadata
+            that is not JSON-serializable (naming the key), or a retention
+            value out of bounds.
         :raises StreamIdTaken: if ``stream_id`` is in use (a 409 if unhandled).
         :raises StreamKeyTaken: ``reject`` and the key is taken (409).
         :raises RedisUnavailable: if Redis cannot be reached (a 503 if unhandled).

@@ -12,6 +12,7 @@ from redis import exceptions as rx
 
 from . import signals
 from .errors import RedisUnavailable
+from .events import check_metadata
 from .ids import is_valid_stream_id
 from .models import OnConflict, Retention, StreamId, StreamState, check_key
 from .producer import Producer
@@ -64,6 +65,7 @@ def open_stream(
     if not user_id:
         raise ValueError("user_id must be a non-empty string")
     check_key(key, on_conflict, stream_id)
+    check_metadata(metadata)
     if retention.get("cancel_when_abandoned") is None:
         retention["cancel_when_abandoned"] = state.settings.cancel_when_abandoned
     with store_errors(state):
