@@ -20,7 +20,7 @@ from flask import Flask
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from flask_sse_resilience import SSEResilience
+from flask_sse_resilience import SSEResilience, StreamNotActiveError
 from flask_sse_resilience.redischeck import eviction_finding, version_finding
 from flask_sse_resilience.redistarget import Target, explain, mask_url
 from flask_sse_resilience.state import get_state
@@ -61,13 +61,20 @@ def test_an_outage_is_one_log_line_with_the_masked_url_and_the_cause(
     server = redis_factory()
     server.client().config_set("requirepass", "s3cret")
     url = f"redis://:s3cret@127.0.0.1:{server.port}/0"
-    # The guardian ticks every 0.14 s here: a loop that logged per tick
-    # would add dozens of lines during the outage.
+    # Everything that meets Redis runs through the outage: the guardian
+    # (ticking every 0.14 s here), a producer's heartbeats (0.3 s), a
+    # follower's pub/sub link and lease renewal. Any of them logging per tick
+    # would add dozens of lines.
     app, sse = make_app({"SSE_RESILIENCE_REDIS_URL": url})
     sid = sse.open_stream("alice", app=app)
+    producer = sse.producer(sid, app=app, retry_for=0)
+    producer.__enter__()
+    producer.send("token", 1)
     client = app.test_client()
     login(client, "alice")
-    assert client.get(f"/sse/streams/{sid}/recover").status_code == 200
+    follower = client.get(f"/sse/streams/{sid}", buffered=False)
+    frames = iter(follower.response)
+    assert b"connected" in next(frames)
     assert get_state(app).guardian.running
 
     server.kill()
@@ -103,6 +110,9 @@ def test_an_outage_is_one_log_line_with_the_masked_url_and_the_cause(
         "is back after "
     )
     assert client.get(f"/sse/streams/{sid}/recover").status_code == 404  # data lost
+    follower.close()
+    with pytest.raises(StreamNotActiveError):  # Redis came back empty
+        producer.__exit__(None, None, None)
 
     server.kill()  # a second outage: a line of its own
     assert client.get(f"/sse/streams/{sid}/recover").status_code == 503
@@ -186,7 +196,7 @@ APP = textwrap.dedent(
     """
     import os
     from flask import Flask
-    from flask_sse_resilience import SSEResilience
+    from flask_sse_resilience import SSEResilience, StreamNotActiveError
 
     app = Flask(__name__)
     app.config["SSE_RESILIENCE_REDIS_URL"] = os.environ["TEST_REDIS_URL"]
