@@ -34,11 +34,11 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from . import wire
+from .configkeys import changed_keys
 from .errors import DashboardForbidden, DashboardNotFound, InvalidDashboardQuery
 from .guardian import SweepRecord, queue_last_sweep
 from .models import StreamMetadata, StreamState, from_millis, to_iso
 from .redisutil import UNAVAILABLE, parse_now, queue_now, run_parts
-from .settings import changed_keys
 from .state import State, get_state
 from .stats import HISTORY, parse_history, queue_history
 

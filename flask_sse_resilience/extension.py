@@ -12,6 +12,7 @@ from . import control_views, multiview, opening
 from .cli import sse_cli
 from .clients import make_client
 from .completion import CompletionStore
+from .configkeys import warn_unknown_keys
 from .eventlog import EventLog
 from .guardian import StreamGuardian
 from .models import (
@@ -26,12 +27,7 @@ from .producer import Producer
 from .redistarget import Target
 from .redisutil import RedisClient
 from .registry import StreamRegistry
-from .settings import (
-    check_compression,
-    check_option_names,
-    load_settings,
-    warn_unknown_keys,
-)
+from .settings import check_compression, check_option_names, load_settings
 from .snapshots import AutoSnapshot
 from .state import (
     EXTENSION_KEY,
@@ -97,10 +93,8 @@ class SSEResilience:
     def init_app(self, app: Flask) -> None:
         """Validate the config, connect the stores and register the blueprint.
 
-        Settings are read here, once: a key set afterwards has no effect (the
-        first request logs a warning naming it). An ``SSE_RESILIENCE_*`` key
-        that is no setting gets a :class:`ConfigurationWarning` naming the
-        nearest one.
+        Settings are read here, once (see :mod:`~flask_sse_resilience.configkeys`
+        for keys that are unknown or set later).
 
         :raises ConfigurationError: for a bad setting, naming its key.
         :raises RuntimeError: if the app already has an SSEResilience.

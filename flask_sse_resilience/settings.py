@@ -10,16 +10,12 @@ request.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
-import sys
-import warnings
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from .clients import SCHEMES
-from .errors import ConfigurationError, ConfigurationWarning
+from .errors import ConfigurationError
 
 PREFIX = "SSE_RESILIENCE_"
 
@@ -261,7 +257,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "coalesce_ms": _non_negative_int,
 }
 
-#: Every config key the extension reads, mapped to its default.
+#: Every config key the extension reads, mapped to its default (see
+#: :mod:`~flask_sse_resilience.configkeys` for the keys it does not).
 DEFAULTS: dict[str, Any] = {
     PREFIX + field.name.upper(): field.default for field in dataclasses.fields(Settings)
 }
@@ -270,57 +267,6 @@ DEFAULTS: dict[str, Any] = {
 def config_key(name: str) -> str:
     """Return the ``app.config`` key for a settings field name."""
     return PREFIX + name.upper()
-
-
-def prefixed(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``SSE_RESILIENCE_*`` entries of ``config``."""
-    return {
-        k: v for k, v in config.items() if isinstance(k, str) and k.startswith(PREFIX)
-    }
-
-
-def nearest_key(key: str) -> str | None:
-    """The known config key most like ``key`` (a misspelling of it), or None."""
-    names = [name.upper() for name in _PARSERS]
-    found = difflib.get_close_matches(key.removeprefix(PREFIX), names, 1, 0.5)
-    return PREFIX + found[0] if found else None
-
-
-def warn_unknown_keys(config: Mapping[str, Any]) -> None:
-    """Warn (:class:`ConfigurationWarning`) about each ``SSE_RESILIENCE_*``
-    key of ``config`` that is no setting, naming the nearest one: a
-    misspelt key would otherwise be ignored without a word."""
-    for key in sorted(set(prefixed(config)) - set(DEFAULTS)):
-        near = nearest_key(key)
-        hint = f"did you mean {near}?" if near else "no setting has a name like it"
-        config_warning(f"unknown config key {key} is ignored; {hint}")
-
-
-def changed_keys(before: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
-    """The ``SSE_RESILIENCE_*`` keys set, changed or removed in ``config``
-    since ``before`` (its :func:`prefixed` entries at ``init_app``)."""
-    now = prefixed(config)
-    return sorted(
-        key
-        for key in set(before) | set(now)
-        if before.get(key, _NONE) != now.get(key, _NONE)
-    )
-
-
-_NONE = object()
-_PACKAGE = str(Path(__file__).parent)
-
-
-def config_warning(message: str) -> None:
-    """Issue a :class:`ConfigurationWarning` attributed to the first caller
-    outside this package: the app's ``SSEResilience(app)`` or ``init_app``
-    line, whichever ran."""
-    frame = sys._getframe(1)
-    level = 2
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame = frame.f_back
-        level += 1
-    warnings.warn(message, ConfigurationWarning, stacklevel=level)
 
 
 def check_option_names(options: Mapping[str, Any]) -> None:

@@ -25,6 +25,7 @@ from blinker import NamedSignal
 from . import outages, signals
 from .broker import Broker, Notice
 from .completion import CompletionStore
+from .configkeys import prefixed, warn_late_keys
 from .connections import Connections
 from .control import StreamControl
 from .errors import ConfigurationError
@@ -40,7 +41,7 @@ from .pipelining import SharedPipeline
 from .redistarget import Target, describe_client
 from .redisutil import RedisClient
 from .registry import StreamRegistry
-from .settings import Settings, changed_keys, check_compression, prefixed
+from .settings import Settings, check_compression
 from .stats import Stats
 
 if TYPE_CHECKING:
@@ -324,7 +325,7 @@ class State:
                 check_compression(self.app.config)
             except ConfigurationError as exc:
                 log.error("%s", exc)
-            self._warn_late_config()
+            warn_late_keys(self.config_at_init, self.app.config)
         revive_all()
         if self.settings.dashboard and not self.shutting_down:
             self.stats.start()
@@ -332,18 +333,6 @@ class State:
             guardian = self.guardian
             if not guardian.running:
                 guardian.start()
-
-    def _warn_late_config(self) -> None:
-        """Log each ``SSE_RESILIENCE_*`` key set or changed after init_app,
-        which read them once: without a word it would have no effect."""
-        config = self.app.config
-        for key in changed_keys(self.config_at_init, config):
-            value = config.get(key, "<removed>")
-            log.warning(
-                "%s was set after init_app (to %r), so it has no effect: set it "
-                "before SSEResilience(app) / init_app reads the config",
-                key, value,
-            )  # fmt: skip
 
     def shutdown(self, grace: float = 0.0) -> int:
         """Prepare this process to exit: stop the guardian, end every open
