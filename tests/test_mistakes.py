@@ -192,6 +192,26 @@ def test_every_cli_command_without_redis_says_one_line(
         )
 
 
+def test_a_wrong_password_is_named_as_such(
+    make_app: AppFactory, redis_factory: Callable[[], RedisServer]
+) -> None:
+    server = redis_factory()
+    server.client().config_set("requirepass", "right")
+    app, _ = make_app(
+        {"SSE_RESILIENCE_REDIS_URL": f"redis://:wrong@127.0.0.1:{server.port}/0"}
+    )
+    result = app.test_cli_runner().invoke(args=["sse", "streams"])
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        f"Error: Redis at redis://:***@127.0.0.1:{server.port}/0 "
+        "(SSE_RESILIENCE_REDIS_URL) refused the credentials (AuthenticationError: "
+    )
+    assert result.output.endswith(
+        "; check the user name and password in SSE_RESILIENCE_REDIS_URL\n"
+    )
+    assert ":wrong@" not in result.output
+
+
 APP = textwrap.dedent(
     """
     import os
