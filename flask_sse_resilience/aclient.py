@@ -18,8 +18,13 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import httpx
-from httpx_sse import aconnect_sse
+from .extras import missing
+
+try:
+    import httpx
+    from httpx_sse import aconnect_sse
+except ImportError as exc:  # installed without its extra
+    raise missing(exc, "client") from exc
 
 from .clientbase import (
     HAVE_ALL,
@@ -156,6 +161,9 @@ async def afollow(
                 state.refused(exc)
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 log.info("stream %s interrupted: %s", url, exc)
+                state.failed(exc)
+            else:  # the response ended before the stream did (or a swap)
+                state.failed(None)
             await asyncio.sleep(state.pause())
     finally:
         if own:
@@ -178,6 +186,8 @@ async def _aconnect(
         if source.response.status_code == 204:
             yield HAVE_ALL
             return
+        if source.response.is_error:
+            await source.response.aread()  # its JSON error, for StreamUnavailable
         source.response.raise_for_status()
         async for sse in source.aiter_sse():
             yield read_frame(sse)

@@ -32,6 +32,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import outages
 from .entries import parse_message
 from .keys import Keys
 from .links import Link
@@ -311,7 +312,8 @@ class Broker:
         try:
             request = self.redis.hget(self.keys.stream(stream_id), RecordField.CANCEL)
         except UNAVAILABLE as exc:  # the producer's heartbeat reads it too
-            log.warning("could not read the cancel flag of %s: %s", stream_id, exc)
+            outages.of(self.redis).failed(exc)
+            log.debug("could not read the cancel flag of %s: %s", stream_id, exc)
             return
         if request:
             self._request(stream_id, request)

@@ -1,17 +1,63 @@
-"""``flask sse ...``: look at streams and run the guardian from a shell."""
+"""``flask sse ...``: look at streams, run the guardian, check Redis.
+
+A command that meets a store error (Redis down, a wrong database, a refused
+password) prints one line naming the Redis (password masked), the cause and
+the fix, and exits 1: never a traceback.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 import click
 from flask.cli import AppGroup
+from redis.exceptions import RedisError
 
+from .errors import StoreError
 from .models import StreamMetadata, StreamState
+from .redischeck import run_checks
+from .redistarget import explain
 from .state import State, get_state
 
-sse_cli = AppGroup("sse", help="Inspect resilient SSE streams and sweep them.")
+
+class _Commands(AppGroup):
+    """An :class:`~flask.cli.AppGroup` whose commands end on a store error
+    with one line (``Error: ...``) and exit status 1."""
+
+    def command(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], click.Command]:
+        register = super().command(*args, **kwargs)
+        return lambda f: register(_one_line_errors(f))
+
+
+def _one_line_errors(f: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(f)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except (RedisError, StoreError) as exc:
+            raise click.ClickException(_explain(exc)) from None
+
+    return run
+
+
+def _explain(exc: RedisError | StoreError) -> str:
+    if isinstance(exc, StoreError):
+        if not isinstance(exc.__cause__, RedisError):
+            return exc.description
+        exc = exc.__cause__  # RedisUnavailable: say what Redis said
+    return explain(exc, _state().target)
+
+
+sse_cli = _Commands("sse", help="Inspect resilient SSE streams and sweep them.")
+
+#: How each check's outcome is shown.
+_MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 
 _STATES = [state.value for state in StreamState]
 
@@ -147,3 +193,17 @@ def stats_command() -> None:
         )
     else:
         click.echo("sweeps     none yet")
+
+
+@sse_cli.command("check")
+@click.option("--strict", is_flag=True, help="Exit 1 on a warning too.")
+def check_command(strict: bool) -> None:
+    """Check that Redis is reachable, new enough, writable, and will not
+    evict live streams; one line per check, exit 1 if one fails."""
+    state = _state()
+    findings = run_checks(state.redis, state.keys, state.target)
+    for finding in findings:
+        click.echo(f"{_MARKS[finding.level]} {finding.name}: {finding.text}")
+    failing = {"fail", "warn"} if strict else {"fail"}
+    if any(finding.level in failing for finding in findings):
+        raise click.exceptions.Exit(1)

@@ -40,8 +40,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
-from httpx_sse import connect_sse
+from .extras import missing
+
+try:
+    import httpx
+    from httpx_sse import connect_sse
+except ImportError as exc:  # installed without its extra
+    raise missing(exc, "client") from exc
 
 from .aclient import acancel, afind_key, afollow, afollow_key
 from .clientbase import (
@@ -208,6 +213,9 @@ def follow(
                 state.refused(exc)
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 log.info("stream %s interrupted: %s", url, exc)
+                state.failed(exc)
+            else:  # the response ended before the stream did (or a swap)
+                state.failed(None)
             time.sleep(state.pause())
     finally:
         if own:
@@ -228,6 +236,8 @@ def _connect(
         if source.response.status_code == 204:
             yield HAVE_ALL  # we already have the terminal event
             return
+        if source.response.is_error:
+            source.response.read()  # its JSON error, for StreamUnavailable
         source.response.raise_for_status()
         for sse in source.iter_sse():
             yield read_frame(sse)

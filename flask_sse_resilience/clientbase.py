@@ -7,13 +7,19 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import os
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
-from httpx_sse import ServerSentEvent
+from .extras import missing
+
+try:
+    import httpx
+    from httpx_sse import ServerSentEvent
+except ImportError as exc:  # installed without its extra
+    raise missing(exc, "client") from exc
 
 _TERMINAL = {"completed", "failed", "orphaned", "cancelled"}
 
@@ -38,11 +44,27 @@ class ClientEvent:
 
 
 class StreamUnavailable(Exception):
-    """The stream cannot be followed: 401/403/404, or the retries ran out."""
+    """The stream cannot be followed: 401/403/404, or the retries ran out.
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    When the retries ran out, the message ends with why the last attempt
+    failed (``ConnectError: [Errno 111] Connection refused``, ``HTTP 503
+    redis_unavailable``), which is also its ``__cause__`` and
+    :attr:`last_error`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status_code: int | None = None,
+        last_error: BaseException | None = None,
+    ) -> None:
         super().__init__(message)
+        #: The refusing status (401, 403, 404), or the last attempt's error
+        #: status when the retries ran out (say, 503); else None.
         self.status_code = status_code
+        #: The last attempt's error (an ``httpx`` exception) when the retries
+        #: ran out; None if the server had ended its response early.
+        self.last_error = last_error
 
 
 def backoff_delay(
@@ -147,6 +169,9 @@ class Follow:
         self.attempts = 0
         self._fresh = False  # a fresh token was fetched for a 401 already
         self._now = False  # reconnect without waiting
+        #: Why the last connection failed: an httpx error, or None when the
+        #: server ended the response before the stream ended.
+        self.last_error: BaseException | None = None
 
     def take(self, event: ClientEvent) -> Step:
         """Account for one frame of a connection; say what to do with it."""
@@ -171,6 +196,11 @@ class Follow:
             raise error
         self._fresh = self._now = True
 
+    def failed(self, error: BaseException | None) -> None:
+        """A connection failed with ``error`` (a transport error or an error
+        status), or ended early (None); the next :meth:`pause` decides."""
+        self.last_error = error
+
     def pause(self) -> float:
         """Seconds to wait before the next connection (0: at once).
 
@@ -180,12 +210,58 @@ class Follow:
             self._now = False
             return 0.0
         if self.attempts >= self.max_attempts:
+            error = self.last_error
+            status = None
+            if isinstance(error, httpx.HTTPStatusError):
+                status = error.response.status_code
             raise StreamUnavailable(
-                f"{self.url}: gave up after {self.attempts} attempts"
-            )
+                f"{self.url}: gave up after {self.attempts} attempts; the last "
+                f"one: {describe_failure(error)}",
+                status_code=status,
+                last_error=error,
+            ) from error
         delay = backoff_delay(self.attempts, self.base_delay, self.max_delay)
         self.attempts += 1
         return delay
+
+
+def describe_failure(error: BaseException | None) -> str:
+    """What a failed connection says in :class:`StreamUnavailable`:
+    ``ConnectError: [Errno 111] Connection refused``, ``HTTP 503
+    redis_unavailable`` (the error code of the protocol's JSON body), or that
+    the server ended the response early."""
+    if error is None:
+        return "the server ended the response before the stream ended"
+    if isinstance(error, httpx.HTTPStatusError):
+        response = error.response
+        code = response.reason_phrase
+        try:
+            body = response.json()
+        except (ValueError, httpx.ResponseNotRead):
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            code = body["error"]
+        return f"HTTP {response.status_code} {code}".rstrip()
+    text = f"{type(error).__name__}: {error}".strip().rstrip(":")
+    root = _os_error(error)
+    if root is not None and os.strerror(root) not in text:
+        # asyncio's httpx says "All connection attempts failed" and keeps the
+        # reason (refused, unreachable...) in the chain of causes.
+        text += f" ([Errno {root}] {os.strerror(root)})"
+    return text
+
+
+def _os_error(error: BaseException) -> int | None:
+    """The errno of the innermost ``OSError`` among ``error``'s causes."""
+    found = None
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno:
+            found = current.errno
+        current = current.__cause__ or current.__context__
+    return found
 
 
 def read_frame(sse: ServerSentEvent) -> ClientEvent:

@@ -12,7 +12,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from .pool import FairQueue
-from .redisutil import RedisClient
+from .redisutil import RedisClient, WrongDatabase
 
 #: URL schemes :func:`make_client` understands.
 SCHEMES = (
@@ -43,6 +43,36 @@ _SOCKETS: dict[str, Any] = {
 }
 
 
+def _on_connect(connection: Any) -> None:
+    """redis-py's handshake (``AUTH``, ``SELECT``...), with a database out of
+    range raised as :class:`~flask_sse_resilience.redisutil.WrongDatabase`
+    (saying how many the server has) instead of a bare ``ResponseError``
+    that no outage handling would recognise."""
+    try:
+        connection.on_connect()
+    except redis.ResponseError as exc:
+        if "DB index is out of range" not in str(exc):
+            raise
+        raise WrongDatabase(int(connection.db), _databases(connection)) from exc
+
+
+def _databases(connection: Any) -> int | None:
+    """The server's ``databases`` setting, asked on the connection whose
+    ``SELECT`` just failed (still on database 0), or None if it will not say
+    (``CONFIG`` renamed or refused, as on some managed services)."""
+    try:
+        connection.send_command("CONFIG", "GET", "databases")
+        reply = connection.read_response()
+    except redis.RedisError:
+        return None
+    if isinstance(reply, dict):  # RESP3
+        reply = [item for pair in reply.items() for item in pair]
+    try:
+        return int(reply[1])
+    except (IndexError, TypeError, ValueError):
+        return None
+
+
 def make_client(url: str, *, max_connections: int) -> RedisClient:
     """Return a client for ``url`` with bounded, blocking connection pools.
 
@@ -59,7 +89,9 @@ def make_client(url: str, *, max_connections: int) -> RedisClient:
     :class:`~flask_sse_resilience.pool.FairQueue`), so a tight loop cannot
     starve them. Failed commands are retried 3 times with jittered exponential
     backoff, so a short blip is absorbed but an outage is reported in about a
-    second instead of redis-py's default ten retries.
+    second instead of redis-py's default ten retries. A database number the
+    server does not have fails on connect with
+    :class:`~flask_sse_resilience.redisutil.WrongDatabase`.
 
     :raises ValueError: for a URL of another scheme, or a sentinel URL without
         a master name.
@@ -88,6 +120,7 @@ def make_client(url: str, *, max_connections: int) -> RedisClient:
         timeout=_POOL_WAIT,
         queue_class=FairQueue,
         retry=_retry(),
+        redis_connect_func=_on_connect,
         **_SOCKETS,
     )
     return redis.Redis(connection_pool=pool)
@@ -116,6 +149,7 @@ def _sentinel_client(scheme: str, rest: str, max_connections: int) -> redis.Redi
         db=int(db or 0),
         ssl=scheme.startswith("rediss"),
         retry=_retry(),
+        redis_connect_func=_on_connect,
         **_SOCKETS,
     )
     return client

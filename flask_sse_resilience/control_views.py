@@ -7,7 +7,8 @@ send: the body must be JSON (``Content-Type: application/json``, which an
 HTML form cannot send and a cross-origin ``fetch`` can only after a CORS
 preflight), and a request whose ``Origin`` (or ``Sec-Fetch-Site``) says it
 comes from another site is refused unless that origin is allow-listed in
-``SSE_RESILIENCE_CORS_ORIGINS``.
+``SSE_RESILIENCE_CORS_ORIGINS`` (403 ``cross_site_request``); a request from
+this site without JSON is refused too, as 415 ``json_required``.
 
 ``GET <prefix>/keys/<key>`` answers the signed-in user's latest stream with
 that key (see ``open_stream(key=...)``): what a reloaded page calls when it
@@ -28,6 +29,7 @@ from .errors import (
     CrossSiteRequest,
     InvalidCancelRequest,
     InvalidStreamKey,
+    JsonRequired,
     StreamNotFound,
 )
 from .ids import is_valid_stream_id
@@ -37,20 +39,31 @@ from .views import recover_payload
 
 
 def _same_site(state: State) -> None:
-    """Refuse a request a page of another site could have made.
+    """Refuse a request a page of another site could have made: one that
+    says it comes from another site, and any whose body is not JSON (what a
+    form can send; JSON from another origin takes a CORS preflight we do not
+    grant). Exactly the requests refused before the two were told apart;
+    only the answer to a non-JSON request from this site (or from one that
+    does not say, like a script) names its real fault.
 
-    :raises CrossSiteRequest: 403, not JSON, or from a foreign origin.
+    :raises CrossSiteRequest: 403, from a foreign origin.
+    :raises JsonRequired: 415, not JSON (and not from a foreign origin).
     """
+    if _cross_site(state):
+        raise CrossSiteRequest()
     if request.mimetype != "application/json":
-        raise CrossSiteRequest()
-    allowed = state.settings.cors_origins
+        raise JsonRequired()
+
+
+def _cross_site(state: State) -> bool:
+    """Whether the request says it comes from another site that is not
+    allow-listed (``Origin``, ``null`` included, or ``Sec-Fetch-Site``)."""
     origin = request.headers.get("Origin")
-    if origin and origin != "null" and origin in allowed:
-        return
+    if origin and origin != "null" and origin in state.settings.cors_origins:
+        return False
     if origin and urlsplit(origin).netloc != request.host:
-        raise CrossSiteRequest()
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
-        raise CrossSiteRequest()
+        return True
+    return request.headers.get("Sec-Fetch-Site") == "cross-site"
 
 
 def _reason() -> str | None:

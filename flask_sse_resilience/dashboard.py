@@ -2,8 +2,10 @@
 
 Opt-in (``SSE_RESILIENCE_DASHBOARD``) and never open: the app supplies an
 admin check (``@sse.dashboard_auth``); without one every dashboard URL is a 404
-and an error is logged, and a user the check refuses gets 403. Served under
-the blueprint:
+and an error is logged, and a user the check refuses gets 403. While it is
+off its URLs answer the same 404 as before (a user the admin check accepts
+is also told how to turn it on), and the first such request in a process
+logs how. Served under the blueprint:
 
 - ``<prefix>/_dashboard``: the page (HTML, CSS and a small script from the
   package's static folder; no build step, no CDN);
@@ -22,7 +24,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from . import wire
+from .configkeys import changed_keys
 from .errors import DashboardForbidden, DashboardNotFound, InvalidDashboardQuery
 from .guardian import SweepRecord, queue_last_sweep
 from .models import StreamMetadata, StreamState, from_millis, to_iso
@@ -202,7 +207,7 @@ def register(bp: Blueprint) -> None:
         state = get_state()
         check = state.hooks.dashboard_auth
         if not state.settings.dashboard:
-            raise DashboardNotFound()
+            raise _off(state, check)
         if check is None:
             log.error(
                 "SSE_RESILIENCE_DASHBOARD is on but no @sse.dashboard_auth is "
@@ -241,6 +246,39 @@ def register(bp: Blueprint) -> None:
                 "X-Accel-Buffering": "no",
             },
         )
+
+
+#: The process that last logged, per app, that its dashboard is off.
+_TOLD: weakref.WeakKeyDictionary[State, int] = weakref.WeakKeyDictionary()
+
+
+def _off(state: State, check: Callable[[], bool] | None) -> DashboardNotFound:
+    """The 404 of a dashboard that is off, with how to turn it on logged
+    once per process. The answer says it too, but only to a user the app's
+    admin check accepts: anyone else gets the same 404 as before
+    (``Not found.``), so nothing more is revealed to non-admins."""
+    late = "SSE_RESILIENCE_DASHBOARD" in changed_keys(
+        state.config_at_init, state.app.config
+    )
+    hint = (
+        "SSE_RESILIENCE_DASHBOARD was set after init_app, which reads the "
+        "config once: set it before SSEResilience(app) / init_app."
+        if late
+        else "The dashboard is off: set SSE_RESILIENCE_DASHBOARD = True (before "
+        "init_app) and an admin check (@sse.dashboard_auth)."
+    )
+    if _TOLD.get(state) != os.getpid():
+        _TOLD[state] = os.getpid()
+        log.warning("%s asked for: %s", request.path, hint)
+    return DashboardNotFound(hint if check is not None and _admits(check) else None)
+
+
+def _admits(check: Callable[[], bool]) -> bool:
+    try:
+        return bool(check())
+    except Exception:  # noqa: BLE001 - a check written for a dashboard that is on
+        log.debug("the dashboard's admin check failed", exc_info=True)
+        return False
 
 
 def _frames(state: State, params: dict[str, Any]) -> Iterator[bytes]:

@@ -24,6 +24,7 @@ from werkzeug.exceptions import (
     NotFound,
     TooManyRequests,
     Unauthorized,
+    UnsupportedMediaType,
 )
 
 
@@ -33,6 +34,16 @@ class SSEResilienceError(Exception):
 
 class ConfigurationError(SSEResilienceError, ValueError):
     """A setting has a bad value; the message names the config key."""
+
+
+class ConfigurationWarning(UserWarning):
+    """An ``SSE_RESILIENCE_*`` config key that has no effect: one no setting
+    is named (a misspelling; the message names the nearest valid key), or one
+    set after ``init_app`` (settings are read once, there). Shown by default,
+    once per place, like every ``UserWarning``.
+
+    .. versionadded:: 0.1
+    """
 
 
 class InvalidEventError(SSEResilienceError, ValueError):
@@ -217,14 +228,24 @@ class RedisUnavailable(StoreError):
 
 
 class CrossSiteRequest(HTTPError, Forbidden):
-    """A state-changing request (a cancel) from another site, or without the
-    JSON content type a cross-site form cannot send."""
+    """A state-changing request (a cancel) from another site: its ``Origin``
+    (``null`` included), or ``Sec-Fetch-Site: cross-site``, names a site
+    that is not allow-listed."""
 
     error_code = "cross_site_request"
     description = (
         "Cancel with a same-origin (or allow-listed) POST whose body is JSON "
         "(Content-Type: application/json)."
     )
+
+
+class JsonRequired(HTTPError, UnsupportedMediaType):
+    """A cancel from this site whose body is not JSON (say, an HTML form's):
+    refused like a cross-site one, since a form is what another site can
+    send, but answered as what it is, a wrong content type."""
+
+    error_code = "json_required"
+    description = "Send the cancel as JSON, with Content-Type: application/json."
 
 
 class InvalidCancelRequest(HTTPError, BadRequest):

@@ -1,10 +1,14 @@
-"""What a producer may send: event types and data, checked before anything is
-written, so a bad event raises :class:`~flask_sse_resilience.errors.InvalidEventError`
-and leaves the stream as it was."""
+"""What a producer may send (event types and data) and what a stream may
+carry (``open_stream``'s metadata), checked before anything is written: a bad
+event raises :class:`~flask_sse_resilience.errors.InvalidEventError` and
+leaves the stream as it was; bad metadata, a ``ValueError`` before the stream
+exists. Both say which value, under which key, is at fault."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from . import wire
@@ -42,7 +46,9 @@ def serialize(data: Any, max_bytes: int) -> str:
     try:
         text = wire.dumps(data)
     except (TypeError, ValueError) as exc:
-        raise InvalidEventError(f"event data is not JSON-serializable: {exc}") from exc
+        raise InvalidEventError(
+            f"event data is not JSON-serializable: {_fault('data', data, exc)}"
+        ) from exc
     size = len(text.encode("utf-8"))
     if size > max_bytes:
         raise InvalidEventError(
@@ -50,3 +56,27 @@ def serialize(data: Any, max_bytes: int) -> str:
             "(SSE_RESILIENCE_MAX_EVENT_BYTES)"
         )
     return text
+
+
+def _fault(name: str, value: Any, exc: Exception, *, allow_nan: bool = False) -> str:
+    """What in ``value`` (called ``name``) is not JSON, else what ``json``
+    said."""
+    return wire.json_fault(value, name, allow_nan=allow_nan) or str(exc)
+
+
+def check_metadata(metadata: Any) -> None:
+    """Refuse ``open_stream`` metadata that cannot be stored as JSON.
+
+    :raises ValueError: naming the metadata, the key and the type at fault.
+    """
+    if metadata is None:
+        return
+    if not isinstance(metadata, Mapping):
+        raise ValueError(
+            f"metadata must be a dict of JSON values, not a {type(metadata).__name__}"
+        )
+    try:
+        json.dumps(dict(metadata))
+    except (TypeError, ValueError) as exc:
+        fault = _fault("metadata", dict(metadata), exc, allow_nan=True)
+        raise ValueError(f"stream metadata must be JSON-serializable: {fault}") from exc

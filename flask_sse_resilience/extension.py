@@ -12,6 +12,7 @@ from . import control_views, multiview, opening
 from .cli import sse_cli
 from .clients import make_client
 from .completion import CompletionStore
+from .configkeys import warn_unknown_keys
 from .eventlog import EventLog
 from .guardian import StreamGuardian
 from .models import (
@@ -23,6 +24,7 @@ from .models import (
 )
 from .opening import store_errors
 from .producer import Producer
+from .redistarget import Target
 from .redisutil import RedisClient
 from .registry import StreamRegistry
 from .settings import check_compression, check_option_names, load_settings
@@ -91,6 +93,9 @@ class SSEResilience:
     def init_app(self, app: Flask) -> None:
         """Validate the config, connect the stores and register the blueprint.
 
+        Settings are read here, once (see :mod:`~flask_sse_resilience.configkeys`
+        for keys that are unknown or set later).
+
         :raises ConfigurationError: for a bad setting, naming its key.
         :raises RuntimeError: if the app already has an SSEResilience.
         """
@@ -101,6 +106,7 @@ class SSEResilience:
             )
         settings = load_settings(app.config, self._options)
         check_compression(app.config)
+        warn_unknown_keys(app.config)
         client = self._redis or make_client(
             settings.redis_url, max_connections=settings.redis_max_connections
         )
@@ -113,6 +119,9 @@ class SSEResilience:
                 None
                 if self._redis is not None
                 else lambda: make_client(settings.redis_url, max_connections=2)
+            ),
+            target=Target.of(
+                settings.redis_url, app.config, self._options, self._redis
             ),
         )
         app.extensions[EXTENSION_KEY] = state
@@ -245,8 +254,10 @@ class SSEResilience:
             every worker and host (default
             ``SSE_RESILIENCE_CANCEL_WHEN_ABANDONED``; 0 never).
         :raises ValueError: for a malformed ``stream_id`` or ``key``, an empty
-            ``user_id``, an unknown ``on_conflict``, ``stream_id`` together
-            with ``key``, or a retention value out of bounds.
+            ``user_id``, an unknown ``on_conflict`` (or ``cancel``/``join``
+            without ``key``), ``stream_id`` together with ``key``, metadata
+            that is not JSON-serializable (naming the key), or a retention
+            value out of bounds.
         :raises StreamIdTaken: if ``stream_id`` is in use (a 409 if unhandled).
         :raises StreamKeyTaken: ``reject`` and the key is taken (409).
         :raises RedisUnavailable: if Redis cannot be reached (a 503 if unhandled).
@@ -320,13 +331,15 @@ class SSEResilience:
 
         Same checks, headers and errors as ``GET <prefix>/streams/<id>``.
         """
-        with store_errors():
-            return stream_response(self._state(None), stream_id)
+        state = self._state(None)
+        with store_errors(state):
+            return stream_response(state, stream_id)
 
     def recover_response(self, stream_id: str) -> Response:
         """The recover JSON for ``stream_id``, for use in the app's own views."""
-        with store_errors():
-            return recover_response(self._state(None), stream_id)
+        state = self._state(None)
+        with store_errors(state):
+            return recover_response(state, stream_id)
 
     def get_stream(
         self, stream_id: str, *, app: Flask | None = None

@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import scripts
+from . import outages, scripts
 from .control import StreamControl
 from .eventlog import EventLog
 from .keys import Keys
@@ -291,7 +291,8 @@ class StreamGuardian:
         except UNAVAILABLE as exc:
             # Nothing to remember here: the gap this leaves in the shards'
             # watches gives their streams a grace, whoever sweeps next.
-            log.warning("guardian skipped a tick, Redis unavailable: %s", exc)
+            outages.of(self.redis).failed(exc)
+            log.debug("guardian skipped a tick, Redis unavailable: %s", exc)
         except Exception:  # noqa: BLE001 - a scheduled job must not die
             log.exception("guardian tick failed")
 

@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 
+from . import outages
 from .loops import Periodic
 from .registry import Beat, StreamRegistry
 
@@ -36,8 +37,9 @@ class Heartbeater:
         # so that once Redis is back our streams look alive again at once
         # (the guardian gives them a stale threshold for that; see guardian).
         self.loop = Periodic(
-            "heartbeat", self.beat, interval, retry=0.25, max_retry=0.5
-        )
+            "heartbeat", self.beat, interval, retry=0.25, max_retry=0.5,
+            report=outages.of(registry.redis).failed,
+        )  # fmt: skip
         #: Pipelines sent so far; for tests and metrics.
         self.beats = 0
 

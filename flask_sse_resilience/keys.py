@@ -117,6 +117,11 @@ class Keys:
         """Hash of each serving process's client count."""
         return f"{self.prefix}{{stats}}:workers"
 
+    def check(self, tag: str) -> str:
+        """A throwaway string ``flask sse check`` writes, reads and deletes
+        to see that Redis takes writes; ``tag`` picks its cluster slot."""
+        return f"{self.prefix}{{{tag}}}:check"
+
     def user_streams(self, user_id: str) -> str:
         """Sorted set of a user's open streams, scored by their expiry (ms).
 

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import scripts
+from . import outages, scripts
 from .keys import Keys
 from .loops import Build, Deferred, Periodic
 from .redisutil import RedisClient
@@ -69,7 +69,9 @@ class ConnectionLeases:
         self.deferred = deferred or Deferred(redis)
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
-        self.loop = Periodic("leases", self.renew, interval)
+        self.loop = Periodic(
+            "leases", self.renew, interval, report=outages.of(redis).failed
+        )
         self.scripts = Scripts(redis)
 
     @property

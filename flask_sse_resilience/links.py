@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ClusterCrossSlotError
 
+from . import outages
 from .redisutil import UNAVAILABLE
 from .timeline import Notice
 
@@ -62,8 +63,9 @@ class Link:
                 return  # the listener subscribes to everything when it connects
             try:
                 getattr(pubsub, command)(channel)
-            except UNAVAILABLE:
-                log.warning("pub/sub %s failed; the listener will reconnect", command)
+            except UNAVAILABLE as exc:
+                outages.of(self.broker.redis).failed(exc)
+                log.debug("pub/sub %s failed; the listener will reconnect", command)
                 self.close()
 
     def ensure_running(self) -> None:
@@ -124,7 +126,10 @@ class Link:
                 # CROSSSLOT: after a blip, redis-py resubscribes a sharded
                 # pub/sub to all its channels in one command; we reconnect
                 # and subscribe one by one instead.
-                if isinstance(exc, (*UNAVAILABLE, ClusterCrossSlotError)):
+                if isinstance(exc, UNAVAILABLE):
+                    outages.of(broker.redis).failed(exc)
+                    log.debug("pub/sub lost (%s); retrying in %.2fs", exc, pause)
+                elif isinstance(exc, ClusterCrossSlotError):
                     log.warning("pub/sub lost (%s); retrying in %.2fs", exc, pause)
                 else:
                     log.exception("pub/sub listener failed; reconnecting")

@@ -4,8 +4,10 @@ Every periodic job of a process (heartbeats, lease renewal, the dashboard's
 counters) is a :class:`Periodic`: a daemon thread (a greenlet under gevent)
 started on first use in the process that uses it, never in a parent it was
 forked from. A job that raises is logged and retried after a short, jittered
-backoff, whatever the exception; Redis being unavailable is a warning, anything
-else a logged traceback.
+backoff, whatever the exception; Redis being unavailable is reported to the
+loop's ``report`` (the app's outage log, one line per outage: see
+:mod:`~flask_sse_resilience.outages`), or else a warning; anything else is a
+logged traceback.
 
 A loop whose thread ends anyway (a ``BaseException`` such as a killed
 greenlet) is restarted: every loop, on each run, revives every other loop of
@@ -75,6 +77,8 @@ class Periodic:
     :param retry: seconds before the first retry after a failure; doubled
         (with jitter) on each further failure, up to ``max_retry`` (by
         default ``interval``).
+    :param report: called with each "Redis unavailable" error instead of
+        logging a warning per failure.
     """
 
     def __init__(
@@ -85,9 +89,11 @@ class Periodic:
         *,
         retry: float = 1.0,
         max_retry: float | None = None,
+        report: Callable[[Exception], object] | None = None,
     ) -> None:
         self.name = name
         self.job = job
+        self.report = report
         self.interval = interval
         self.max_retry = min(interval, max_retry or interval)
         self.retry = min(retry, self.max_retry)
@@ -154,8 +160,11 @@ class Periodic:
                 self.failures += 1
                 wait = self._backoff(wait)
                 if isinstance(exc, UNAVAILABLE):
-                    log.warning("%s failed, Redis unavailable (%s); retrying in "
-                                "%.1fs", self.name, exc, wait)  # fmt: skip
+                    if self.report is not None:
+                        self.report(exc)
+                    level = logging.DEBUG if self.report else logging.WARNING
+                    log.log(level, "%s failed, Redis unavailable (%s); retrying "
+                            "in %.1fs", self.name, exc, wait)  # fmt: skip
                 else:
                     log.exception("%s failed; retrying in %.1fs", self.name, wait)
             else:
@@ -176,16 +185,24 @@ class Deferred:
     ones in one pipeline, until they land. So counts are exact again once
     Redis is back, instead of waiting for their keys to expire. A write still
     pending after ``max_age`` seconds is dropped: every key it would clean
-    has expired by then."""
+    has expired by then. ``report`` is as for :class:`Periodic`."""
 
     def __init__(
-        self, client: RedisClient, *, interval: float = 1.0, max_age: float = 3600
+        self,
+        client: RedisClient,
+        *,
+        interval: float = 1.0,
+        max_age: float = 3600,
+        report: Callable[[Exception], object] | None = None,
     ) -> None:
         self.client = client
         self.max_age = max_age
+        self.report = report
         self._pending: list[tuple[float, Build]] = []
         self._lock = threading.Lock()
-        self.loop = Periodic("cleanup", self.flush, interval, retry=interval)
+        self.loop = Periodic(
+            "cleanup", self.flush, interval, retry=interval, report=report
+        )
 
     @property
     def pending(self) -> int:
@@ -203,7 +220,10 @@ class Deferred:
             else:
                 via(build)
         except UNAVAILABLE as exc:
-            log.warning("clean-up write deferred until Redis is back: %s", exc)
+            if self.report is not None:
+                self.report(exc)
+            level = logging.DEBUG if self.report else logging.WARNING
+            log.log(level, "clean-up write deferred until Redis is back: %s", exc)
             with self._lock:
                 self._pending.append((time.monotonic(), build))
             self.loop.ensure()

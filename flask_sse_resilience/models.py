@@ -47,13 +47,21 @@ def check_key(key: object, on_conflict: object, stream_id: str | None) -> None:
 
     :raises ValueError: for a key that is not a valid stream id (1-128
         characters of ``[A-Za-z0-9_-]``), an ``on_conflict`` other than
-        ``reject``, ``cancel`` or ``join``, or a ``stream_id`` given with a key.
+        ``reject``, ``cancel`` or ``join``, ``cancel`` or ``join`` without a
+        key (they say what to do with the key's running stream, and there is
+        none), or a ``stream_id`` given with a key.
     """
     if on_conflict not in ON_CONFLICT:
         raise ValueError(
             f"on_conflict must be 'reject', 'cancel' or 'join', not {on_conflict!r}"
         )
     if key is None:
+        if on_conflict != "reject":
+            raise ValueError(
+                f"on_conflict={on_conflict!r} only applies with key=: pass the "
+                "key (say, a chat id) whose running stream it should "
+                f"{on_conflict}, or leave on_conflict out"
+            )
         return
     if not is_valid_stream_id(key):
         raise ValueError("key must be 1-128 characters of A-Z, a-z, 0-9, '_' and '-'")

@@ -8,23 +8,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from redis import exceptions as rx
+
 from . import signals
 from .errors import RedisUnavailable
+from .events import check_metadata
 from .ids import is_valid_stream_id
 from .models import OnConflict, Retention, StreamId, StreamState, check_key
 from .producer import Producer
+from .redistarget import is_wrong_database
 from .redisutil import UNAVAILABLE
 from .snapshots import AutoSnapshot
 from .state import State
 
 
 @contextmanager
-def store_errors() -> Iterator[None]:
-    """Redis unavailable, raised as the typed :class:`RedisUnavailable` the
-    public methods promise (answered 503 should it escape a view)."""
+def store_errors(state: State) -> Iterator[None]:
+    """Redis unavailable (or a database the server does not have, from a
+    client passed as ``redis=``), reported to the app's outage log and raised
+    as the typed :class:`RedisUnavailable` the public methods promise
+    (answered 503 should it escape a view)."""
     try:
         yield
     except UNAVAILABLE as exc:
+        state.outages.failed(exc)
+        raise RedisUnavailable() from exc
+    except rx.ResponseError as exc:
+        if not is_wrong_database(exc):
+            raise
+        state.outages.failed(exc)
         raise RedisUnavailable() from exc
 
 
@@ -53,9 +65,10 @@ def open_stream(
     if not user_id:
         raise ValueError("user_id must be a non-empty string")
     check_key(key, on_conflict, stream_id)
+    check_metadata(metadata)
     if retention.get("cancel_when_abandoned") is None:
         retention["cancel_when_abandoned"] = state.settings.cancel_when_abandoned
-    with store_errors():
+    with store_errors(state):
         opened = state.registry.register(
             stream_id,
             user_id=str(user_id),
@@ -79,7 +92,7 @@ def cancel(
     ``stream_cancelled`` if that ended it here."""
     if not is_valid_stream_id(stream_id):
         return None
-    with store_errors():
+    with store_errors(state):
         after = state.control.cancel(stream_id, reason=reason, by=by)
     if after is StreamState.CANCELLED:
         state.emit(signals.stream_cancelled, stream_id=stream_id)

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from . import outages
 from .coalescing import Coalescer
 from .control import CancelFlag, request_json
 from .errors import InvalidEventError, StreamCancelled, StreamNotActiveError
@@ -184,12 +185,15 @@ class Producer:
                     self.fail({"reason": "error", "error": exc_type.__name__})
             except StreamCancelled:  # asked to stop: the one end left
                 self.cancel()
-        except (StreamNotActiveError, *UNAVAILABLE):  # type: ignore[misc]
+        except (StreamNotActiveError, *UNAVAILABLE) as error:  # type: ignore[misc]
             if exc_type is None:
                 raise
-            log.warning(
-                "could not mark stream %s failed", self.stream_id, exc_info=True
-            )
+            if isinstance(error, UNAVAILABLE):
+                outages.of(self._log.redis).failed(error)
+            # No traceback: the app's own exception goes on to the app.
+            log.warning("could not mark stream %s failed (%s); the guardian "
+                        "ends it once its heartbeat is stale",
+                        self.stream_id, error)  # fmt: skip
         return ours
 
     def send(self, event_type: str, data: Any = None) -> str:

@@ -31,6 +31,22 @@ class NodeInTransition(rx.ResponseError):
     Raised by this package in place of the plain ``ResponseError``."""
 
 
+class WrongDatabase(rx.ConnectionError):
+    """The URL names a database the server does not have (``SELECT`` said
+    ``DB index is out of range``), raised on connect by the clients this
+    package builds (see :mod:`~flask_sse_resilience.clients`). A connection
+    error, so it is answered and logged as Redis being unavailable, with its
+    own explanation (see :mod:`~flask_sse_resilience.redistarget`)."""
+
+    def __init__(self, db: int, databases: int | None) -> None:
+        #: The database asked for.
+        self.db = db
+        #: How many the server has (its ``databases`` setting), if it said.
+        self.databases = databases
+        has = f"; it has {databases}" if databases is not None else ""
+        super().__init__(f"Redis has no database {db}{has} (DB index is out of range)")
+
+
 #: Reply prefixes turned into :class:`NodeInTransition`.
 _TRANSIENT_PREFIXES = ("NOREPLICAS", "BUSY ")
 
@@ -52,7 +68,9 @@ _TRANSIENT_PREFIXES = ("NOREPLICAS", "BUSY ")
 #: - ``ReadOnlyError`` (``READONLY``: a write reached a demoted master);
 #: - ``RedisClusterException``: a slot map with a hole mid-failover
 #:   (``SlotNotCoveredError``), or no node reachable to read the map from;
-#: - :class:`NodeInTransition` (``NOREPLICAS``, ``BUSY``).
+#: - :class:`NodeInTransition` (``NOREPLICAS``, ``BUSY``);
+#: - :class:`WrongDatabase` (a ``ConnectionError``: the URL's database number
+#:   is out of range), which no retry heals but which is answered the same way.
 UNAVAILABLE: tuple[type[Exception], ...] = (
     rx.ConnectionError,
     rx.TimeoutError,

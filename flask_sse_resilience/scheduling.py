@@ -4,11 +4,15 @@
 worker), else ``BackgroundScheduler``; ``max_instances=1`` and
 ``coalesce=True``, so a slow tick never overlaps the next, and the first tick
 falls at a random point of the first interval, so a fleet's workers do not
-tick in step.
+tick in step. The schedulers log to this module's logger, which drops their
+"skipped: maximum number of running instances" warnings: a tick slowed by a
+Redis outage makes the next ones skip, by design, and the outage itself is
+already one line (see :mod:`~flask_sse_resilience.outages`).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -16,6 +20,18 @@ from typing import Any
 
 #: Our own generator: scheduling must not move the app's ``random`` state.
 _jitter = random.Random()
+
+
+class _SkippedTicks(logging.Filter):
+    """Drops the scheduler's warning that a tick was skipped because the
+    previous one still runs (``max_instances=1``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in str(record.msg)
+
+
+log = logging.getLogger(__name__)
+log.addFilter(_SkippedTicks())
 
 
 def _gevent_patched() -> bool:
@@ -33,11 +49,11 @@ def start_interval(job: Callable[[], None], seconds: float, name: str) -> Any:
     if _gevent_patched():
         from apscheduler.schedulers.gevent import GeventScheduler
 
-        scheduler = GeventScheduler()
+        scheduler = GeventScheduler(logger=log)
     else:
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        scheduler = BackgroundScheduler(daemon=True)
+        scheduler = BackgroundScheduler(daemon=True, logger=log)
     first = datetime.now() + timedelta(seconds=_jitter.uniform(0, seconds))
     scheduler.add_job(
         job,

@@ -257,7 +257,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "coalesce_ms": _non_negative_int,
 }
 
-#: Every config key the extension reads, mapped to its default.
+#: Every config key the extension reads, mapped to its default (see
+#: :mod:`~flask_sse_resilience.configkeys` for the keys it does not).
 DEFAULTS: dict[str, Any] = {
     PREFIX + field.name.upper(): field.default for field in dataclasses.fields(Settings)
 }

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from blinker import NamedSignal
 
-from . import signals
+from . import outages, signals
 from .broker import Broker, Notice
 from .completion import CompletionStore
+from .configkeys import prefixed, warn_late_keys
 from .connections import Connections
 from .control import StreamControl
 from .errors import ConfigurationError
@@ -35,7 +36,9 @@ from .keys import Keys
 from .leases import ConnectionLeases, lease_ms
 from .loops import Deferred, revive_all
 from .models import StreamMetadata, StreamState
+from .outages import Outages
 from .pipelining import SharedPipeline
+from .redistarget import Target, describe_client
 from .redisutil import RedisClient
 from .registry import StreamRegistry
 from .settings import Settings, check_compression
@@ -102,19 +105,27 @@ class State:
         redis: RedisClient,
         hooks: Hooks,
         liveness_client: Callable[[], RedisClient] | None = None,
+        target: Target | None = None,
     ) -> None:
         self._app = weakref.ref(app)
         self.settings = settings
         self.redis = redis
+        #: Which Redis this app uses, and the setting that chose it.
+        self.target = target or Target(describe_client(redis), "client")
+        #: This process's outages of that Redis: one log line each.
+        self.outages = Outages(self.target, lambda: self.liveness_redis.ping())
+        outages.watch(redis, self.outages)
         self._make_liveness = liveness_client
         self._liveness: RedisClient | None = None
         # Its own lock: parts made under ``_lock`` ask for this client.
         self._liveness_lock = threading.Lock()
+        #: The ``SSE_RESILIENCE_*`` config as ``init_app`` read it.
+        self.config_at_init = prefixed(app.config)
         self.keys = Keys(settings.key_prefix, settings.shards)
         self.stream_id_rule = re.compile(settings.stream_id_pattern)
         self.hooks = hooks
         #: Clean-up writes retried until they land (counts stay exact).
-        self.deferred = Deferred(redis)
+        self.deferred = Deferred(redis, report=self.outages.failed)
         self.registry = StreamRegistry(
             redis,
             self.keys,
@@ -246,6 +257,7 @@ class State:
         with self._liveness_lock:
             if self._liveness is None:
                 self._liveness = self._make_liveness()
+                outages.watch(self._liveness, self.outages)
             return self._liveness
 
     @property
@@ -313,6 +325,7 @@ class State:
                 check_compression(self.app.config)
             except ConfigurationError as exc:
                 log.error("%s", exc)
+            warn_late_keys(self.config_at_init, self.app.config)
         revive_all()
         if self.settings.dashboard and not self.shutting_down:
             self.stats.start()
@@ -356,3 +369,4 @@ class State:
             if part is not None and part.pid == os.getpid():
                 part.stop()
         self.deferred.loop.stop()
+        self.outages.close()

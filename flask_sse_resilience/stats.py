@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from . import signals
+from . import outages, signals
 from .keys import Keys
 from .loops import Periodic
 from .redisutil import UNAVAILABLE, RedisClient, hash_to_text
@@ -56,7 +56,9 @@ class Stats:
         self.worker = f"{socket.gethostname()}:{self.pid}"
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self.loop = Periodic("stats", self.flush, interval)
+        self.loop = Periodic(
+            "stats", self.flush, interval, report=outages.of(redis).failed
+        )
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to counter ``name`` (one of :data:`COUNTS`); no I/O."""

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
-from . import disconnect, wire
+from . import disconnect, outages, wire
 from .broker import Broker, Notice
 from .connections import Connection
 from .entries import parse_snapshot
@@ -118,7 +118,8 @@ class EventStream:
         except UNAVAILABLE as exc:
             # End the response; the client reconnects with Last-Event-ID and is
             # answered 503 until Redis is back, then resumes where it was.
-            log.warning("Redis unavailable, ending stream %s: %s", self.stream_id, exc)
+            outages.of(self.log.redis).failed(exc)
+            log.debug("Redis unavailable, ending stream %s: %s", self.stream_id, exc)
         finally:
             if self.on_disconnect is not None:
                 self.on_disconnect()

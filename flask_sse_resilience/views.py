@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
+from redis import exceptions as rx
 
 from . import dashboard, signals
 from .asking import (
@@ -38,6 +39,7 @@ from .errors import (
     StreamNotFound,
 )
 from .models import StreamState, to_iso
+from .redistarget import is_wrong_database
 from .redisutil import UNAVAILABLE
 from .snapshots import StartFrom
 from .state import EXTENSION_KEY, State, get_state
@@ -252,7 +254,12 @@ def _cors(response: Response) -> Response:
 def error_response(exc: Exception) -> Response:
     """The JSON answer to a data-layer error (or Redis unavailable) that
     escaped a view: ``{"error", "message"}`` with its status from
-    :data:`STATUS`."""
+    :data:`STATUS`. Redis unavailable is also reported to the app's outage
+    log (one line per outage, naming the Redis and the cause: see
+    :mod:`~flask_sse_resilience.outages`); the answer itself never says more
+    than that the store is unavailable."""
+    if not isinstance(exc, StoreError):
+        get_state().outages.failed(exc)  # (store_errors reported the others)
     error = exc if isinstance(exc, StoreError) else RedisUnavailable()
     body = jsonify(error=error.error_code, message=error.description)
     if isinstance(error, StreamKeyTaken):
@@ -261,6 +268,16 @@ def error_response(exc: Exception) -> Response:
         )
     body.status_code = STATUS.get(type(error), 500)
     return body
+
+
+def _wrong_database(exc: rx.ResponseError) -> Response:
+    """A database the server does not have (a client passed as ``redis=``;
+    the package's own clients raise it as a connection error): answered and
+    reported as Redis unavailable. Any other error reply is a bug, left to
+    Flask (a 500 with its traceback logged)."""
+    if not is_wrong_database(exc):
+        raise exc
+    return error_response(exc)
 
 
 def install_error_handlers(app: Flask) -> None:
@@ -284,6 +301,7 @@ def make_blueprint(url_prefix: str) -> Blueprint:
     bp.after_request(_cors)
     for error in UNAVAILABLE:
         bp.register_error_handler(error, error_response)
+    bp.register_error_handler(rx.ResponseError, _wrong_database)
 
     @bp.get("/streams/<stream_id>")
     def stream(stream_id: str) -> Response:

@@ -10,6 +10,7 @@ ignores an ``id`` holding one), so they are refused rather than mangled.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from typing import Any
@@ -89,6 +90,48 @@ def dumps(value: Any) -> str:
     except UnicodeEncodeError:
         text = json.dumps(value, allow_nan=False, separators=(",", ":"))
     return text
+
+
+def json_fault(value: Any, name: str, *, allow_nan: bool = False) -> str | None:
+    """Why ``value`` (called ``name``) is not JSON, to explain a failed
+    :func:`dumps`: the first value, depth first, that is not of a JSON type
+    (``data['when'] is a datetime``), a NaN or infinity (unless
+    ``allow_nan``), a dict key that is not a string, or a container inside
+    itself; None if there is none."""
+    return _fault(value, name, allow_nan, set())
+
+
+def _fault(value: Any, path: str, allow_nan: bool, inside: set[int]) -> str | None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        if allow_nan or math.isfinite(value):
+            return None
+        return f"{path} is {value!r}, which JSON cannot hold"
+    if not isinstance(value, (dict, list, tuple)):
+        kind = type(value).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        hint = (
+            " (convert it first, say with .isoformat())"
+            if hasattr(value, "isoformat")
+            else ""
+        )
+        return f"{path} is {article} {kind}{hint}"
+    if id(value) in inside:
+        return f"{path} contains itself"
+    inside.add(id(value))
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(value, dict) and not (
+            key is None or isinstance(key, (str, int, float, bool))
+        ):
+            kind = type(key).__name__
+            return f"{path} has the key {key!r}, a {kind} (keys must be strings)"
+        found = _fault(item, f"{path}[{key!r}]", allow_nan, inside)
+        if found is not None:
+            return found
+    inside.discard(id(value))
+    return None
 
 
 def connected_frame(stream_id: str, heartbeat: float) -> bytes:

@@ -33,11 +33,19 @@ def make_certificate(directory: Path) -> Path:
 
 class Nginx:
     """nginx proxying ``127.0.0.1:<upstream>``: HTTP/1.1 on :attr:`http_port`,
-    HTTP/2 over TLS on :attr:`https_port`."""
+    HTTP/2 over TLS on :attr:`https_port`. Its prefix is a fresh, empty
+    directory (plus the certificate), as a user's would be: nginx makes what
+    else it needs. ``server_extra`` goes at the top of the ``server`` block,
+    as a site's own directives would (say, ``gzip on;``); ``replace`` edits
+    the shipped file (``(old, new)`` pairs)."""
 
-    def __init__(self, upstream: int) -> None:
+    def __init__(
+        self,
+        upstream: int,
+        server_extra: str = "",
+        replace: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="sse-nginx-"))
-        (self.dir / "tmp").mkdir()
         self.http_port, self.https_port = free_port(), free_port()
         make_certificate(self.dir)
         conf = (
@@ -46,6 +54,13 @@ class Nginx:
             .replace("127.0.0.1:8080", f"127.0.0.1:{self.http_port}")
             .replace("127.0.0.1:8443", f"127.0.0.1:{self.https_port}")
         )
+        for old, new in replace:  # a variant of the shipped file, for a control
+            assert old in conf, old
+            conf = conf.replace(old, new)
+        if server_extra:
+            conf = conf.replace(
+                "    server {\n", f"    server {{\n        {server_extra}\n", 1
+            )
         (self.dir / "nginx.conf").write_text(conf)
         self.proc = subprocess.Popen(
             [NGINX, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"),

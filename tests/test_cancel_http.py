@@ -105,13 +105,21 @@ def test_foreign_unknown_and_bad_requests(
     assert sse.get_stream(sid, app=app).state is StreamState.ACTIVE
 
 
+EVIL = {"Origin": "https://evil.example"}
+
+
 @pytest.mark.parametrize(
     ("headers", "body"),
     [
-        # An HTML form of another site, posting with the victim's cookie.
-        ({"Content-Type": "application/x-www-form-urlencoded"}, "reason=x"),
-        ({"Content-Type": "text/plain"}, '{"reason": "x"}'),
-        ({"Content-Type": "multipart/form-data; boundary=x"}, "--x--"),
+        # An HTML form of another site, posting with the victim's cookie
+        # (browsers send the form page's Origin with every POST).
+        ({**EVIL, "Content-Type": "application/x-www-form-urlencoded"}, "reason=x"),
+        ({**EVIL, "Content-Type": "text/plain"}, '{"reason": "x"}'),
+        ({**EVIL, "Content-Type": "multipart/form-data; boundary=x"}, "--x--"),
+        (
+            {"Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"},
+            '{"reason": "x"}',
+        ),
         # JSON from a foreign origin (what a preflighted fetch would send).
         ({**JSON, "Origin": "https://evil.example"}, "{}"),
         ({**JSON, "Sec-Fetch-Site": "cross-site"}, "{}"),
@@ -128,6 +136,35 @@ def test_a_cross_site_request_cancels_nothing(
     refused = client.post(f"/sse/streams/{sid}/cancel", headers=headers, data=body)
     assert refused.status_code == 403
     assert refused.json["error"] == "cross_site_request"
+    assert sse.get_stream(sid, app=app).cancel is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        # A form of the app's own page: refused all the same, but told why.
+        {
+            "Origin": "http://localhost",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        {"Content-Type": "application/x-www-form-urlencoded"},  # no Origin: a script
+        {"Origin": "https://partner.example", "Content-Type": "text/plain"},
+        {},
+    ],
+)
+def test_a_cancel_that_is_not_json_is_415_json_required(
+    app_sse: tuple[Flask, SSEResilience], headers: dict[str, str]
+) -> None:
+    app, sse = app_sse
+    sid = sse.open_stream("alice", app=app)
+    client = app.test_client()
+    login(client, "alice")
+    refused = client.post(f"/sse/streams/{sid}/cancel", headers=headers, data="x=1")
+    assert refused.status_code == 415
+    assert refused.json == {
+        "error": "json_required",
+        "message": "Send the cancel as JSON, with Content-Type: application/json.",
+    }
     assert sse.get_stream(sid, app=app).cancel is None
 
 

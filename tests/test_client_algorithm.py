@@ -4,13 +4,15 @@ restarts, when it stops."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
 import httpx
 import pytest
 
-from flask_sse_resilience.client import StreamUnavailable, follow
+from flask_sse_resilience.client import StreamUnavailable, afollow, follow
+from harness.redis_server import free_port
 
 URL = "http://app.test/sse/streams/s"
 
@@ -67,8 +69,41 @@ def test_refused_connections_count_until_the_budget_is_spent() -> None:
         return httpx.Response(503, json={"error": "redis_unavailable"})
 
     client = server(answer)
-    with pytest.raises(StreamUnavailable, match="gave up after 3 attempts"):
+    with pytest.raises(StreamUnavailable) as gave_up:
         list(follow(URL, client=client, max_attempts=3, base_delay=0.001))
+    # The last cause, with the protocol's error code from the JSON body.
+    assert str(gave_up.value) == (
+        f"{URL}: gave up after 3 attempts; the last one: HTTP 503 redis_unavailable"
+    )
+    assert gave_up.value.status_code == 503
+    assert isinstance(gave_up.value.__cause__, httpx.HTTPStatusError)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "asyncio"])
+def test_an_unreachable_server_gives_up_naming_the_cause(flavour: str) -> None:
+    """Nothing listens on the port: both clients say what the last attempt
+    met, in the message and as the cause."""
+    url = f"http://127.0.0.1:{free_port()}/sse/streams/abc"
+    with pytest.raises(StreamUnavailable) as gave_up:
+        if flavour == "sync":
+            list(follow(url, max_attempts=2, base_delay=0.001))
+        else:
+
+            async def main() -> None:
+                async for _ in afollow(url, max_attempts=2, base_delay=0.001):
+                    pass
+
+            asyncio.run(main())
+    error = gave_up.value
+    # (httpx's asyncio transport words it differently; the reason is kept.)
+    said = {
+        "sync": "ConnectError: [Errno 111] Connection refused",
+        "asyncio": "ConnectError: All connection attempts failed "
+        "([Errno 111] Connection refused)",
+    }[flavour]
+    assert str(error) == f"{url}: gave up after 2 attempts; the last one: {said}"
+    assert isinstance(error.__cause__, httpx.ConnectError)
+    assert error.last_error is error.__cause__ and error.status_code is None
 
 
 def test_a_client_with_a_position_never_takes_the_recover_shortcut() -> None:

@@ -53,6 +53,46 @@ def test_off_by_default_and_never_open(
     assert "no @sse.dashboard_auth" in caplog.text
 
 
+@pytest.mark.parametrize("late", [False, True])
+def test_a_dashboard_that_is_off_says_how_to_turn_it_on(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture, late: bool
+) -> None:
+    """Off (or switched on after init_app, which reads the config once): the
+    404 stays the same for everyone but an admin, and the log says why."""
+    app, sse = make_app(guardian_enabled=False)
+    sse.dashboard_auth(lambda: session.get("user") == "root")
+    if late:
+        app.config["SSE_RESILIENCE_DASHBOARD"] = True
+    hint = (
+        "SSE_RESILIENCE_DASHBOARD was set after init_app, which reads the config "
+        "once: set it before SSEResilience(app) / init_app."
+        if late
+        else "The dashboard is off: set SSE_RESILIENCE_DASHBOARD = True (before "
+        "init_app) and an admin check (@sse.dashboard_auth)."
+    )
+    client = app.test_client()
+    for _ in range(2):
+        anonymous = client.get("/sse/_dashboard")
+        assert anonymous.status_code == 404
+        assert anonymous.json == {"error": "not_found", "message": "Not found."}
+    login(client, "alice")
+    assert client.get("/sse/_dashboard/snapshot").json["message"] == "Not found."
+    login(client, "root")
+    for url in ("/sse/_dashboard", "/sse/_dashboard/stream"):
+        admin = client.get(url)
+        assert admin.status_code == 404
+        assert admin.json == {"error": "not_found", "message": hint}
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    expected = [f"/sse/_dashboard asked for: {hint}"]  # once per process
+    if late:
+        expected.insert(
+            0,
+            "SSE_RESILIENCE_DASHBOARD was set after init_app (to True), so it has no "
+            "effect: set it before SSEResilience(app) / init_app reads the config",
+        )
+    assert logged == expected
+
+
 def test_admins_only(make_app: AppFactory) -> None:
     app, _ = admin_app(make_app)
     client = app.test_client()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 import redis
 from flask import Flask
@@ -61,6 +63,23 @@ def test_open_stream_ids(r: redis.Redis) -> None:
             sse.open_stream("alice", stream_id=bad)
     with pytest.raises(ValueError):
         sse.open_stream("")
+
+
+def test_metadata_that_is_not_json_names_the_key(r: redis.Redis) -> None:
+    app = Flask(__name__)
+    sse = SSEResilience(app, redis=r)
+    with pytest.raises(ValueError) as refused:
+        sse.open_stream("alice", metadata={"model": "m", "when": datetime.now()})
+    assert str(refused.value) == (
+        "stream metadata must be JSON-serializable: metadata['when'] is a "
+        "datetime (convert it first, say with .isoformat())"
+    )
+    assert isinstance(refused.value.__cause__, TypeError)
+    with pytest.raises(ValueError, match=r"metadata\['tags'\]\[1\] is a set$"):
+        sse.open_stream("alice", metadata={"tags": ["a", {"b"}]})
+    with pytest.raises(ValueError, match="^metadata must be a dict of JSON values"):
+        sse.open_stream("alice", metadata=["not", "a", "dict"])  # type: ignore[arg-type]
+    assert r.keys("*") == []  # nothing written, nothing counted
 
 
 def test_identity_loader_decorator(r: redis.Redis) -> None:

@@ -3,8 +3,12 @@ the hooks must not import Redis (gevent has not patched yet there)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import flask_sse_resilience
 
@@ -34,3 +38,26 @@ def test_every_public_name_resolves_on_first_use() -> None:
 def test_submodules_are_attributes_too() -> None:
     assert flask_sse_resilience.signals.stream_orphaned.name == "sse-stream-orphaned"
     assert not hasattr(flask_sse_resilience, "no_such_thing")
+
+
+@pytest.mark.parametrize("hidden", ["httpx", "httpx_sse"])
+@pytest.mark.parametrize("module", ["client", "aclient", "clientbase"])
+def test_the_client_without_its_extra_names_the_install_command(
+    tmp_path: Path, hidden: str, module: str
+) -> None:
+    """As if installed without ``[client]``: ``sys.modules[name] = None``
+    makes importing ``name`` fail exactly as a missing package does."""
+    (tmp_path / "sitecustomize.py").write_text(
+        f"import sys\nsys.modules[{hidden!r}] = None\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import flask_sse_resilience.{module}"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "ModuleNotFoundError: The Python client (flask_sse_resilience.client) "
+        f"needs {hidden}, which is not installed: pip install "
+        "'flask-sse-resilience[client]'"
+    )

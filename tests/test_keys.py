@@ -129,6 +129,14 @@ def test_bad_keys_and_options_are_value_errors(
         sse.open_stream("alice", key="k", on_conflict="replace", app=app)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="stream_id"):
         sse.open_stream("alice", stream_id="mine", key="k", app=app)
+    for policy in ("cancel", "join"):  # about a key's running stream: no key, no say
+        with pytest.raises(ValueError) as keyless:
+            sse.open_stream("alice", on_conflict=policy, app=app)  # type: ignore[arg-type]
+        assert str(keyless.value) == (
+            f"on_conflict={policy!r} only applies with key=: pass the key (say, "
+            f"a chat id) whose running stream it should {policy}, or leave "
+            "on_conflict out"
+        )
     for option, value in (
         ("ttl", 0),
         ("ttl", 10**9),

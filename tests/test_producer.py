@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -35,8 +36,14 @@ def app_sse(make_app: AppFactory) -> tuple[Flask, SSEResilience]:
         ("", {}, "event type"),
         ("completed", {}, "reserved"),
         ("connected", {}, "reserved"),
-        ("token", {1, 2}, "not JSON-serializable"),
-        ("token", float("nan"), "not JSON-serializable"),
+        ("token", {1, 2}, "^event data is not JSON-serializable: data is a set$"),
+        ("token", float("nan"), "not JSON-serializable: data is nan, which JSON "),
+        (
+            "token",
+            {"when": datetime(2024, 5, 1)},
+            r"^event data is not JSON-serializable: data\['when'\] is a datetime "
+            r"\(convert it first, say with \.isoformat\(\)\)$",
+        ),
         ("token", "x" * 2000, "over the limit"),
     ],
 )

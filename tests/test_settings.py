@@ -5,6 +5,7 @@ import redis
 from flask import Flask
 
 from flask_sse_resilience import ConfigurationError, SSEResilience
+from flask_sse_resilience.errors import ConfigurationWarning
 from flask_sse_resilience.settings import DEFAULTS, Settings, load_settings
 
 from .conftest import AppFactory
@@ -107,3 +108,35 @@ def test_flask_compress_leaves_streams_alone(make_app: AppFactory) -> None:
     assert "Content-Encoding" not in response.headers
     assert next(iter(response.response)).startswith(b"data: ")
     response.close()
+
+
+def test_a_misspelt_key_is_warned_about_naming_the_nearest_one() -> None:
+    app = Flask("typos")
+    app.config.update(
+        SSE_RESILIENCE_HEARTBEAT=5,
+        SSE_RESILIENCE_URLPREFIX="/events",
+        SSE_RESILIENCE_ZZZ=1,
+    )
+    with pytest.warns(ConfigurationWarning) as caught:
+        SSEResilience(app, redis=redis.Redis(port=1))
+    assert [str(w.message) for w in caught] == [
+        "unknown config key SSE_RESILIENCE_HEARTBEAT is ignored; did you mean "
+        "SSE_RESILIENCE_HEARTBEAT_INTERVAL?",
+        "unknown config key SSE_RESILIENCE_URLPREFIX is ignored; did you mean "
+        "SSE_RESILIENCE_URL_PREFIX?",
+        "unknown config key SSE_RESILIENCE_ZZZ is ignored; no setting has a name "
+        "like it",
+    ]
+    # Attributed to the app's own line, not to the package.
+    assert {(w.filename, w.category) for w in caught} == {
+        (__file__, ConfigurationWarning)
+    }
+
+
+def test_init_app_warns_at_the_apps_init_app_line() -> None:
+    app = Flask("factory")
+    app.config["SSE_RESILIENCE_HEARTBEAT_INTERVALL"] = 5
+    sse = SSEResilience(redis=redis.Redis(port=1))
+    with pytest.warns(ConfigurationWarning, match="HEARTBEAT_INTERVAL[?]") as caught:
+        sse.init_app(app)
+    assert caught[0].filename == __file__
