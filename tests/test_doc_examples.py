@@ -25,11 +25,12 @@ from tests.docblocks import README, ROOT, Block, all_blocks
 
 BLOCKS = all_blocks()
 
-#: What a block may be: programs and fragments (python), commands (sh),
-#: browser code (html, javascript, typescript, tsx), and what is shown, not
-#: run: output and wire frames (text), config files (yaml, nginx).
+#: What a block may be: programs and fragments (python), commands (sh), a
+#: command shown with what it prints (console), browser code (html,
+#: javascript, typescript, tsx), and what is shown, not run: output and wire
+#: frames (text), config files (yaml, nginx).
 LANGUAGES = {"python", "sh", "text", "html", "javascript", "typescript", "tsx",
-             "yaml", "nginx", "json"}  # fmt: skip
+             "yaml", "nginx", "json", "console"}  # fmt: skip
 
 #: Every program, by page and the file name its text tells readers to save
 #: it as, and the test that runs it as written.
@@ -59,6 +60,7 @@ COMMANDS = {
     ("docs/quickstart.rst", 'curl -s -N -b jar "http'): "test_doc_programs.py",
     ("docs/quickstart.rst", "gunicorn -k gevent --bind"): "test_doc_programs.py",
     ("docs/quickstart.rst", "make demo"): "make test is CI itself",
+    ("docs/quickstart.rst", "flask --app factory"): "test_doc_programs.py",
     ("docs/python-client.rst", "pip install 'flask-sse-resilience[client]'"): (
         "test_plain_install.py"
     ),
@@ -69,6 +71,10 @@ COMMANDS = {
     ("docs/deployment.rst", "gunicorn -k gevent --bind"): "test_doc_programs.py",
     ("docs/deployment.rst", "gunicorn -k gevent -w 4"): "test_doc_programs.py",
     ("docs/deployment.rst", "gunicorn -c gunicorn.conf.py"): "test_doc_programs.py",
+    ("docs/deployment.rst", "nginx -p /srv/yourapp"): (
+        "test_nginx.py::test_the_documented_command_runs_on_a_fresh_prefix"
+    ),
+    ("docs/operations.rst", "$ flask --app app sse check"): "test_doc_programs.py",
 }
 
 #: Names a fragment may use without defining them, and what they stand for.
@@ -108,7 +114,7 @@ def test_every_program_is_run_by_a_test() -> None:
 
 
 def test_every_command_is_run_by_a_test() -> None:
-    commands = [b for b in BLOCKS if b.language == "sh"]
+    commands = [b for b in BLOCKS if b.language in {"sh", "console"}]
     claimed = {
         b.where: [
             k for k in COMMANDS if k[0] == _rel(b.path) and b.text.startswith(k[1])
@@ -269,8 +275,33 @@ def test_every_setting_the_docs_name_exists() -> None:
         for text in texts
         for key in re.findall(r"SSE_RESILIENCE_[A-Z0-9_]+", text)
     }
-    unknown = sorted(named - set(DEFAULTS) - {"SSE_RESILIENCE"})
+    unknown = sorted(named - set(DEFAULTS) - {"SSE_RESILIENCE"} - MISSPELT)
     assert not unknown, f"the docs name settings that do not exist: {unknown}"
+
+
+#: Keys the configuration page shows as the misspellings that get a warning.
+MISSPELT = {"SSE_RESILIENCE_HEARTBEAT", "SSE_RESILIENCE_URLPREFIX"}
+
+
+def test_the_misspelt_examples_are_warned_about() -> None:
+    from flask import Flask
+
+    from flask_sse_resilience.errors import ConfigurationWarning
+
+    for key in MISSPELT:
+        app = Flask(__name__)
+        app.config[key] = "5"
+        with pytest.warns(ConfigurationWarning, match=key):
+            SSEResilience(app, redis_url="redis://127.0.0.1:1/0")
+        app.extensions["sse_resilience"].close()
+
+
+def test_the_nginx_excerpt_is_the_shipped_file() -> None:
+    shipped = " ".join((ROOT / "examples/deploy/nginx.conf").read_text().split())
+    excerpts = [b for b in BLOCKS if b.language == "nginx"]
+    assert excerpts
+    for block in excerpts:
+        assert " ".join(block.text.split()) in shipped, block.where
 
 
 # -- Browser code -----------------------------------------------------------

@@ -24,12 +24,19 @@ import pytest
 import redis
 
 from harness.redis_server import RedisServer, free_port
-from tests.docblocks import DOCS, Block, markdown_blocks, rst_blocks, substitute
+from tests.docblocks import (
+    DOCS,
+    Block,
+    markdown_blocks,
+    readme_block,
+    rst_blocks,
+    substitute,
+)
 
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
-PAGES = ("quickstart.rst", "python-client.rst", "deployment.rst")
+PAGES = ("quickstart.rst", "python-client.rst", "deployment.rst", "operations.rst")
 
 
 def _blocks(page: str) -> list[Block]:
@@ -302,6 +309,35 @@ def test_the_redis_command_starts_a_throwaway_redis(tmp_path: Path) -> None:
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not list(tmp_path.iterdir()), "it wrote files"
+
+
+def test_the_quickstart_check_command_passes(folder: Path) -> None:
+    command = _block("quickstart.rst", "sh", "flask --app factory").text
+    out = _bash(command, folder)
+    assert [line.split()[0] for line in out.splitlines()] == ["ok"] * 4, out
+
+
+def test_the_check_command_as_shown(folder: Path, redis_server: RedisServer) -> None:
+    """``flask --app app sse check`` beside the README's ``app.py``: every
+    check shown passes against a Redis that keeps what streams need."""
+    app = readme_block("python", "SSEResilience").text
+    (folder / "app.py").write_text(substitute(app, redis=redis_server.port))
+    shown = _block("operations.rst", "console", "$ flask --app app sse check").text
+    command, *expected = shown.splitlines()
+    done = subprocess.run(
+        ["bash", "-c", command.removeprefix("$ ")],
+        cwd=folder,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    names = [line.split(":")[0].split()[-1] for line in expected]
+    assert [line.split(":")[0].split()[-1] for line in lines] == names
+    assert all(line.startswith("ok ") for line in lines), done.stdout
+    assert "Traceback" not in done.stderr
 
 
 def test_docs_name_the_page_files_they_run() -> None:
