@@ -46,8 +46,8 @@ PAGE = 500
 #: (plus one frame).
 WRITE_BYTES = 64 * 1024
 
-#: Sent when a followed stream's record is gone and no terminal event exists.
-LOST = Event(id=None, seq=0, type="failed", data_json='{"reason":"lost"}')
+
+_TRIMMED = json.dumps({"reason": "log-trimmed"})
 
 
 def _position(event_id: str | None) -> tuple[int, int]:
@@ -134,7 +134,9 @@ class EventStream:
 
     def _follow(self) -> Iterator[bytes]:
         assert self.broker is not None
-        follower = self._follower = self.broker.subscribe(self.stream_id)
+        follower = self._follower = self.broker.subscribe(
+            self.stream_id, self.connection.expires_at
+        )
         if self._stopped:
             follower.close(Notice.DISCONNECTED)
         watch = disconnect.watch(
@@ -181,7 +183,10 @@ class EventStream:
                         continue  # no keep-alive: the rotation or notice comes next
                     yield wire.KEEPALIVE
                 elif isinstance(item, Event):
-                    yield self._encode(item)  # end notice: the stream vanished
+                    if item.id is None:
+                        yield self._encode(item)  # end notice: the stream vanished
+                    else:  # the end found in Redis, never announced to us
+                        yield from self._in_writes(self._through(item))
                     return
                 elif item is Notice.DISCONNECTED:
                     return
@@ -189,11 +194,10 @@ class EventStream:
                     # Reconnect soon, to a live worker, by Last-Event-ID.
                     yield wire.encode_retry(RECONNECT_MS)
                     return
-                elif item is Notice.RESYNC and not self._still_there():
-                    yield self._encode(LOST)
-                    return
                 elif (yield from self._in_writes(self._deliver(self._catch_up()))):
-                    return  # caught up (RESYNC, or BEHIND the timeline) to the end
+                    # Caught up (RESYNC, or BEHIND the timeline) to the end. A
+                    # stream gone meanwhile is the presence check's to end.
+                    return
         finally:
             watch.cancel()
             self.broker.unsubscribe(follower)
@@ -228,10 +232,6 @@ class EventStream:
         if frames:
             yield b"".join(frames)
         return False
-
-    def _still_there(self) -> bool:
-        """False if the stream's record vanished (say, Redis lost its data)."""
-        return self.registry.get(self.stream_id) is not None
 
     def _open(self) -> list[Event]:
         """Count this connection for the stream and read the first page of
@@ -309,6 +309,19 @@ class EventStream:
 
     def _catch_up(self) -> Iterator[Event]:
         return self.log.iter_after(self.stream_id, self._last_id)
+
+    def _through(self, end: Event) -> Iterator[Event]:
+        """What this client lacks up to ``end``, the terminal event of a stream
+        whose announcement never reached this worker: the log after its
+        position; if the log no longer holds all of it, a ``reset`` and then
+        ``end`` alone. Never a silent gap."""
+        for event in self._deliver(self._catch_up()):
+            yield event
+            if event.terminal:
+                return
+        if end.seq != self._last_seq + 1:
+            yield Event(id=None, seq=0, type="reset", data_json=_TRIMMED)
+        yield end
 
     def _reset(self, reason: str) -> Iterator[Event]:
         self._last_id, self._last_seq = None, 0
