@@ -125,7 +125,8 @@ class PresenceCheck:
             return 0
         ids = list(pending)
         replies = self._run(
-            [self.registry.keys.stream(sid) for sid in ids],
+            len(ids),
+            lambda i: self.registry.keys.stream(ids[i]),
             lambda pipe, i: self.registry.queue_state(pipe, ids[i]),
         )
         at = time.monotonic()
@@ -157,7 +158,10 @@ class PresenceCheck:
         whose records ended, their terminal events, read in one round trip
         (per node); return how many were handed one."""
         k = self.log.keys
-        keys = [key for sid, _ in finished for key in (k.log(sid), k.completion(sid))]
+
+        def key(i: int) -> str:
+            stream_id = finished[i // 2][0]
+            return k.log(stream_id) if i % 2 == 0 else k.completion(stream_id)
 
         def build(pipe: Any, i: int) -> None:
             stream_id = finished[i // 2][0]
@@ -166,7 +170,7 @@ class PresenceCheck:
             else:
                 self.completions.queue_get(pipe, stream_id)
 
-        replies = self._run(keys, build)
+        replies = self._run(2 * len(finished), key, build)
         given = 0
         for n, (stream_id, seq) in enumerate(finished):
             last, completion = replies[2 * n], replies[2 * n + 1]
@@ -179,22 +183,22 @@ class PresenceCheck:
             given += 1
         return given
 
-    def _run(self, keys: list[str], build: Build) -> list[Any]:
-        """Run call ``i`` (whose key is ``keys[i]``), queued by ``build(pipe,
-        i)``, in one pipelined round trip (per node on a cluster); return each
-        call's reply, or on a cluster the error of its node. Raises when no
-        call could be run."""
+    def _run(self, count: int, key: Callable[[int], str], build: Build) -> list[Any]:
+        """Run ``count`` calls, call ``i`` (on ``key(i)``) queued by
+        ``build(pipe, i)``, in one pipelined round trip (per node on a
+        cluster); return each call's reply, or on a cluster the error of its
+        node. Raises when no call could be run."""
         client = self.redis
         if not self.cluster:
 
             def queue(pipe: Any) -> None:
-                for i in range(len(keys)):
+                for i in range(count):
                     build(pipe, i)
 
             return run_pipeline(client, queue)
         replies = run_per_node(
             client,
-            keys,
+            [key(i) for i in range(count)],
             build,
             lambda queue, node: run_pipeline(client, queue, node=node),
         )
