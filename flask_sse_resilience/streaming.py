@@ -194,10 +194,16 @@ class EventStream:
                     # Reconnect soon, to a live worker, by Last-Event-ID.
                     yield wire.encode_retry(RECONNECT_MS)
                     return
-                elif (yield from self._in_writes(self._deliver(self._catch_up()))):
-                    # Caught up (RESYNC, or BEHIND the timeline) to the end. A
-                    # stream gone meanwhile is the presence check's to end.
-                    return
+                else:  # RESYNC, or BEHIND the timeline: catch up from the log
+                    seq = self._last_seq
+                    if (yield from self._in_writes(self._deliver(self._catch_up()))):
+                        return
+                    events = follower.timeline.events
+                    if item is Notice.BEHIND and self._last_seq == seq and events:
+                        # The log lost what the timeline holds (Redis lost it,
+                        # say): no gap in silence, and no spinning on BEHIND.
+                        self._last_id, self._last_seq = None, events[0].seq - 1
+                        yield self._encode(Event(None, 0, "reset", _TRIMMED))
         finally:
             watch.cancel()
             self.broker.unsubscribe(follower)
@@ -311,10 +317,8 @@ class EventStream:
         return self.log.iter_after(self.stream_id, self._last_id)
 
     def _through(self, end: Event) -> Iterator[Event]:
-        """What this client lacks up to ``end``, the terminal event of a stream
-        whose announcement never reached this worker: the log after its
-        position; if the log no longer holds all of it, a ``reset`` and then
-        ``end`` alone. Never a silent gap."""
+        """Up to ``end``, a terminal event never announced here: the log after
+        this client's position, else (the log lost some) a reset and ``end``."""
         for event in self._deliver(self._catch_up()):
             yield event
             if event.terminal:

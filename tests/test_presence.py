@@ -20,7 +20,7 @@ import redis
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from flask_sse_resilience import SSEResilience, StreamState, wire
+from flask_sse_resilience import SSEResilience, StreamNotActiveError, StreamState, wire
 from flask_sse_resilience.broker import Broker, Follower
 from flask_sse_resilience.clients import make_client
 from flask_sse_resilience.completion import CompletionStore
@@ -485,3 +485,27 @@ def test_redis_briefly_unavailable_ends_no_stream(
     assert producer.finish() is None
     assert end_of(events)["type"] == "completed"
     assert presence.ended == 0
+
+
+def test_a_follower_behind_the_timeline_ends_too_when_the_log_went_with_it(
+    make_app: AppFactory, r: redis.Redis
+) -> None:
+    app, sse = make_app({"SSE_RESILIENCE_LIVE_BUFFER": 4})
+    sid = sse.open_stream("alice", app=app)
+    producer = sse.producer(sid, app=app)
+    out = producer.__enter__()
+    events = follow(app, f"/sse/streams/{sid}")
+    # The client reads nothing meanwhile: this worker keeps only the last 4.
+    for i in range(20):
+        out.send("token", i)
+    r.flushdb()  # the log goes with the record: nobody can fill the gap
+    got = list(events)
+    # Told of the gap (no spinning on a log that lacks it), then what this
+    # worker still holds, then the end.
+    assert got == [
+        {"type": "reset", "data": {"reason": "log-trimmed"}},
+        *({"type": "token", "data": i} for i in range(16, 20)),
+        LOST_END,
+    ]
+    with pytest.raises(StreamNotActiveError):
+        producer.__exit__(None, None, None)
