@@ -46,8 +46,8 @@ PAGE = 500
 #: (plus one frame).
 WRITE_BYTES = 64 * 1024
 
-
-_TRIMMED = json.dumps({"reason": "log-trimmed"})
+#: Sent when the log lost events a client lacks, before what is left of them.
+TRIMMED = Event(id=None, seq=0, type="reset", data_json='{"reason":"log-trimmed"}')
 
 
 def _position(event_id: str | None) -> tuple[int, int]:
@@ -203,7 +203,7 @@ class EventStream:
                         # The log lost what the timeline holds (Redis lost it,
                         # say): no gap in silence, and no spinning on BEHIND.
                         self._last_id, self._last_seq = None, events[0].seq - 1
-                        yield self._encode(Event(None, 0, "reset", _TRIMMED))
+                        yield self._encode(TRIMMED)
         finally:
             watch.cancel()
             self.broker.unsubscribe(follower)
@@ -324,7 +324,7 @@ class EventStream:
             if event.terminal:
                 return
         if end.seq != self._last_seq + 1:
-            yield Event(id=None, seq=0, type="reset", data_json=_TRIMMED)
+            yield TRIMMED
         yield end
 
     def _reset(self, reason: str) -> Iterator[Event]:
