@@ -357,24 +357,25 @@ def test_an_evicted_record_ends_every_follower_though_the_index_went_too(
         producers = [SlowProducer(sse, app, sid) for sid in ids]
         followers = [follow(app, f"/sse/streams/{sid}") for sid in ids]
         filler = server.client()
-        records = [KEYS.stream(sid) for sid in ids]
-        written = 0
-        while filler.exists(*records):  # newer keys until ours are evicted
+        # Newer keys until the records and their index entries are evicted (an
+        # index entry may also be dropped by its producer's heartbeat once the
+        # record is gone): the guardian has nothing left to find them by.
+        ours = [KEYS.stream(sid) for sid in ids] + [KEYS.active_of(s) for s in ids]
+        written, gone = 0, None
+        while filler.exists(*ours):
             assert written < 20_000, "the records were never evicted"
             pipe = filler.pipeline(transaction=False)
             for _ in range(10):
                 pipe.set(f"filler:{written}", "x" * 20_000)
                 written += 1
-            pipe.execute()
-        gone = time.monotonic()
+            pipe.exists(*ours[:3])
+            if not pipe.execute()[-1] and gone is None:
+                gone = time.monotonic()  # the records, at the latest
+        assert gone is not None
         assert int(filler.info("stats")["evicted_keys"]) > 0
         for events in followers:
             assert end_of(events) == LOST_END
             within_bound(gone)
-        # No index entry left for the guardian to find them by (evicted with
-        # the rest of the stream's keys, or dropped by a heartbeat).
-        for sid in ids:
-            assert filler.zscore(KEYS.active_of(sid), sid) is None
         assert all(p.finish() is not None for p in producers)
     finally:
         server.cleanup()
@@ -498,6 +499,11 @@ def test_a_follower_behind_the_timeline_ends_too_when_the_log_went_with_it(
     # The client reads nothing meanwhile: this worker keeps only the last 4.
     for i in range(20):
         out.send("token", i)
+    timeline = app.extensions["sse_resilience"].broker.timelines()[sid]
+    deadline = time.monotonic() + 5
+    while timeline.events[-1].seq < 20:  # every announcement arrived
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     r.flushdb()  # the log goes with the record: nobody can fill the gap
     got = list(events)
     # Told of the gap (no spinning on a log that lacks it), then what this
