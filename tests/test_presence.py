@@ -21,7 +21,7 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from flask_sse_resilience import SSEResilience, StreamNotActiveError, StreamState, wire
-from flask_sse_resilience.broker import Broker, Follower
+from flask_sse_resilience.broker import Broker, Follower, Notice
 from flask_sse_resilience.clients import make_client
 from flask_sse_resilience.completion import CompletionStore
 from flask_sse_resilience.entries import EXPIRED, LOST
@@ -93,17 +93,16 @@ def parts(server: RedisServer) -> Iterator[Parts]:
     made.broker.stop()
 
 
-def ended(follower: Follower) -> Event | None:
+def ended(follower: Follower) -> Event | Notice | None:
     """The end the follower is handed now, if any (past the events and
-    RESYNC notices before it)."""
+    RESYNC notices before it); another notice (say, RECONNECT) as such."""
     after = 0
-    for _ in range(10):
+    while True:
         item = follower.wait(after, timeout=0)
         if isinstance(item, list):
             after = item[-1].seq
-        elif isinstance(item, Event) or item is None:
+        elif item is not Notice.RESYNC:
             return item
-    return None
 
 
 def test_one_round_trip_reads_each_followed_stream_once(parts: Parts) -> None:
@@ -170,7 +169,8 @@ def test_an_ended_record_hands_its_followers_the_real_terminal_event(
     ids = end_unannounced(parts, sid)
     assert parts.check() == 1
     end = ended(follower)
-    assert end is not None and (end.id, end.seq, end.type) == (ids[2], 3, "completed")
+    assert isinstance(end, Event), end
+    assert (end.id, end.seq, end.type) == (ids[2], 3, "completed")
     assert end.data == {"ok": True}
 
 
@@ -185,7 +185,8 @@ def test_without_the_log_the_terminal_event_comes_from_the_completion_store(
     parts.client.delete(KEYS.completion(with_nothing))  # evicted, say
     assert parts.check() == 2
     end = ended(followers[0])
-    assert end is not None and (end.id, end.seq, end.type) == (ids[2], 3, "completed")
+    assert isinstance(end, Event), end
+    assert (end.id, end.seq, end.type) == (ids[2], 3, "completed")
     assert ended(followers[1]) == LOST  # ended, but nothing of its end is left
 
 
