@@ -21,6 +21,9 @@ up from the log by its last id; so a dropped pub/sub connection, or an event
 published before the subscription took effect, loses nothing. A follower
 further behind than the timeline reaches back is told :data:`BEHIND` and reads
 the log instead; memory per stream stays bounded.
+
+A :class:`~flask_sse_resilience.presence.PresenceCheck` ends the followers
+of a stream whose record vanished, or ended unheard here.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from .keys import Keys
 from .links import Link
 from .loops import supervise
 from .models import RecordField
+from .presence import PresenceCheck
 from .redisutil import UNAVAILABLE, RedisClient, as_text, is_cluster
 from .timeline import BEHIND, MAX_HANDOUT, RESYNC, Follower, Notice, Timeline
 
@@ -63,11 +67,17 @@ class Broker:
     On a single Redis (or behind Sentinel) one pub/sub connection carries
     every stream; on a cluster, streams are followed with sharded pub/sub
     (``SSUBSCRIBE``) on the node serving their slot, one connection per node
-    at most.
+    at most. With ``presence``, it checks the records of the streams it follows.
     """
 
     def __init__(
-        self, redis: RedisClient, keys: Keys, *, buffer: int, poll: float = 1.0
+        self,
+        redis: RedisClient,
+        keys: Keys,
+        *,
+        buffer: int,
+        poll: float = 1.0,
+        presence: PresenceCheck | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -85,6 +95,7 @@ class Broker:
         #: with it at once (the process is stopping).
         self.closing: Notice | None = None
         self.stopped = threading.Event()
+        self.presence = presence
         supervise(self)
 
     def revive(self) -> None:
@@ -113,13 +124,15 @@ class Broker:
         """Number of streams this process currently follows."""
         return len(self._subs)
 
-    def subscribe(self, stream_id: str) -> Follower:
-        """Start following a stream; the caller must :meth:`unsubscribe`."""
+    def subscribe(self, stream_id: str, expires_at: float | None = None) -> Follower:
+        """Start following a stream (its record expires at ``expires_at``, see
+        :class:`Timeline`); the caller must :meth:`unsubscribe`."""
         with self._lock:
             timeline = self._subs.get(stream_id)
             first = timeline is None
             if timeline is None:
                 timeline = self._subs[stream_id] = Timeline(self.buffer)
+            timeline.expires_at = timeline.expires_at or expires_at
             follower = Follower(stream_id, timeline)
             timeline.followers.add(follower)
             if self.closing is not None:  # admitted just before the stop
@@ -128,7 +141,14 @@ class Broker:
         if link is not None:
             self.stopped.clear()
             link.subscribe(self.keys.channel(stream_id))
+        if first and self.presence is not None:
+            self.presence.start(self.timelines)
         return follower
+
+    def timelines(self) -> dict[str, Timeline]:
+        """The timeline of every stream followed here, by stream id."""
+        with self._lock:
+            return dict(self._subs)
 
     def unsubscribe(self, follower: Follower) -> None:
         """Stop following; the last one out leaves the channel."""
@@ -218,6 +238,8 @@ class Broker:
     def stop(self) -> None:
         """Stop the listeners and close their connections."""
         self.stopped.set()
+        if self.presence is not None:
+            self.presence.stop()
         for link in list(self._links.values()):
             link.stop(timeout=self.poll * 3)
 

@@ -13,6 +13,7 @@ else takes or gives back a connection's footprint.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,9 @@ RunPipeline = Callable[[Build], list[Any]]
 class Connection:
     """An admitted connection to one stream (see the module docstring)."""
 
-    __slots__ = ("_leases", "_run", "completion", "lease", "record", "stream_id")
+    __slots__ = (
+        "_leases", "_run", "completion", "expires_at", "lease", "record", "stream_id",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -39,12 +42,16 @@ class Connection:
         lease: str | None,
         leases: ConnectionLeases,
         run: RunPipeline,
+        expires_at: float | None = None,
     ) -> None:
         self.stream_id = stream_id
         #: The stream's record and terminal event (None while active) as read
-        #: on admission.
+        #: on admission, and when the record expires (``time.monotonic()``;
+        #: None: never, or not known), which tells an expired stream from a
+        #: lost one (see :mod:`~flask_sse_resilience.presence`).
         self.record = record
         self.completion = completion
+        self.expires_at = expires_at
         #: The lease held, or None: at the user's limit, or not asked for.
         self.lease = lease
         self._leases = leases
@@ -104,12 +111,16 @@ class Connections:
         def build(pipe: Any) -> None:
             self.registry.queue_get(pipe, stream_id)
             self.completions.queue_get(pipe, stream_id)
+            self.registry.queue_expiry(pipe, stream_id)
             if lease:  # a build may run twice (NOSCRIPT): keep the last id
                 asked[:] = [self.leases.queue_acquire(pipe, user_id)]
 
-        raw_record, raw_completion, *grant = self.run(build)
+        sent = time.monotonic()
+        raw_record, raw_completion, ttl, *grant = self.run(build)
         taken = self.leases.granted(user_id, asked[0], grant[0]) if grant else None
         conn = self._admit(stream_id, raw_record, raw_completion, taken, may_follow)
+        if conn is not None:
+            conn.expires_at = self.registry.parse_expiry(ttl, sent)
         if conn is None and taken is not None:
             self.leases.release(taken)
         return conn
@@ -159,8 +170,10 @@ class Connections:
             for stream_id in stream_ids:
                 self.registry.queue_get(pipe, stream_id)
                 self.completions.queue_get(pipe, stream_id)
+                self.registry.queue_expiry(pipe, stream_id)
             asked[:] = [self.leases.queue_acquire(pipe, user_id)]
 
+        sent = time.monotonic()
         replies = self.run(build)
         lease = self.leases.granted(user_id, asked[0], replies[-1])
         found: list[Connection | None] = []
@@ -169,6 +182,9 @@ class Connections:
             def follows(record: StreamMetadata, sid: str = stream_id) -> bool:
                 return may_follow(sid, record)
 
-            record, completion = replies[2 * index], replies[2 * index + 1]
-            found.append(self._admit(stream_id, record, completion, lease, follows))
+            record, completion, ttl = replies[3 * index : 3 * index + 3]
+            conn = self._admit(stream_id, record, completion, lease, follows)
+            if conn is not None:
+                conn.expires_at = self.registry.parse_expiry(ttl, sent)
+            found.append(conn)
         return lease, found

@@ -16,6 +16,15 @@ from .models import EntryField, Event
 from .redisutil import as_text, hash_to_text
 from .scripts import Status
 
+#: The end notices of a followed stream whose record vanished: an announcement
+#: without an id (never in the log). ``expired``: its TTL ran out; ``lost``:
+#: it went otherwise (deleted, evicted, flushed, or lost with a failover).
+#: The worker serving a client decides which (see
+#: :mod:`~flask_sse_resilience.presence`); a script that finds a record gone
+#: announces ``expired``, as it cannot tell.
+EXPIRED = Event(id=None, seq=0, type="failed", data_json='{"reason":"expired"}')
+LOST = Event(id=None, seq=0, type="failed", data_json='{"reason":"lost"}')
+
 
 def raise_for(status: Status, stream_id: str, reply: Any = None) -> None:
     """Raise the error a write's status stands for (nothing for a write

@@ -290,6 +290,12 @@ class EventLog:
         with :meth:`parse_entries`."""
         pipe.xrange(self.keys.log(stream_id), start, "+", count=count)
 
+    def queue_read_last(self, pipe: Any, stream_id: str) -> None:
+        """Queue reading the last logged event (``XREVRANGE ... COUNT 1``) on
+        ``pipe``; turn the reply into a list of at most one event with
+        :meth:`parse_entries`."""
+        pipe.xrevrange(self.keys.log(stream_id), "+", "-", count=1)
+
     @staticmethod
     def parse_entries(entries: Any) -> list[Event]:
         """Events from an ``XRANGE`` reply."""

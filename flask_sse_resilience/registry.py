@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import scripts
 from .errors import StreamIdTaken, StreamKeyTaken, StreamLimitExceeded
@@ -57,6 +57,17 @@ class Beat(enum.IntEnum):
     ENDED = 0
     ALIVE = 1
     CANCELLING = 2
+
+
+class Seen(NamedTuple):
+    """What :meth:`StreamRegistry.queue_state` reads of a record that exists."""
+
+    state: StreamState
+    #: Sequence number of its last logged event (its terminal one, once ended).
+    seq: int
+    #: Its ``startedAt`` (ms, as stored): a record made again under the same
+    #: id has another.
+    started: str
 
 
 class StreamRegistry:
@@ -269,6 +280,35 @@ class StreamRegistry:
         if not reply:
             return None
         return StreamMetadata.from_hash(hash_to_text(reply), int(connections))
+
+    def queue_state(self, pipe: Any, stream_id: str) -> None:
+        """Queue reading the stream's state, last sequence number and start on
+        ``pipe`` (one ``HMGET``); turn the reply into a :class:`Seen` with
+        :meth:`parse_state`."""
+        f = RecordField
+        pipe.hmget(self.keys.stream(stream_id), f.STATE, f.SEQ, f.STARTED_AT)
+
+    @staticmethod
+    def parse_state(reply: Any) -> Seen | None:
+        """The :class:`Seen` of a :meth:`queue_state` reply, or None if the
+        record is gone."""
+        state, seq, started = reply
+        if state is None:
+            return None
+        return Seen(StreamState(as_text(state)), int(seq or 0), as_text(started or ""))
+
+    def queue_expiry(self, pipe: Any, stream_id: str) -> None:
+        """Queue reading how long the stream's record lives on ``pipe``
+        (``PTTL``); turn the reply into a time with :meth:`parse_expiry`."""
+        pipe.pttl(self.keys.stream(stream_id))
+
+    @staticmethod
+    def parse_expiry(reply: Any, sent: float) -> float | None:
+        """When the record expires, by ``time.monotonic()``, from a
+        :meth:`queue_expiry` reply to a pipeline sent at ``sent`` (no later
+        than that: the reply came after); None without an expiry, or gone."""
+        ms = int(reply)
+        return sent + ms / 1000 if ms >= 0 else None
 
     def get_many(self, stream_ids: Iterable[str]) -> list[StreamMetadata]:
         """Return the records of the given streams that still exist, with

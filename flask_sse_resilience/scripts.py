@@ -118,9 +118,11 @@ def _optional(value: int | None) -> str | int:
 
 def heartbeat(keys: Keys, stream_id: str) -> Call:
     """Refresh an active stream's heartbeat; reply 1, or 0 if it is gone or
-    ended (its index entry is dropped)."""
+    ended (its index entry is dropped; if gone, its followers are told)."""
     return Call(
-        "heartbeat", [keys.stream(stream_id), keys.active_of(stream_id)], [stream_id]
+        "heartbeat",
+        [keys.stream(stream_id), keys.active_of(stream_id)],
+        [stream_id, keys.channel(stream_id)],
     )
 
 

@@ -38,6 +38,7 @@ from .loops import Deferred, revive_all
 from .models import StreamMetadata, StreamState
 from .outages import Outages
 from .pipelining import SharedPipeline
+from .presence import PresenceCheck
 from .redistarget import Target, describe_client
 from .redisutil import RedisClient
 from .registry import StreamRegistry
@@ -211,10 +212,15 @@ class State:
 
     @property
     def broker(self) -> Broker:
-        """This process's pub/sub broker, created on first use."""
-        return self._local(
-            "_broker",
-            lambda: Broker(self.redis, self.keys, buffer=self.settings.live_buffer),
+        """This process's pub/sub broker, created on first use (it checks
+        the records of the streams it follows every heartbeat interval)."""
+        return self._local("_broker", self._make_broker)
+
+    def _make_broker(self) -> Broker:
+        every = self.settings.heartbeat_interval
+        check = PresenceCheck(self.registry, self.log, self.completions, interval=every)
+        return Broker(
+            self.redis, self.keys, buffer=self.settings.live_buffer, presence=check
         )
 
     @property

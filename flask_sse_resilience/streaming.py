@@ -46,8 +46,8 @@ PAGE = 500
 #: (plus one frame).
 WRITE_BYTES = 64 * 1024
 
-#: Sent when a followed stream's record is gone and no terminal event exists.
-LOST = Event(id=None, seq=0, type="failed", data_json='{"reason":"lost"}')
+#: Sent when the log lost events a client lacks, before what is left of them.
+TRIMMED = Event(id=None, seq=0, type="reset", data_json='{"reason":"log-trimmed"}')
 
 
 def _position(event_id: str | None) -> tuple[int, int]:
@@ -135,7 +135,9 @@ class EventStream:
 
     def _follow(self) -> Iterator[bytes]:
         assert self.broker is not None
-        follower = self._follower = self.broker.subscribe(self.stream_id)
+        follower = self._follower = self.broker.subscribe(
+            self.stream_id, self.connection.expires_at
+        )
         if self._stopped:
             follower.close(Notice.DISCONNECTED)
         watch = disconnect.watch(
@@ -182,7 +184,10 @@ class EventStream:
                         continue  # no keep-alive: the rotation or notice comes next
                     yield wire.KEEPALIVE
                 elif isinstance(item, Event):
-                    yield self._encode(item)  # end notice: the stream vanished
+                    if item.id is None:
+                        yield self._encode(item)  # end notice: the stream vanished
+                    else:  # the end found in Redis, never announced to us
+                        yield from self._in_writes(self._through(item))
                     return
                 elif item is Notice.DISCONNECTED:
                     return
@@ -190,11 +195,16 @@ class EventStream:
                     # Reconnect soon, to a live worker, by Last-Event-ID.
                     yield wire.encode_retry(RECONNECT_MS)
                     return
-                elif item is Notice.RESYNC and not self._still_there():
-                    yield self._encode(LOST)
-                    return
-                elif (yield from self._in_writes(self._deliver(self._catch_up()))):
-                    return  # caught up (RESYNC, or BEHIND the timeline) to the end
+                else:  # RESYNC, or BEHIND the timeline: catch up from the log
+                    seq = self._last_seq
+                    if (yield from self._in_writes(self._deliver(self._catch_up()))):
+                        return
+                    events = follower.timeline.events
+                    if item is Notice.BEHIND and self._last_seq == seq and events:
+                        # The log lost what the timeline holds (Redis lost it,
+                        # say): no gap in silence, and no spinning on BEHIND.
+                        self._last_id, self._last_seq = None, events[0].seq - 1
+                        yield self._encode(TRIMMED)
         finally:
             watch.cancel()
             self.broker.unsubscribe(follower)
@@ -229,10 +239,6 @@ class EventStream:
         if frames:
             yield b"".join(frames)
         return False
-
-    def _still_there(self) -> bool:
-        """False if the stream's record vanished (say, Redis lost its data)."""
-        return self.registry.get(self.stream_id) is not None
 
     def _open(self) -> list[Event]:
         """Count this connection for the stream and read the first page of
@@ -310,6 +316,17 @@ class EventStream:
 
     def _catch_up(self) -> Iterator[Event]:
         return self.log.iter_after(self.stream_id, self._last_id)
+
+    def _through(self, end: Event) -> Iterator[Event]:
+        """Up to ``end``, a terminal event never announced here: the log after
+        this client's position, else (the log lost some) a reset and ``end``."""
+        for event in self._deliver(self._catch_up()):
+            yield event
+            if event.terminal:
+                return
+        if end.seq != self._last_seq + 1:
+            yield TRIMMED
+        yield end
 
     def _reset(self, reason: str) -> Iterator[Event]:
         self._last_id, self._last_seq = None, 0

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Final
 
+from .entries import EXPIRED, LOST
 from .models import Event
 
 #: Most events handed to a follower at once (one socket write).
@@ -46,7 +47,10 @@ class Timeline:
     has passed are dropped, and at most ``capacity`` are kept.
     """
 
-    __slots__ = ("capacity", "changed", "end", "events", "followers", "resyncs")
+    __slots__ = (
+        "capacity", "changed", "end", "events", "expires_at", "followers",
+        "resyncs", "started",
+    )  # fmt: skip
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -54,9 +58,39 @@ class Timeline:
         self.followers: set[Follower] = set()
         #: Bumped whenever followers must catch up from the log.
         self.resyncs = 0
-        #: The end notice of a stream that vanished, once announced.
+        #: How the stream ends for followers that did not hear its terminal
+        #: event announced: the end notice of a stream that vanished (no id),
+        #: or its terminal event as found in Redis (see :meth:`finish`).
         self.end: Event | None = None
+        #: When the stream's record expires (``time.monotonic()``), as read on
+        #: admission, and its ``startedAt`` as first seen by the
+        #: :mod:`~flask_sse_resilience.presence` check: what tells an expired
+        #: record from a lost one, and a record made again under its id.
+        self.expires_at: float | None = None
+        self.started: str | None = None
         self.changed = threading.Event()
+
+    @property
+    def over(self) -> bool:
+        """True once the followers have their way to the end: its terminal
+        event was announced, or :attr:`end` is set."""
+        events = self.events
+        return self.end is not None or bool(events and events[-1].terminal)
+
+    def vanished(self, at: float) -> Event:
+        """The end notice of this stream, its record found gone at ``at``
+        (``time.monotonic()``): :data:`~flask_sse_resilience.entries.EXPIRED`
+        if the record's TTL had run out by then, else
+        :data:`~flask_sse_resilience.entries.LOST`."""
+        expires_at = self.expires_at
+        return EXPIRED if expires_at is not None and at >= expires_at else LOST
+
+    def finish(self, end: Event) -> None:
+        """End every follower with ``end`` (after the events they lack) unless
+        an end was set already; wake them."""
+        if self.end is None:
+            self.end = end
+        self.wake()
 
     def wake(self) -> None:
         """Wake every follower waiting on this timeline."""
@@ -68,7 +102,9 @@ class Timeline:
         starts over), then wake the followers once."""
         for event in announced:
             if event.id is None:
-                self.end = event
+                # A script found the record gone; whether it expired is
+                # known here (its expiry, read on admission), not there.
+                self.end = self.end or self.vanished(time.monotonic())
                 continue
             events = self.events
             if events and event.seq <= events[-1].seq:
@@ -118,8 +154,9 @@ class Follower:
 
     def wait(self, after: int, timeout: float) -> list[Event] | Event | Notice | None:
         """Return the events after sequence number ``after`` (at most
-        :data:`MAX_HANDOUT`, in order), else a :class:`Notice`, else the end notice
-        of a vanished stream; or None if nothing came within ``timeout`` s."""
+        :data:`MAX_HANDOUT`, in order), else a :class:`Notice`, else the
+        timeline's :attr:`~Timeline.end`; or None if nothing came within
+        ``timeout`` s."""
         timeline = self.timeline
         deadline = time.monotonic() + timeout
         while True:

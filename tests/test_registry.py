@@ -76,6 +76,24 @@ def test_heartbeat_never_resurrects_an_expired_stream(
     assert r.zscore(KEYS.active_of("gone"), "gone") is None
 
 
+def test_a_heartbeat_that_drops_a_gone_record_tells_its_followers(
+    registry: StreamRegistry, r: redis.Redis
+) -> None:
+    registry.register("gone", user_id="u", stream_type="t")
+    listener = r.pubsub()
+    listener.subscribe(KEYS.channel("gone"))
+    assert listener.get_message(timeout=1)["type"] == "subscribe"  # type: ignore[index]
+    r.delete(KEYS.stream("gone"))
+    assert registry.heartbeat(["gone"]) == [False]
+    notice = listener.get_message(timeout=1)
+    # An end notice (no id) like the guardian's; each worker decides whether
+    # the record expired or was lost (see test_presence.py).
+    assert notice is not None and notice["data"] == '\n0\nfailed\n{"reason":"expired"}'
+    assert registry.heartbeat(["gone"]) == [False]  # the entry is gone: once
+    assert listener.get_message(timeout=0.2) is None
+    listener.close()
+
+
 def test_stale_ids_uses_the_redis_clock_and_one_pipeline(
     registry: StreamRegistry, r: redis.Redis
 ) -> None:

@@ -196,3 +196,25 @@ def test_redis_data_loss_ends_followers_instead_of_hanging(
     assert again.status_code == 404
     url, _, fresh = generate(demo, tokens=3, interval_ms=0)
     assert Follower([demo.base], url, fresh.cookies).join(10)[-1]["type"] == "completed"
+
+
+def test_a_deleted_record_ends_a_real_client_within_the_bound(
+    demo: Demo, r: redis.Redis
+) -> None:
+    """A producer writing every 1.5 s (the demo's heartbeat is 1 s), its
+    record deleted: the client (httpx-sse, over real HTTP, two gevent
+    workers) gets ``failed``/``lost`` on the open response within one
+    heartbeat interval plus the check's round trips, no reconnect needed."""
+    url, _, client = generate(demo, tokens=100, interval_ms=1500)
+    sid = url.rstrip("/").rsplit("/", 1)[-1]
+    follower = Follower([demo.base], url, client.cookies)
+    wait_for(lambda: len(follower.tokens()) >= 1, 10, "no token")
+    r.delete(KEYS.stream(sid))
+    gone = time.monotonic()
+    events = follower.join(10)
+    elapsed = time.monotonic() - gone
+    assert events[-1] == {"type": "failed", "data": {"reason": "lost"}}
+    assert follower.connections == 1 and not follower.gone
+    bound = float(demo.env["HEARTBEAT_INTERVAL"]) + 0.1
+    assert elapsed < bound + 1.0, f"ended {elapsed:.2f}s after the delete"
+    assert client.get(url + "/recover").status_code == 404
