@@ -1,8 +1,8 @@
 // Bundles the browser test pages from the package itself (its "exports"),
 // with real React and the real AI SDK: node test/browser/bundle.mjs <outdir>
-// The chat page is bundled twice: for production, and for development
-// (chat-app-dev.js), where React's <StrictMode> double-mounts as it does in
-// a new app under development.
+// Each page is bundled twice: for production, and for development
+// (<name>-dev.js), where React's <StrictMode> double-mounts as it does in a
+// new app under development.
 import * as esbuild from "esbuild";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,7 +26,8 @@ await esbuild.build({
 });
 await esbuild.build({
   ...common,
-  entryPoints: [join(here, "chat-app.tsx")],
-  outfile: join(outdir, "chat-app-dev.js"),
+  entryPoints: [join(here, "react-app.tsx"), join(here, "chat-app.tsx")],
+  outdir,
+  entryNames: "[name]-dev",
   define: { "process.env.NODE_ENV": '"development"' },
 });
