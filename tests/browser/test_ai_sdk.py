@@ -154,6 +154,51 @@ def chat_page(demo: Demo, page: Any, lab_bundles: Path) -> Any:
     return page
 
 
+@pytest.fixture
+def requests(chat_page: Any) -> Requests:
+    """The chat page's requests, from the start."""
+    seen = Requests()
+    seen.watch(chat_page)
+    return seen
+
+
+def start_answer(page: Any, demo: Demo, chat: str, tokens: int) -> str:
+    """Send a message in ``chat`` and wait for some of its answer; its stream id."""
+    send(page, tokens)
+    wait_text(page, 40)
+    return str(stream_of(demo, chat)["streamId"])
+
+
+def wait_disconnected(r: redis.Redis, stream_id: str) -> None:
+    deadline = time.monotonic() + 10
+    while r.zcard(KEYS.stream_connections(stream_id)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert r.zcard(KEYS.stream_connections(stream_id)) == 0
+
+
+def assert_resumed_once(
+    page: Any,
+    r: redis.Redis,
+    requests: Requests,
+    since: float,
+    chat: str,
+    stream_id: str,
+    tokens: int,
+    lookups: int = 1,
+) -> None:
+    """The resume since ``since`` showed the whole answer once, beside the
+    restored history (if any); the answer completed; nothing was cancelled;
+    the requests were the key lookup(s), then one recover and one stream."""
+    wait_answer(page, expected_text(tokens))
+    assert roles(page).count("assistant") == 1
+    assert state(r, stream_id) == "completed"
+    assert requests.cancels() == []
+    assert requests.since(since) == [f"GET /sse/keys/{chat}"] * lookups + [
+        f"GET /sse/streams/{stream_id}/recover",
+        f"GET /sse/streams/{stream_id}",
+    ]
+
+
 def open_chat(
     page: Any, demo: Demo, bundles: Path, query: str, dev: bool = False
 ) -> None:
@@ -162,142 +207,92 @@ def open_chat(
 
 
 def test_send_reload_mid_answer_and_resume_once(
-    demo: Demo, chat_page: Any, lab_bundles: Path, r: redis.Redis
+    demo: Demo, chat_page: Any, requests: Requests, lab_bundles: Path, r: redis.Redis
 ) -> None:
     """A plain reload mid-answer, without a history: the resume finds the
     answer by key and replays it, whole and once; nothing is cancelled."""
     page = chat_page
-    requests = Requests()
-    requests.watch(page)
     open_chat(page, demo, lab_bundles, "?chat=chat-ai&history=0")
-    send(page, 80)
-    wait_text(page, 40)
+    sid = start_answer(page, demo, "chat-ai", 80)
     assert field_of(page, "status") == "streaming"
     assert expected_text(80).startswith(answer(page))
-    sid = stream_of(demo, "chat-ai")["streamId"]
     reloading = time.monotonic()
     page.reload()
     wait_text(page, 0)
     resumed = time.monotonic() - reloading
-    wait_answer(page, expected_text(80))  # the whole answer, once
+    assert_resumed_once(page, r, requests, reloading, "chat-ai", sid, 80)
     assert roles(page) == ["assistant"]
-    assert state(r, sid) == "completed"
-    assert requests.cancels() == []
-    assert requests.since(reloading) == [
-        "GET /sse/keys/chat-ai",
-        f"GET /sse/streams/{sid}/recover",
-        f"GET /sse/streams/{sid}",
-    ]
     print(f"AI SDK: the resumed text shows {resumed:.2f} s after the reload began")
 
 
 def test_unmount_mid_answer_disconnects_and_a_remount_shows_it_once(
-    demo: Demo, chat_page: Any, lab_bundles: Path, r: redis.Redis
+    demo: Demo, chat_page: Any, requests: Requests, lab_bundles: Path, r: redis.Redis
 ) -> None:
     """useChat's unmount cleanup is ``chat.stop()``, the Stop button's own
     call: the transport only disconnects; the generation goes on."""
     page = chat_page
-    requests = Requests()
-    requests.watch(page)
     open_chat(page, demo, lab_bundles, "?chat=chat-unmount")
-    send(page, 80)
-    wait_text(page, 40)
-    sid = stream_of(demo, "chat-unmount")["streamId"]
+    sid = start_answer(page, demo, "chat-unmount", 80)
     page.evaluate("window.app.mount(false)")
-    deadline = time.monotonic() + 10
-    while r.zcard(KEYS.stream_connections(sid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert r.zcard(KEYS.stream_connections(sid)) == 0  # disconnected
+    wait_disconnected(r, sid)
     page.wait_for_timeout(300)
-    assert state(r, sid) == "active"  # and the generation goes on
+    assert state(r, sid) == "active"  # the generation goes on
     remounting = time.monotonic()
     page.evaluate("window.app.mount(true)")
-    wait_answer(page, expected_text(80))
+    assert_resumed_once(page, r, requests, remounting, "chat-unmount", sid, 80)
     assert roles(page) == ["user", "assistant"]
-    assert state(r, sid) == "completed"
-    assert requests.cancels() == []
-    assert requests.since(remounting) == [
-        "GET /sse/keys/chat-unmount",
-        f"GET /sse/streams/{sid}/recover",
-        f"GET /sse/streams/{sid}",
-    ]
 
 
 def test_a_strict_mode_reload_mid_answer_cancels_nothing(
-    demo: Demo, chat_page: Any, lab_bundles: Path, r: redis.Redis
+    demo: Demo, chat_page: Any, requests: Requests, lab_bundles: Path, r: redis.Redis
 ) -> None:
     """Under <StrictMode> (React's development build) the reloaded page
     mounts, unmounts and mounts again: the first resume is aborted while the
-    second starts. Neither abort cancels; the first resume opens nothing."""
+    second starts. Neither abort cancels; the first resume opens nothing (its
+    key lookup is the only request it makes)."""
     page = chat_page
-    requests = Requests()
-    requests.watch(page)
     open_chat(page, demo, lab_bundles, "?chat=chat-strict&strict=1", dev=True)
-    send(page, 80)
-    wait_text(page, 40)
-    sid = stream_of(demo, "chat-strict")["streamId"]
+    sid = start_answer(page, demo, "chat-strict", 80)
     reloading = time.monotonic()
     page.reload()
     page.wait_for_function("window.chat !== undefined")
     wait_text(page, 0)
     resumed = time.monotonic() - reloading
-    wait_answer(page, expected_text(80))
+    assert_resumed_once(page, r, requests, reloading, "chat-strict", sid, 80, 2)
     assert roles(page) == ["user", "assistant"]
-    assert state(r, sid) == "completed"
-    assert requests.cancels() == []
-    assert requests.since(reloading) == [
-        "GET /sse/keys/chat-strict",  # the first mount's resume, aborted
-        "GET /sse/keys/chat-strict",  # the second mount's
-        f"GET /sse/streams/{sid}/recover",
-        f"GET /sse/streams/{sid}",
-    ]
     print(
         f"AI SDK, StrictMode: the resumed text shows {resumed:.2f} s after the reload"
     )
 
 
 def test_a_route_change_to_another_chat_and_back(
-    demo: Demo, chat_page: Any, lab_bundles: Path, r: redis.Redis
+    demo: Demo, chat_page: Any, requests: Requests, lab_bundles: Path, r: redis.Redis
 ) -> None:
     """The same component shows another chat (useChat's id changes, so its
     Chat is replaced and the old one stopped), then the first again."""
     page = chat_page
-    requests = Requests()
-    requests.watch(page)
     open_chat(page, demo, lab_bundles, "?chat=chat-a")
-    send(page, 120)
-    wait_text(page, 40)
-    first = stream_of(demo, "chat-a")["streamId"]
+    first = start_answer(page, demo, "chat-a", 120)
     page.evaluate("window.app.open('chat-b')")
     page.wait_for_function("document.getElementById('chat').textContent === 'chat-b'")
     send(page, 20, interval_ms=20)  # an answer in the other chat meanwhile
     wait_answer(page, expected_text(20))
+    wait_disconnected(r, first)
     assert state(r, first) == "active"
     back = time.monotonic()
     page.evaluate("window.app.open('chat-a')")
-    wait_answer(page, expected_text(120))
+    assert_resumed_once(page, r, requests, back, "chat-a", first, 120)
     assert roles(page) == ["user", "assistant"]
-    assert state(r, first) == "completed"
-    assert requests.cancels() == []
-    assert requests.since(back) == [
-        "GET /sse/keys/chat-a",
-        f"GET /sse/streams/{first}/recover",
-        f"GET /sse/streams/{first}",
-    ]
 
 
 def test_stop_cancels_on_the_server_and_no_text_follows(
-    demo: Demo, chat_page: Any, lab_bundles: Path, r: redis.Redis
+    demo: Demo, chat_page: Any, requests: Requests, lab_bundles: Path, r: redis.Redis
 ) -> None:
     """The Stop button: ``transport.stop(chatId)``, then useChat's stop()."""
     page = chat_page
-    requests = Requests()
-    requests.watch(page)
     open_chat(page, demo, lab_bundles, "?chat=chat-stop")
     # useChat's stop() alone (what an unmount calls) cancels nothing.
-    send(page, 1000)
-    wait_text(page, 40)
-    sid = stream_of(demo, "chat-stop")["streamId"]
+    sid = start_answer(page, demo, "chat-stop", 1000)
     page.evaluate("window.chat.disconnect()")
     wait_ready(page)
     page.wait_for_timeout(300)
@@ -338,13 +333,11 @@ def test_stop_cancels_on_the_server_and_no_text_follows(
 
 
 def test_stop_while_the_endpoint_is_answering_cancels_once_known(
-    demo: Demo, chat_page: Any, lab_bundles: Path, r: redis.Redis
+    demo: Demo, chat_page: Any, requests: Requests, lab_bundles: Path, r: redis.Redis
 ) -> None:
     """Stop pressed before the app's endpoint answered: the answer it starts
     is cancelled as soon as its id is known."""
     page = chat_page
-    requests = Requests()
-    requests.watch(page)
     open_chat(page, demo, lab_bundles, "?chat=chat-early")
     held: list[tuple[Any, Any]] = []
     # The generation starts; its answer reaches the page only when released.
@@ -369,17 +362,13 @@ def test_stop_while_the_endpoint_is_answering_cancels_once_known(
 
 
 def test_two_tabs_on_one_chat_stop_in_one(
-    demo: Demo, chat_page: Any, lab_bundles: Path, r: redis.Redis
+    demo: Demo, chat_page: Any, requests: Requests, lab_bundles: Path, r: redis.Redis
 ) -> None:
     """The second tab resumes the first tab's answer by key; Stop there
     cancels it for both, and only that tab sends a cancel."""
     first = chat_page
-    requests = Requests()
-    requests.watch(first, "first")
     open_chat(first, demo, lab_bundles, "?chat=chat-tabs&history=0")
-    send(first, 1000)
-    wait_text(first, 40)
-    sid = stream_of(demo, "chat-tabs")["streamId"]
+    sid = start_answer(first, demo, "chat-tabs", 1000)
     second = first.context.new_page()
     try:
         requests.watch(second, "second")
@@ -406,7 +395,7 @@ def test_two_tabs_on_one_chat_stop_in_one(
 
 
 def test_a_resume_racing_the_answers_last_events_adds_no_second_answer(
-    demo: Demo, chat_page: Any, lab_bundles: Path, r: redis.Redis
+    demo: Demo, chat_page: Any, requests: Requests, lab_bundles: Path, r: redis.Redis
 ) -> None:
     """The duplicate seen once: history ``user, assistant, assistant``.
 
@@ -418,13 +407,8 @@ def test_a_resume_racing_the_answers_last_events_adds_no_second_answer(
     replay must land on the restored message (same id: the stream id) and
     carry the whole text, not an empty one."""
     page = chat_page
-    requests = Requests()
-    requests.watch(page)
     open_chat(page, demo, lab_bundles, "?chat=chat-race")
-    send(page, 30)
-    wait_text(page, 40)
-    sid = stream_of(demo, "chat-race")["streamId"]
-
+    sid = start_answer(page, demo, "chat-race", 30)
     looked_up: list[str] = []
 
     def late(route: Any) -> None:
