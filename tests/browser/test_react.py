@@ -1,7 +1,9 @@
 """The React hook under real React 19 in Chromium, bundled with esbuild from
 the npm package, against the demo under gunicorn with 2 gevent workers:
 connect, reconnect after a worker is killed, completion, stop() (a cancel on
-the server), an options change (a new token reconnects), unmount (closes)."""
+the server), an options change (a new token reconnects), unmount (closes);
+under <StrictMode>, with the page hidden and shown, unmounting never
+cancels: only stop() does."""
 
 from __future__ import annotations
 
@@ -168,3 +170,61 @@ def test_stop_an_options_change_and_unmount(
         time.sleep(0.05)
     assert r.zcard(KEYS.stream_connections(other["streamId"])) == 0
     assert r.hget(KEYS.stream(other["streamId"]), "state") == "active"  # not cancelled
+
+
+def test_unmounting_strict_mode_and_a_hidden_page_never_cancel_only_stop_does(
+    demo: Demo, page: Any, lab_bundles: Path, r: redis.Redis
+) -> None:
+    """The hook by key under <StrictMode> (React's development build: mount,
+    unmount, mount), the page hidden and shown again, then unmounted: the
+    stream goes on and no cancel is sent. Only ``stop()`` cancels."""
+    cancels: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            cancels.append(request.url)
+            if request.method == "POST" and request.url.endswith("/cancel")
+            else None
+        ),
+    )
+    login(page, demo.base)
+    open_lab(page, demo.base, "react-app-dev", lab_bundles, "?strict=1")
+    page.wait_for_function("document.getElementById('status') !== null")
+    started = page.evaluate(
+        START, {"tokens": 400, "interval_ms": 50, "key": "hook-chat"}
+    )
+    sid = started["streamId"]
+    page.evaluate("window.hook.set({streamId: null, options: {key: 'hook-chat'}})")
+    wait_for(page, "document.getElementById('count').textContent > 3")
+    page.evaluate(
+        """() => {
+             const show = (state) => {
+               Object.defineProperty(document, "visibilityState",
+                                     {configurable: true, get: () => state});
+               document.dispatchEvent(new Event("visibilitychange"));
+             };
+             const page = (type) => window.dispatchEvent(
+               new PageTransitionEvent(type, {persisted: true}));
+             show("hidden");
+             page("pagehide");
+             page("pageshow");
+             show("visible");
+           }"""
+    )
+    page.wait_for_timeout(300)
+    assert field(page, "status") == "connected"
+    page.evaluate("window.hook.set(null)")
+    deadline = time.monotonic() + 10
+    while r.zcard(KEYS.stream_connections(sid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert r.zcard(KEYS.stream_connections(sid)) == 0
+    page.wait_for_timeout(300)
+    assert r.hget(KEYS.stream(sid), "state") == "active"
+    assert cancels == []
+    page.evaluate("(id) => window.hook.set({streamId: id, options: {}})", sid)
+    wait_for(page, "document.getElementById('count').textContent > 3")
+    page.evaluate("window.hook.stop('enough')")
+    wait_for(page, "document.getElementById('status').textContent === 'cancelled'")
+    assert [url.removeprefix(demo.base) for url in cancels] == [
+        f"/sse/streams/{sid}/cancel"
+    ]

@@ -1,7 +1,10 @@
 // A test page for the React hook under real React 19 in Chromium
-// (tests/browser/test_react.py). Bundled with esbuild from the package itself.
+// (tests/browser/test_react.py). Bundled with esbuild from the package itself,
+// for production (react-app.js) and development (react-app-dev.js, where
+// ?strict=1 mounts it under <StrictMode>, which mounts, unmounts and mounts
+// again).
 import { createRoot } from "react-dom/client";
-import { useState } from "react";
+import { StrictMode, useState } from "react";
 import { flushSync } from "react-dom";
 import { useResilientSSE, type UseResilientSSEOptions } from "flask-sse-resilience/react";
 
@@ -48,4 +51,5 @@ function App() {
 
 window.hook = { set: () => undefined, stop: (reason) => stopCurrent(reason), statuses };
 const root = document.getElementById("root");
-if (root) createRoot(root).render(<App />);
+const strict = new URLSearchParams(location.search).get("strict") === "1";
+if (root) createRoot(root).render(strict ? <StrictMode><App /></StrictMode> : <App />);

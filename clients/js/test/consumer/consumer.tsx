@@ -70,7 +70,8 @@ export function Chat({ chatId }: { chatId: string }) {
       <p>{state.status} {state.data?.text} {state.events.length} {state.cursor} {state.streamId} {body.key}</p>
       {messages.map((m) => <p key={m.id}>{m.parts.map((p) => (p.type === "text" ? p.text : "")).join("")}</p>)}
       <button onClick={() => void sendMessage({ text: "hello" })}>send</button>
-      <button onClick={() => void stop()}>stop</button>
+      <button onClick={() => void stop()}>disconnect</button>
+      <button onClick={() => { const stopped: Promise<CancelAnswer | null> = transport.stop(chatId, "stop button"); void stopped; void stop(); }}>stop</button>
       <button onClick={() => void state.stop("enough")}>stop stream</button>
     </div>
   );
