@@ -44,7 +44,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from . import outages
 from .coalescing import Coalescer
 from .control import CancelFlag, request_json
 from .errors import InvalidEventError, StreamCancelled, StreamNotActiveError
@@ -188,12 +187,14 @@ class Producer:
         except (StreamNotActiveError, *UNAVAILABLE) as error:  # type: ignore[misc]
             if exc_type is None:
                 raise
-            if isinstance(error, UNAVAILABLE):
-                outages.of(self._log.redis).failed(error)
+            # Redis unavailable or full: the write reported it to the outage
+            # log, whose one line says this happens; one line per stream
+            # would grow with the load.
+            level = logging.INFO if isinstance(error, UNAVAILABLE) else logging.WARNING
             # No traceback: the app's own exception goes on to the app.
-            log.warning("could not mark stream %s failed (%s); the guardian "
-                        "ends it once its heartbeat is stale",
-                        self.stream_id, error)  # fmt: skip
+            log.log(level, "could not mark stream %s failed (%s); the guardian "
+                    "ends it once its heartbeat is stale",
+                    self.stream_id, error)  # fmt: skip
         return ours
 
     def send(self, event_type: str, data: Any = None) -> str:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from blinker import NamedSignal
 
-from . import outages, signals
+from . import memory, outages, signals
 from .broker import Broker, Notice
 from .completion import CompletionStore
 from .configkeys import prefixed, warn_late_keys
@@ -113,7 +113,11 @@ class State:
         #: Which Redis this app uses, and the setting that chose it.
         self.target = target or Target(describe_client(redis), "client")
         #: This process's outages of that Redis: one log line each.
-        self.outages = Outages(self.target, lambda: self.liveness_redis.ping())
+        self.outages = Outages(
+            self.target,
+            lambda: self.liveness_redis.ping(),
+            lambda: memory.read(self.liveness_redis),
+        )
         outages.watch(redis, self.outages)
         self._make_liveness = liveness_client
         self._liveness: RedisClient | None = None
