@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from blinker import NamedSignal
 
-from . import memory, outages, signals
+from . import memory, outages, redischeck, signals
 from .broker import Broker, Notice
 from .completion import CompletionStore
 from .configkeys import prefixed, warn_late_keys
@@ -318,8 +318,10 @@ class State:
         """Schedule the guardian in this process, if enabled, and report to
         the dashboard (if on) from now on; restart any background loop whose
         thread ended; under gunicorn, attach to this worker (see
-        :mod:`~flask_sse_resilience.gunicorn`). Idempotent and cheap: it runs
-        before every request."""
+        :mod:`~flask_sse_resilience.gunicorn`); once per process, warn if
+        Redis may evict streams (see
+        :func:`~flask_sse_resilience.redischeck.warn_if_evicting`).
+        Idempotent and cheap: it runs before every request."""
         if self._adopted_by != os.getpid():
             self._adopted_by = os.getpid()
             from . import gunicorn
@@ -330,6 +332,13 @@ class State:
             except ConfigurationError as exc:
                 log.error("%s", exc)
             warn_late_keys(self.config_at_init, self.app.config)
+            # Off the request: Redis may be slow or down at this moment.
+            threading.Thread(
+                target=redischeck.warn_if_evicting,
+                args=(self.redis, self.target),
+                name="sse-resilience-eviction-check",
+                daemon=True,
+            ).start()
         revive_all()
         if self.settings.dashboard and not self.shutting_down:
             self.stats.start()
