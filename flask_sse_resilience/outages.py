@@ -40,7 +40,7 @@ from . import memory
 from .loops import Periodic
 from .memory import NodeMemory
 from .redistarget import Target, describe_client, explain
-from .redisutil import RedisClient, is_out_of_memory
+from .redisutil import UNAVAILABLE, RedisClient, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -206,13 +206,15 @@ class Outages:
     def _check_memory(self) -> None:
         """The probe of an out-of-memory episode: end it once no write was
         refused for :data:`FULL_QUIET` seconds and memory is below
-        ``maxmemory`` (or cannot be read)."""
+        ``maxmemory`` (or ``INFO`` is refused); not while Redis is away."""
         with self._lock:
             if time.monotonic() - self._last_refused < FULL_QUIET:
                 return
         try:
             nodes = self._memory() if self._memory is not None else []
-        except Exception:  # noqa: BLE001 - judged by refused writes alone
+        except UNAVAILABLE:
+            return  # Redis is away (an outage, with its own line): wait for it
+        except Exception:  # noqa: BLE001 - INFO refused: judged by refusals alone
             nodes = []
         if any(node.full for node in nodes):
             return

@@ -188,6 +188,9 @@ def warn_if_evicting(client: RedisClient, target: Target) -> Finding | None:
         except rx.RedisError as exc:
             log.debug("eviction policy not checked, INFO refused: %s", exc)
             return None
+        except Exception:  # noqa: BLE001 - a start-up check must not break anything
+            log.debug("eviction policy not checked", exc_info=True)
+            return None
         else:
             if found.level == "warn":
                 log.warning("Redis at %s: %s", target, found.text)

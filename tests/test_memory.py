@@ -220,6 +220,37 @@ def test_a_full_redis_is_a_503_a_quick_failure_and_two_log_lines(
     assert dashboards.snapshot(state)["counts"]["oom"] > 10
 
 
+def test_a_redis_hovering_at_its_limit_is_one_episode(
+    make_app: AppFactory,
+    redis_factory: Callable[[], RedisServer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Full, then taking writes for a moment, then full again (as when
+    expiring keys free a little memory under load): one episode, one line
+    each way, the end only once writes have been taken for a while."""
+    server = redis_factory()
+    admin = server.client()
+    app, sse = make_app(
+        {"SSE_RESILIENCE_REDIS_URL": server.url}, guardian_enabled=False
+    )
+    state = get_state(app)
+    fill(server)
+    limit = int(admin.config_get("maxmemory")["maxmemory"])
+    for _ in range(3):
+        with pytest.raises(RedisOutOfMemory):
+            sse.open_stream("alice", app=app)
+        admin.config_set("maxmemory", str(limit + 2_000_000))  # room, briefly
+        sse.open_stream("alice", app=app)
+        time.sleep(1)
+        admin.config_set("maxmemory", str(limit))
+    assert state.outages.full and state.outages.full_count == 1
+    free(server)
+    wait_for(lambda: not state.outages.full, "the end of the episode", 10)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 2, lines
+    assert "is out of memory" in lines[0] and "takes writes again" in lines[1]
+
+
 def test_memory_is_read_per_master(
     redis_server: RedisServer, cluster: ClusterFixture
 ) -> None:
