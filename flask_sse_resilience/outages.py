@@ -61,19 +61,19 @@ class Outages:
 
     :param target: what the lines name.
     :param ping: a call that raises while Redis cannot serve (the probe).
-    :param memory: reads the target's memory (the probe while it is full),
-        or None to judge by refused writes alone.
+    :param read_memory: reads the target's memory (the probe while it is
+        full), or None to judge by refused writes alone.
     """
 
     def __init__(
         self,
         target: Target,
         ping: Callable[[], object],
-        memory: ReadMemory | None = None,
+        read_memory: ReadMemory | None = None,
     ) -> None:
         self.target = target
         self._ping = ping
-        self._memory = memory
+        self._memory = read_memory
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._since: float | None = None

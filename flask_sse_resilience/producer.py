@@ -211,12 +211,16 @@ class Producer:
             is written.
         :raises StreamNotActiveError: if the stream has ended or expired.
         :raises ProducerConflictError: if another producer took the stream over.
+        :raises redis.exceptions.OutOfMemoryError: at once, not retried, if
+            Redis is full (``maxmemory`` under ``noeviction``); nothing was
+            written.
 
-        If Redis fails mid-call the error propagates and the event may or may
-        not be logged; calling ``send`` again with the same event is safe, it is
-        never logged twice. With coalescing, a failed background write is
-        raised by the next call instead (this event was not taken), and the
-        held events are written again by the next flush.
+        If Redis fails mid-call (past ``retry_for``) the error propagates and
+        the event may or may not be logged; calling ``send`` again with the
+        same event is safe, it is never logged twice. With coalescing, a
+        failed background write is raised by the next call instead (this
+        event was not taken), and the held events are written again by the
+        next flush.
         """
         check_event_type(event_type)
         text = serialize(data, self._max_event_bytes)
