@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import EqualJitterBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
@@ -26,8 +26,33 @@ SCHEMES = (
 )
 
 
+#: Attempts after the first, and the backoff between them: 0.05-0.1 s, then
+#: 0.1-0.2, 0.2-0.4 and 0.25-0.5 s, so a failed command is retried for at
+#: least 0.6 s and at most 1.2 s (plus the attempts themselves) before its
+#: error is raised. Equal jitter, not full jitter: the waits never shrink to
+#: nothing, so the budget holds on every call.
+RETRIES = 4
+
+#: On a cluster, the shortest time between two topology refreshes that
+#: errors ask for (redis-py's default is one second).
+TOPOLOGY_REFRESH = 0.1
+
+
 def _retry() -> Retry:
-    return Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 3)
+    """The retry policy of every client this module builds.
+
+    Its budget is what a request spends on a stale topology before it
+    answers 503. Right after a failover, a pooled connection leads to the
+    dead master, and the first node a cluster client asks for the slot map
+    may still name it; redis-py's refresh after the first error then finds
+    the old map. Retried within about 0.15 s with one refresh per second (as
+    before), a quarter to a half of the first requests on idle workers
+    answered 503 while the promoted replica served (tests/test_clients.py);
+    with the first retry 50 ms or more later, and a refresh allowed before
+    each one, none did. A really unavailable Redis is still reported within
+    about a second and a half (on a refused connection).
+    """
+    return Retry(EqualJitterBackoff(base=0.05, cap=0.5), RETRIES)
 
 
 #: Seconds a command waits for a free pooled connection before failing.
@@ -87,9 +112,11 @@ def make_client(url: str, *, max_connections: int) -> RedisClient:
     worker serving thousands of SSE clients still holds a handful of Redis
     connections. Waiters are served first come, first served (see
     :class:`~flask_sse_resilience.pool.FairQueue`), so a tight loop cannot
-    starve them. Failed commands are retried 3 times with jittered exponential
-    backoff, so a short blip is absorbed but an outage is reported in about a
-    second instead of redis-py's default ten retries. A database number the
+    starve them. Failed commands are retried :data:`RETRIES` times with
+    jittered exponential backoff for 0.6-1.2 s (see :func:`_retry`), so a
+    blip or a failover's stale topology is absorbed, but an outage is
+    reported in about a second instead of after redis-py's default ten
+    retries. A database number the
     server does not have fails on connect with
     :class:`~flask_sse_resilience.redisutil.WrongDatabase`.
 
@@ -110,6 +137,7 @@ def make_client(url: str, *, max_connections: int) -> RedisClient:
             queue_class=FairQueue,
             timeout=_POOL_WAIT,
             retry=_retry(),
+            topology_refresh_min_interval=TOPOLOGY_REFRESH,
             **_SOCKETS,
         )
     if scheme.endswith("+sentinel"):

@@ -17,7 +17,9 @@ A snapshot reads only what the registry, the guardian and the per-process
 counters (:mod:`flask_sse_resilience.stats`) keep, in two round trips: one
 pipeline for the index shards, the counters, the workers and the last sweep,
 and one for the records shown (or, to sort by a record field, for every active
-record).
+record); plus Redis's memory (``INFO memory``, one per master; see
+:mod:`flask_sse_resilience.memory`), shown as unknown where ``INFO`` is
+refused.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from redis import exceptions as rx
 
-from . import wire
+from . import memory, wire
 from .configkeys import changed_keys
 from .errors import DashboardForbidden, DashboardNotFound, InvalidDashboardQuery
 from .guardian import SweepRecord, queue_last_sweep
@@ -109,7 +112,7 @@ def snapshot(
             "active": len(index),
             **{
                 name: sum(m.get(name, 0) for m in minutes)
-                for name in ("completed", "failed", "orphaned", "cancelled")
+                for name in ("completed", "failed", "orphaned", "cancelled", "oom")
             },
         },
         "workers": _workers(workers, now_ms, settings.heartbeat_interval),
@@ -123,6 +126,26 @@ def snapshot(
         },
         "sweep": _sweep(sweep, now_ms),
         "history": minutes,
+        "redis": _redis(state),
+    }
+
+
+def _redis(state: State) -> dict[str, Any]:
+    """Redis's memory, per master and in all (``used``/``max`` None when
+    unknown or unlimited). The writes it refused for memory are in
+    ``counts`` (``oom``) and ``history``."""
+    try:
+        nodes = memory.read(state.redis)
+    except rx.RedisError:  # INFO refused (or Redis gone since the pipeline)
+        nodes = []
+    limits = [n.maxmemory for n in nodes]
+    return {
+        "nodes": [n.as_json() for n in nodes],
+        "used": sum(n.used for n in nodes) if nodes else None,
+        # Unlimited if any master is: a sum would mislead.
+        "max": sum(limits) if nodes and all(limits) else None,
+        "policies": sorted({n.policy for n in nodes}),
+        "full": any(n.full for n in nodes),
     }
 
 

@@ -227,6 +227,24 @@ class RedisUnavailable(StoreError):
     description = "The stream store is unavailable; retry shortly."
 
 
+class RedisOutOfMemory(RedisUnavailable):
+    """Redis refused a write because it is full (``maxmemory`` reached under
+    ``maxmemory-policy noeviction``): nothing was written. A 503 with
+    ``Retry-After`` if it escapes a view. A :class:`RedisUnavailable`, so
+    code that handles that handles this too.
+
+    .. versionadded:: 0.1
+    """
+
+    error_code = "redis_out_of_memory"
+    description = "The stream store is full; retry later."
+
+    #: Seconds a client is asked to wait (``Retry-After``): memory comes back
+    #: when an operator frees some or raises ``maxmemory``, or as ended
+    #: streams expire, not within a quick retry.
+    retry_after = 10
+
+
 class CrossSiteRequest(HTTPError, Forbidden):
     """A state-changing request (a cancel) from another site: its ``Origin``
     (``null`` included), or ``Sec-Fetch-Site: cross-site``, names a site

@@ -134,6 +134,7 @@ class SSEResilience:
         app.cli.add_command(sse_cli)
         if settings.dashboard:
             count_signals(app, lambda: state.stats)
+            state.outages.on_refused(lambda: state.stats.count("oom"))
         if settings.metrics:
             from . import metrics
 

@@ -3,12 +3,16 @@ and set ``SSE_RESILIENCE_METRICS = True``.
 
 Per-process metrics (``connected_clients``, ``events_sent_total``,
 ``replays_total``, ``orphaned_total``, ``cancelled_total``,
-``guardian_sweep_seconds``) live in ``prometheus_client``'s default registry;
+``guardian_sweep_seconds``, ``redis_oom_total``: writes Redis refused
+because it was full) live in ``prometheus_client``'s default registry;
 with several gunicorn workers use its multiprocess mode
-(``PROMETHEUS_MULTIPROC_DIR``). Two gauges are read from Redis when scraped,
+(``PROMETHEUS_MULTIPROC_DIR``). Some gauges are read from Redis when scraped,
 so every worker reports the same cluster-wide value:
 ``active_streams`` and ``heartbeat_lag_seconds`` (age of the oldest heartbeat
-among active streams, the figure to alert on before streams get orphaned).
+among active streams, the figure to alert on before streams get orphaned),
+and per master (labels ``redis``, the masked URL, and ``node``)
+``redis_memory_used_bytes`` and ``redis_memory_max_bytes`` (``maxmemory``; 0
+when unlimited).
 
 Expose them as you like, e.g. ``app.wsgi_app = DispatcherMiddleware(app.wsgi_app,
 {"/metrics": prometheus_client.make_wsgi_app()})``.
@@ -20,8 +24,11 @@ import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import signals
+from redis.exceptions import RedisError
+
+from . import memory, signals
 from .errors import ConfigurationError
+from .memory import NodeMemory
 from .redisutil import UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -60,6 +67,10 @@ class Metrics:
         self.cancelled = prom.Counter(
             "cancelled", "Streams ended cancelled.", namespace=_NS
         )
+        self.redis_oom = prom.Counter(
+            "redis_oom", "Writes Redis refused because it was full (OOM).",
+            namespace=_NS,
+        )  # fmt: skip
         self.sweep_seconds = prom.Histogram(
             "guardian_sweep_seconds", "Duration of guardian sweeps.", namespace=_NS,
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
@@ -88,6 +99,16 @@ class _RedisCollector:
             "Seconds since the oldest heartbeat among active streams.",
             labels=["prefix"],
         )
+        used = GaugeMetricFamily(
+            f"{_NS}_redis_memory_used_bytes",
+            "Memory Redis uses (used_memory), per master.",
+            labels=["redis", "node"],
+        )
+        limit = GaugeMetricFamily(
+            f"{_NS}_redis_memory_max_bytes",
+            "Redis's maxmemory (0: no limit), per master.",
+            labels=["redis", "node"],
+        )
         for state in list(self.metrics.states):
             try:
                 count, oldest = state.registry.index()
@@ -99,8 +120,27 @@ class _RedisCollector:
             first = min((beat for _, beat in oldest), default=now_ms)
             age = (now_ms - first) / 1000
             lag.add_metric([state.settings.key_prefix], max(0.0, age))
+        for (where, _), node in _memory(list(self.metrics.states)).items():
+            used.add_metric([where, node.node], node.used)
+            limit.add_metric([where, node.node], node.maxmemory)
         yield active
         yield lag
+        yield used
+        yield limit
+
+
+def _memory(states: list[State]) -> dict[tuple[str, str], NodeMemory]:
+    """Each master's memory once, by ``(Redis, node)``, whichever apps share
+    it (``INFO`` refused or Redis unavailable: none)."""
+    found: dict[tuple[str, str], NodeMemory] = {}
+    for state in states:
+        try:
+            nodes = memory.read(state.redis)
+        except RedisError:
+            continue
+        for node in nodes:
+            found.setdefault((state.target.where, node.node), node)
+    return found
 
 
 _metrics: Metrics | None = None
@@ -136,6 +176,7 @@ def install(app: Flask, state: State) -> Metrics:
     def sent(_app: Any, **_: Any) -> None:
         metrics.events_sent.inc()
 
+    state.outages.on_refused(metrics.redis_oom.inc)
     for signal, receiver in (
         (signals.client_connected, connected),
         (signals.client_disconnected, disconnected),

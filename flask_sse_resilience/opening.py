@@ -17,7 +17,7 @@ from .ids import is_valid_stream_id
 from .models import OnConflict, Retention, StreamId, StreamState, check_key
 from .producer import Producer
 from .redistarget import is_wrong_database
-from .redisutil import UNAVAILABLE
+from .redisutil import UNAVAILABLE, store_error
 from .snapshots import AutoSnapshot
 from .state import State
 
@@ -27,12 +27,13 @@ def store_errors(state: State) -> Iterator[None]:
     """Redis unavailable (or a database the server does not have, from a
     client passed as ``redis=``), reported to the app's outage log and raised
     as the typed :class:`RedisUnavailable` the public methods promise
-    (answered 503 should it escape a view)."""
+    (answered 503 should it escape a view); a full Redis as its subclass
+    :class:`~flask_sse_resilience.errors.RedisOutOfMemory`."""
     try:
         yield
     except UNAVAILABLE as exc:
         state.outages.failed(exc)
-        raise RedisUnavailable() from exc
+        raise store_error(exc) from exc
     except rx.ResponseError as exc:
         if not is_wrong_database(exc):
             raise

@@ -44,7 +44,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from . import outages
 from .coalescing import Coalescer
 from .control import CancelFlag, request_json
 from .errors import InvalidEventError, StreamCancelled, StreamNotActiveError
@@ -188,12 +187,14 @@ class Producer:
         except (StreamNotActiveError, *UNAVAILABLE) as error:  # type: ignore[misc]
             if exc_type is None:
                 raise
-            if isinstance(error, UNAVAILABLE):
-                outages.of(self._log.redis).failed(error)
+            # Redis unavailable or full: the write reported it to the outage
+            # log, whose one line says this happens; one line per stream
+            # would grow with the load.
+            level = logging.INFO if isinstance(error, UNAVAILABLE) else logging.WARNING
             # No traceback: the app's own exception goes on to the app.
-            log.warning("could not mark stream %s failed (%s); the guardian "
-                        "ends it once its heartbeat is stale",
-                        self.stream_id, error)  # fmt: skip
+            log.log(level, "could not mark stream %s failed (%s); the guardian "
+                    "ends it once its heartbeat is stale",
+                    self.stream_id, error)  # fmt: skip
         return ours
 
     def send(self, event_type: str, data: Any = None) -> str:
@@ -210,12 +211,16 @@ class Producer:
             is written.
         :raises StreamNotActiveError: if the stream has ended or expired.
         :raises ProducerConflictError: if another producer took the stream over.
+        :raises redis.exceptions.OutOfMemoryError: at once, not retried, if
+            Redis is full (``maxmemory`` under ``noeviction``); nothing was
+            written.
 
-        If Redis fails mid-call the error propagates and the event may or may
-        not be logged; calling ``send`` again with the same event is safe, it is
-        never logged twice. With coalescing, a failed background write is
-        raised by the next call instead (this event was not taken), and the
-        held events are written again by the next flush.
+        If Redis fails mid-call (past ``retry_for``) the error propagates and
+        the event may or may not be logged; calling ``send`` again with the
+        same event is safe, it is never logged twice. With coalescing, a
+        failed background write is raised by the next call instead (this
+        event was not taken), and the held events are written again by the
+        next flush.
         """
         check_event_type(event_type)
         text = serialize(data, self._max_event_bytes)

@@ -13,16 +13,20 @@ Four checks, each one :class:`Finding`:
 - **eviction**: ``maxmemory-policy``. Every key of a stream (record, log,
   terminal event) carries a TTL, so both ``allkeys-*`` and ``volatile-*``
   policies may evict a live stream once memory is full; ``noeviction`` makes
-  a full Redis refuse writes instead (producers retry, requests get 503) and
-  loses nothing. Without ``maxmemory`` nothing is evicted at all.
+  a full Redis refuse writes instead (requests get 503
+  ``redis_out_of_memory``, producers' sends fail) and loses nothing. Without
+  ``maxmemory`` nothing is evicted at all.
 
 A failed check is ``fail`` (the command exits 1); a risky setting is
-``warn``.
+``warn``. The eviction check also runs once in each process that starts
+background work (:func:`warn_if_evicting`), so a risky policy is in the log
+even if nobody runs the command.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -30,9 +34,12 @@ from typing import Any
 
 from redis import exceptions as rx
 
+from . import memory
 from .keys import Keys
 from .redistarget import Target, explain
-from .redisutil import RedisClient, is_cluster
+from .redisutil import UNAVAILABLE, RedisClient, is_cluster
+
+log = logging.getLogger(__name__)
 
 #: The oldest Redis the package runs on.
 MINIMUM = (6, 2)
@@ -105,9 +112,10 @@ def eviction_finding(policies: dict[str, tuple[str, int]]) -> Finding:
             "warn",
             "eviction",
             f"maxmemory-policy {which} can evict live streams when memory is "
-            "full (each stream's keys carry a TTL, so volatile-* policies can "
+            "full, and their followers then end failed (lost) mid-stream "
+            "(each stream's keys carry a TTL, so volatile-* policies can "
             "too); set maxmemory-policy noeviction: a full Redis then refuses "
-            "writes (retried, answered 503) and loses nothing",
+            "writes (answered 503 redis_out_of_memory) and loses nothing",
         )
     if all(not maxmemory for _, maxmemory in policies.values()):
         policy = ", ".join(sorted({p for p, _ in policies.values()}))
@@ -142,11 +150,52 @@ def _version(client: RedisClient, keys: Keys, target: Target) -> Finding:
 
 
 def _eviction(client: RedisClient, keys: Keys, target: Target) -> Finding:
-    policies = {
-        node: (str(info.get("maxmemory_policy", "")), int(info.get("maxmemory", 0)))
-        for node, info in _infos(client).items()
-    }
-    return eviction_finding(policies)
+    return eviction_check(client)
+
+
+def eviction_check(client: RedisClient) -> Finding:
+    """The ``eviction`` finding of the Redis behind ``client``, read with
+    ``INFO memory`` on every master (see :mod:`~flask_sse_resilience.memory`)."""
+    nodes = memory.read(client)
+    return eviction_finding({n.node: (n.policy, n.maxmemory) for n in nodes})
+
+
+#: Tries of :func:`warn_if_evicting` while Redis is unavailable, and the
+#: first pause between them (doubled each time): about a minute in all.
+_START_TRIES, _START_PAUSE = 7, 1.0
+
+
+def warn_if_evicting(client: RedisClient, target: Target) -> Finding | None:
+    """The eviction check, run once when a process starts background work:
+    log its finding as a warning if it is one (an ``allkeys-*`` or
+    ``volatile-*`` policy with ``maxmemory`` set), say nothing otherwise.
+
+    One ``INFO memory`` per master. Refused (``INFO`` renamed, or denied by
+    an ACL, as on some managed services): a debug line and nothing else.
+    Redis unavailable: tried again for about a minute, then given up at
+    debug level. Returns the finding, or None if it could not be read.
+    """
+    pause = _START_PAUSE
+    for attempt in range(_START_TRIES):
+        try:
+            found = eviction_check(client)
+        except UNAVAILABLE as exc:
+            if attempt == _START_TRIES - 1:
+                log.debug("eviction policy not checked, Redis unavailable: %s", exc)
+                return None
+            time.sleep(pause)
+            pause *= 2
+        except rx.RedisError as exc:
+            log.debug("eviction policy not checked, INFO refused: %s", exc)
+            return None
+        except Exception:  # noqa: BLE001 - a start-up check must not break anything
+            log.debug("eviction policy not checked", exc_info=True)
+            return None
+        else:
+            if found.level == "warn":
+                log.warning("Redis at %s: %s", target, found.text)
+            return found
+    return None
 
 
 def _writable(client: RedisClient, keys: Keys, target: Target) -> Finding:

@@ -19,7 +19,7 @@ from typing import Any
 
 from redis import exceptions as rx
 
-from .redisutil import UNAVAILABLE, WrongDatabase
+from .redisutil import UNAVAILABLE, WrongDatabase, is_out_of_memory
 
 #: The config key of the Redis URL (also in :mod:`~flask_sse_resilience.settings`).
 URL_KEY = "SSE_RESILIENCE_REDIS_URL"
@@ -167,6 +167,11 @@ def _diagnose(exc: BaseException, target: Target) -> tuple[str, str]:
         else:
             fix = f"check that Redis runs there and that {setting} is right"
         return f"is unreachable ({cause(exc)})", fix
+    if is_out_of_memory(exc):
+        return (
+            f"is out of memory and refuses writes ({cause(exc)})",
+            "free memory or raise its maxmemory",
+        )
     if isinstance(exc, UNAVAILABLE):
         return (
             f"cannot serve now ({cause(exc)})",

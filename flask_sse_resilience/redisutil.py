@@ -13,6 +13,7 @@ from redis import exceptions as rx
 from redis.exceptions import NoScriptError
 from redis.sentinel import SentinelConnectionPool
 
+from .errors import RedisOutOfMemory, RedisUnavailable
 from .nodes import run_per_node
 
 RedisClient = Union["redis.Redis", "redis.RedisCluster"]
@@ -70,7 +71,12 @@ _TRANSIENT_PREFIXES = ("NOREPLICAS", "BUSY ")
 #:   (``SlotNotCoveredError``), or no node reachable to read the map from;
 #: - :class:`NodeInTransition` (``NOREPLICAS``, ``BUSY``);
 #: - :class:`WrongDatabase` (a ``ConnectionError``: the URL's database number
-#:   is out of range), which no retry heals but which is answered the same way.
+#:   is out of range), which no retry heals but which is answered the same way;
+#: - ``OutOfMemoryError`` (``OOM``: ``maxmemory`` reached under
+#:   ``maxmemory-policy noeviction``, so Redis refuses writes and still
+#:   serves reads). Unlike the others it is answered with its own code,
+#:   ``redis_out_of_memory``, is logged as an episode of its own, and
+#:   producers do not retry it (see :func:`is_out_of_memory`).
 UNAVAILABLE: tuple[type[Exception], ...] = (
     rx.ConnectionError,
     rx.TimeoutError,
@@ -80,7 +86,22 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     rx.ReadOnlyError,
     rx.RedisClusterException,
     NodeInTransition,
+    rx.OutOfMemoryError,
 )
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for Redis refusing a write because it is full (``OOM command not
+    allowed when used memory > 'maxmemory'``): a plain command's reply, a
+    pipeline's, or a script's first write."""
+    return isinstance(exc, rx.OutOfMemoryError)
+
+
+def store_error(exc: BaseException) -> RedisUnavailable:
+    """The typed error the public API raises (and a view answers 503) for
+    ``exc``, one of :data:`UNAVAILABLE`: :class:`RedisOutOfMemory` for a
+    full Redis, else :class:`RedisUnavailable`."""
+    return RedisOutOfMemory() if is_out_of_memory(exc) else RedisUnavailable()
 
 
 def reply_error(exc: Exception) -> Exception:

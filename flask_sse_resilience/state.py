@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from blinker import NamedSignal
 
-from . import outages, signals
+from . import memory, outages, redischeck, signals
 from .broker import Broker, Notice
 from .completion import CompletionStore
 from .configkeys import prefixed, warn_late_keys
@@ -114,7 +114,11 @@ class State:
         #: Which Redis this app uses, and the setting that chose it.
         self.target = target or Target(describe_client(redis), "client")
         #: This process's outages of that Redis: one log line each.
-        self.outages = Outages(self.target, lambda: self.liveness_redis.ping())
+        self.outages = Outages(
+            self.target,
+            lambda: self.liveness_redis.ping(),
+            lambda: memory.read(self.liveness_redis),
+        )
         outages.watch(redis, self.outages)
         self._make_liveness = liveness_client
         self._liveness: RedisClient | None = None
@@ -320,8 +324,10 @@ class State:
         """Schedule the guardian in this process, if enabled, and report to
         the dashboard (if on) from now on; restart any background loop whose
         thread ended; under gunicorn, attach to this worker (see
-        :mod:`~flask_sse_resilience.gunicorn`). Idempotent and cheap: it runs
-        before every request."""
+        :mod:`~flask_sse_resilience.gunicorn`); once per process, warn if
+        Redis may evict streams (see
+        :func:`~flask_sse_resilience.redischeck.warn_if_evicting`).
+        Idempotent and cheap: it runs before every request."""
         if self._adopted_by != os.getpid():
             self._adopted_by = os.getpid()
             from . import gunicorn
@@ -332,6 +338,13 @@ class State:
             except ConfigurationError as exc:
                 log.error("%s", exc)
             warn_late_keys(self.config_at_init, self.app.config)
+            # Off the request: Redis may be slow or down at this moment.
+            threading.Thread(
+                target=redischeck.warn_if_evicting,
+                args=(self.redis, self.target),
+                name="sse-resilience-eviction-check",
+                daemon=True,
+            ).start()
         revive_all()
         if self.settings.dashboard and not self.shutting_down:
             self.stats.start()

@@ -30,8 +30,9 @@ from .redisutil import UNAVAILABLE, RedisClient, hash_to_text
 
 log = logging.getLogger(__name__)
 
-#: Names counted per minute.
-COUNTS = ("events", "connects", "completed", "failed", "orphaned", "cancelled")
+#: Names counted per minute (``oom``: writes Redis refused because it was
+#: full, as the outage log heard of them).
+COUNTS = ("events", "connects", "completed", "failed", "orphaned", "cancelled", "oom")
 
 #: Minutes of history kept (and shown).
 HISTORY = 15

@@ -31,6 +31,7 @@ from .connections import Connection
 from .errors import (
     ConnectionLimitExceeded,
     InvalidLastEventId,
+    RedisOutOfMemory,
     RedisUnavailable,
     StoreError,
     StreamIdTaken,
@@ -40,7 +41,7 @@ from .errors import (
 )
 from .models import StreamState, to_iso
 from .redistarget import is_wrong_database
-from .redisutil import UNAVAILABLE
+from .redisutil import UNAVAILABLE, store_error
 from .snapshots import StartFrom
 from .state import EXTENSION_KEY, State, get_state
 from .streaming import EventStream
@@ -60,6 +61,7 @@ STATUS: dict[type[StoreError], int] = {
     StreamKeyTaken: 409,
     StreamLimitExceeded: 429,
     RedisUnavailable: 503,
+    RedisOutOfMemory: 503,
 }
 
 
@@ -257,15 +259,18 @@ def error_response(exc: Exception) -> Response:
     :data:`STATUS`. Redis unavailable is also reported to the app's outage
     log (one line per outage, naming the Redis and the cause: see
     :mod:`~flask_sse_resilience.outages`); the answer itself never says more
-    than that the store is unavailable."""
+    than that the store is unavailable, or full (``redis_out_of_memory``,
+    with ``Retry-After``)."""
     if not isinstance(exc, StoreError):
         get_state().outages.failed(exc)  # (store_errors reported the others)
-    error = exc if isinstance(exc, StoreError) else RedisUnavailable()
+    error = exc if isinstance(exc, StoreError) else store_error(exc)
     body = jsonify(error=error.error_code, message=error.description)
     if isinstance(error, StreamKeyTaken):
         body = jsonify(
             error=error.error_code, message=error.description, streamId=error.stream_id
         )
+    if isinstance(error, RedisOutOfMemory):
+        body.headers["Retry-After"] = str(error.retry_after)
     body.status_code = STATUS.get(type(error), 500)
     return body
 

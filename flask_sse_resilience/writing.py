@@ -2,7 +2,8 @@
 :mod:`~flask_sse_resilience.producer`).
 
 Through an outage (a restart, a failover) every write is retried for
-``retry_for`` seconds; each is idempotent, so none is doubled. A failover can
+``retry_for`` seconds; each is idempotent, so none is doubled. A write that
+a full Redis refuses (``OOM``) fails at once. A failover can
 also lose writes Redis had acknowledged (replication is asynchronous): the
 producer then finds the log behind it and re-sends what is missing from the
 last :data:`REPLAY` events it keeps, so the log still holds every event once
@@ -20,9 +21,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import outages
 from .errors import LogBehindError, ProducerConflictError, StreamCancelled
 from .eventlog import EventLog
-from .redisutil import UNAVAILABLE
+from .redisutil import UNAVAILABLE, is_out_of_memory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,14 +65,23 @@ class LogWriter:
 
     def retrying(self, call: Callable[[], T]) -> T:
         """Run ``call``; while Redis is unreachable, retry it for up to
-        ``retry_for`` seconds. Safe because every write is idempotent."""
+        ``retry_for`` seconds. Safe because every write is idempotent.
+
+        A write refused because Redis is full (``OOM``) is not retried: it
+        raises at once, and so does the error that outlasts ``retry_for``,
+        after it is reported to the outage log. A full Redis is rarely
+        freed within seconds (an operator, or streams expiring, must free
+        memory), and a producer waiting for it would hold its generation,
+        and its followers, with nothing to show for it.
+        """
         deadline = time.monotonic() + self.retry_for
         pause = 0.1
         while True:
             try:
                 return call()
-            except UNAVAILABLE:
-                if time.monotonic() + pause > deadline:
+            except UNAVAILABLE as exc:
+                if is_out_of_memory(exc) or time.monotonic() + pause > deadline:
+                    outages.of(self.log.redis).failed(exc)
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)

@@ -322,9 +322,11 @@ def test_check_warns_about_eviction_and_fails_on_a_replica(
         assert result.exit_code == 0, result.output
         assert result.output.splitlines()[-1] == (
             f"WARN eviction: maxmemory-policy {policy} can evict live streams when "
-            "memory is full (each stream's keys carry a TTL, so volatile-* "
+            "memory is full, and their followers then end failed (lost) "
+            "mid-stream (each stream's keys carry a TTL, so volatile-* "
             "policies can too); set maxmemory-policy noeviction: a full Redis "
-            "then refuses writes (retried, answered 503) and loses nothing"
+            "then refuses writes (answered 503 redis_out_of_memory) and loses "
+            "nothing"
         )
         assert runner.invoke(args=["sse", "check", "--strict"]).exit_code == 1
     admin.config_set("maxmemory-policy", "noeviction")

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request, session, url_for
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from flask_sse_resilience import (
@@ -229,5 +230,10 @@ def generate(
                 out.cancel({"prompt": prompt, "text": "".join(text)})
     except GenerationFailed:
         log.info("generation %s failed on request", stream_id)
+    except RedisError as exc:
+        # Redis down past the producer's retries, or full (a refused write
+        # is not retried): the extension logged the cause once, not per
+        # generation; the guardian ends the stream if the producer could not.
+        log.info("generation %s stopped: %s: %s", stream_id, type(exc).__name__, exc)
     except Exception:
         log.exception("generation %s crashed", stream_id)

@@ -26,9 +26,10 @@
 
   function render(s) {
     text($("updated"), "as of " + new Date(s.at).toLocaleTimeString());
-    ["active", "completed", "failed", "orphaned", "cancelled"].forEach(function (name) {
+    ["active", "completed", "failed", "orphaned", "cancelled", "oom"].forEach(function (name) {
       text($("count-" + name), s.counts[name]);
     });
+    renderMemory(s.redis);
     renderWorkers(s.workers);
     renderStreams(s.streams, s.staleThresholdMs);
     renderSweep(s.sweep);
@@ -83,6 +84,25 @@
       th.classList.toggle("sorted", th.dataset.sort === streams.sort);
       th.classList.toggle("desc", th.dataset.sort === streams.sort && streams.desc);
     });
+  }
+
+  function size(bytes) {
+    var units = ["B", "KiB", "MiB", "GiB"];
+    var i = 0;
+    while (bytes >= 1024 && i < units.length - 1) { bytes /= 1024; i += 1; }
+    return (i ? bytes.toFixed(1) : String(bytes)) + " " + units[i];
+  }
+
+  /* Used of maxmemory (with the share when there is a limit), the policy on
+   * hover; marked when Redis refuses writes. */
+  function renderMemory(redis) {
+    var el = $("redis-memory");
+    if (!redis || redis.used === null) { text(el, "unknown"); el.title = "INFO refused"; return; }
+    var shown = size(redis.used);
+    if (redis.max) shown += " of " + size(redis.max) + " (" + Math.round(100 * redis.used / redis.max) + "%)";
+    text(el, shown + (redis.full ? ", full" : ""));
+    el.title = "maxmemory-policy " + redis.policies.join(", ");
+    el.classList.toggle("full", redis.full);
   }
 
   function renderSweep(sweep) {

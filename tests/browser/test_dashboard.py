@@ -116,6 +116,9 @@ def test_the_dashboard_shows_what_redis_holds(demo: Demo, page: Any) -> None:
     )
     assert text(page, "count-active") == "14"
     assert text(page, "sweep").startswith("sweep #")
+    # Redis's memory (no maxmemory here: the size alone) and no refusals.
+    assert text(page, "redis-memory").endswith("MiB")
+    assert text(page, "count-oom") == "0"
     assert client.zscore(KEYS.active_of(victim), victim) is None
     page.screenshot(path=str(ARTIFACTS / "dashboard-orphaned.png"), full_page=True)
     # Server-side sorting: by owner, descending, from the header.
