@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.metadata import version
 
 import flask_sse_resilience
 
@@ -27,10 +28,16 @@ def test_the_gunicorn_hooks_import_nothing_to_patch() -> None:
 
 def test_every_public_name_resolves_on_first_use() -> None:
     for name in flask_sse_resilience.__all__:
-        assert getattr(flask_sse_resilience, name).__name__ == name
+        if name != "__version__":
+            assert getattr(flask_sse_resilience, name).__name__ == name
     assert "redis" in imported_after("from flask_sse_resilience import SSEResilience")
 
 
 def test_submodules_are_attributes_too() -> None:
     assert flask_sse_resilience.signals.stream_orphaned.name == "sse-stream-orphaned"
     assert not hasattr(flask_sse_resilience, "no_such_thing")
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    assert flask_sse_resilience.__version__ == version("flask-sse-resilience")
+    assert "importlib.metadata" not in imported_after("import flask_sse_resilience")
