@@ -192,7 +192,9 @@ def run_leg(leg: Leg, wheel: Path, work: Path, pytest_args: list[str]) -> Leg:
         )  # fmt: skip
         leg.log = done.stdout
         leg.ok = done.returncode == 0
-        summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+        # pytest's closing line; a background thread may log after it.
+        closing = re.findall(r"^=+ (.*\d+ (?:passed|failed).*) =+$", done.stdout, re.M)
+        summary = closing[-1] if closing else "pytest printed no summary"
         for count, word in re.findall(
             r"(\d+) (passed|failed|skipped|errors?)", summary
         ):
@@ -241,17 +243,18 @@ def main() -> None:
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             futures = [pool.submit(run_leg, leg, wheel, work, args.pytest_args)
                        for leg in legs]  # fmt: skip
+            if args.out:
+                args.out.mkdir(parents=True, exist_ok=True)
             for future in concurrent.futures.as_completed(futures):
                 leg = future.result()
                 verdict = "pass" if leg.ok else f"FAIL {leg.note}"
                 print(f"py{leg.python} {leg.leg}: {verdict} ({leg.seconds:.0f} s)",
                       flush=True)  # fmt: skip
+                if args.out:  # as each leg ends, to read while the rest run
+                    (args.out / f"py{leg.python}-{leg.leg}.log").write_text(leg.log)
     print(table(legs))
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "matrix.md").write_text(table(legs) + "\n")
-        for leg in legs:
-            (args.out / f"py{leg.python}-{leg.leg}.log").write_text(leg.log)
     for leg in legs:
         if not leg.ok:
             print(f"\n=== py{leg.python} {leg.leg}: {leg.note}\n{leg.log[-3000:]}")
