@@ -193,7 +193,9 @@ def run_leg(leg: Leg, wheel: Path, work: Path, pytest_args: list[str]) -> Leg:
         leg.log = done.stdout
         leg.ok = done.returncode == 0
         # pytest's closing line; a background thread may log after it.
-        closing = re.findall(r"^=+ (.*\d+ (?:passed|failed).*) =+$", done.stdout, re.M)
+        closing = re.findall(
+            r"^=* ?(\d+ (?:passed|failed)\b.* in [\d.]+s\b.*?) ?=*$", done.stdout, re.M
+        )
         summary = closing[-1] if closing else "pytest printed no summary"
         for count, word in re.findall(
             r"(\d+) (passed|failed|skipped|errors?)", summary
