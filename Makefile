@@ -11,7 +11,7 @@ STAMP    = $(VENV)/.installed-stamp
 JS       = clients/js
 JSSTAMP  = $(JS)/node_modules/.installed-stamp
 
-.PHONY: demo test lint types docs unit e2e js js-build bench bench-quick soak chaos clean system-deps redis-server
+.PHONY: demo test lint types docs unit e2e js js-build bench bench-quick soak chaos matrix clean system-deps redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,7 @@ system-deps:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
@@ -84,6 +85,11 @@ soak: $(STAMP) system-deps
 
 chaos: $(STAMP) system-deps
 	$(BIN)/python -m bench.chaos --minutes 2 --failovers 60
+
+# Python 3.10-3.13 x every dependency at its floor, at its newest release, and
+# redis-py 7: the quick tier in a fresh venv each (harness/matrix.py).
+matrix: $(STAMP) redis-server
+	$(BIN)/python -m harness.matrix
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache .demo $(JS)/node_modules

@@ -5,6 +5,10 @@ The names below are imported on first use (PEP 562), so importing a
 submodule alone, as a gunicorn config file does with
 :mod:`flask_sse_resilience.gunicorn`, pulls in nothing else (no Redis client,
 nothing gevent must patch first).
+
+``__version__`` is the installed distribution's version, read from its
+metadata (:func:`importlib.metadata.version`) on first use, so it never
+disagrees with what pip installed.
 """
 
 from __future__ import annotations
@@ -13,15 +17,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    __version__: str
+
     from .errors import (
         AuthenticationRequired,
         ConfigurationError,
+        ConfigurationWarning,
         ConnectionLimitExceeded,
         InvalidEventError,
         InvalidLastEventId,
         InvalidStreamId,
         InvalidStreamToken,
         ProducerConflictError,
+        RedisOutOfMemory,
         RedisUnavailable,
         SSEResilienceError,
         StoreError,
@@ -63,12 +71,14 @@ _HOMES = {
         (
             "AuthenticationRequired",
             "ConfigurationError",
+            "ConfigurationWarning",
             "ConnectionLimitExceeded",
             "InvalidEventError",
             "InvalidLastEventId",
             "InvalidStreamId",
             "InvalidStreamToken",
             "ProducerConflictError",
+            "RedisOutOfMemory",
             "RedisUnavailable",
             "SSEResilienceError",
             "StoreError",
@@ -88,6 +98,7 @@ __all__ = [
     "AutoSnapshot",
     "CompletionData",
     "ConfigurationError",
+    "ConfigurationWarning",
     "ConnectionLimitExceeded",
     "Event",
     "InvalidEventError",
@@ -96,6 +107,7 @@ __all__ = [
     "InvalidStreamToken",
     "Producer",
     "ProducerConflictError",
+    "RedisOutOfMemory",
     "RedisUnavailable",
     "Retention",
     "SSEResilience",
@@ -110,10 +122,16 @@ __all__ = [
     "StreamNotActiveError",
     "StreamNotFound",
     "StreamState",
+    "__version__",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        globals()[name] = found = version("flask-sse-resilience")
+        return found
     home = _HOMES.get(name)
     if home is None:
         # A submodule, as ``flask_sse_resilience.signals`` was before.
@@ -135,4 +153,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+    return sorted({*globals(), *_HOMES, "__version__"})

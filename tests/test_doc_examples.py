@@ -68,6 +68,9 @@ COMMANDS = {
         "test_js_package.py packs the package and installs the tarball"
     ),
     ("docs/stopping.rst", "rq worker --url"): "test_rq_worker.py, these flags",
+    ("docs/deployment.rst", "pip install flask-sse-resilience"): (
+        "test_plain_install.py"
+    ),
     ("docs/deployment.rst", "gunicorn -k gevent --bind"): "test_doc_programs.py",
     ("docs/deployment.rst", "gunicorn -k gevent -w 4"): "test_doc_programs.py",
     ("docs/deployment.rst", "gunicorn -c gunicorn.conf.py"): "test_doc_programs.py",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ def test_the_gunicorn_hooks_import_nothing_to_patch() -> None:
 
 def test_every_public_name_resolves_on_first_use() -> None:
     for name in flask_sse_resilience.__all__:
-        assert getattr(flask_sse_resilience, name).__name__ == name
+        if name != "__version__":
+            assert getattr(flask_sse_resilience, name).__name__ == name
     assert "redis" in imported_after("from flask_sse_resilience import SSEResilience")
 
 
@@ -61,3 +63,8 @@ def test_the_client_without_its_extra_names_the_install_command(
         f"needs {hidden}, which is not installed: pip install "
         "'flask-sse-resilience[client]'"
     )
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    assert flask_sse_resilience.__version__ == version("flask-sse-resilience")
+    assert "importlib.metadata" not in imported_after("import flask_sse_resilience")

@@ -179,8 +179,9 @@ def test_deferred_writes_land_once_redis_is_back(
     finally:
         server.resume()
     observer = server.client()
-    eventually(lambda: observer.get("k") == "v")
-    assert deferred.pending == 0
+    # Both: the first attempt's SET, sent before the pause was noticed, may
+    # land on resume before the deferred retry does (seen with redis-py 7).
+    eventually(lambda: observer.get("k") == "v" and deferred.pending == 0)
     deferred.loop.stop(timeout=1)
 
 

@@ -166,8 +166,14 @@ def test_retry_for_rides_out_a_redis_restart_without_doubling(
             server.port = port
             server.start()
 
-        threading.Thread(target=restart).start()
+        # Joined before the test ends: the send may land while the restart
+        # still waits for its PING, and a teardown stopping the server under
+        # it failed a later test instead (seen under load with redis-py 7).
+        restarter = threading.Thread(target=restart)
+        restarter.start()
         out.send("token", 1)  # blocks until Redis is back, then lands once
+    restarter.join(30)
+    assert not restarter.is_alive()
     events = sse.event_log(app).read(sid, None)
     assert [(e.type, e.data) for e in events] == [
         ("token", 0),
