@@ -10,8 +10,13 @@ _EVENT_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 
 
 def new_stream_id() -> str:
-    """Return a fresh, unguessable stream id (128 random bits, URL-safe)."""
-    return secrets.token_urlsafe(16)
+    """Return a fresh, unguessable stream id (128 random bits, URL-safe)
+    that never starts with ``-``, which a shell command such as ``flask sse
+    cancel <id>`` would take for an option."""
+    while True:
+        stream_id = secrets.token_urlsafe(16)
+        if not stream_id.startswith("-"):
+            return stream_id
 
 
 def is_valid_stream_id(value: object, rule: re.Pattern[str] | None = None) -> bool:

@@ -130,3 +130,13 @@ def test_timestamps_come_from_redis(registry: StreamRegistry, r: redis.Redis) ->
     assert record is not None
     assert abs(record.started_at.timestamp() - (seconds + micros / 1e6)) < 2
     assert abs(record.started_at.timestamp() - time.time()) < 5
+
+
+def test_made_ids_never_look_like_an_option() -> None:
+    """One token in 64 starts with ``-``; ``flask sse cancel <id>`` would
+    take such an id for an option (seen in CI)."""
+    from flask_sse_resilience.ids import is_valid_stream_id, new_stream_id
+
+    made = [new_stream_id() for _ in range(5000)]
+    assert all(is_valid_stream_id(i) and not i.startswith("-") for i in made)
+    assert len(set(made)) == len(made)

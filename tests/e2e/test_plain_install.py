@@ -320,11 +320,9 @@ def test_the_client_needs_its_extra(
     # Fails as an ImportError (ModuleNotFoundError is one), not with any
     # other exception and not by importing.
     assert without.returncode == 3, without.stdout + without.stderr
-    # TODO(issue 24, after merging the client's extra message): tighten to
-    #     assert "pip install 'flask-sse-resilience[client]'" in without.stdout
-    # which the client on the other branch of issue 24 says; on this branch
-    # it is still the bare "No module named 'httpx'".
-    assert without.stdout.startswith(("ImportError: ", "ModuleNotFoundError: "))
+    # The message names the missing module and the install command.
+    assert without.stdout.startswith("ModuleNotFoundError: ")
+    assert "pip install 'flask-sse-resilience[client]'" in without.stdout
     before = pristine.distributions()
     pristine.pip("install", "--no-compile", "-q", f"{dists.wheel}[client]")
     try:
