@@ -114,7 +114,7 @@ def guardian_sweep(redis: RedisServer, active: int, stale: int) -> dict[str, flo
 def dashboard_snapshot(redis: RedisServer, active: int) -> dict[str, float]:
     """Build the dashboard's snapshot over ``active`` streams, sorted by
     heartbeat (from the index) and by owner (every record read)."""
-    from flask_sse_resilience.dashboard import snapshot
+    from flask_sse_resilience.web.dashboard import snapshot
 
     client = counting_client(redis.port)
     client.flushall()

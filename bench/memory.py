@@ -24,7 +24,7 @@ import redis
 from flask import Flask
 
 from flask_sse_resilience import SSEResilience
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 from harness.redis_server import RedisServer
 
 TOKEN = {"text": "x" * 20}

@@ -2,7 +2,7 @@
 
 One process (a worker) follows ``streams`` streams with ``followers``
 followers in all, on a private redis-server; its broker's presence check
-(:mod:`flask_sse_resilience.presence`) runs ``rounds`` times. Per check it
+(:mod:`flask_sse_resilience.serve.presence`) runs ``rounds`` times. Per check it
 reports the round trips (sends counted on the connection), the Redis commands
 (``INFO commandstats``), the worker's CPU time (``time.process_time``), the
 wall time, and the Redis server's CPU time. For contrast, the same figures
@@ -22,12 +22,12 @@ from typing import Any
 
 import redis
 
-from flask_sse_resilience.broker import Broker
-from flask_sse_resilience.completion import CompletionStore
-from flask_sse_resilience.eventlog import EventLog
-from flask_sse_resilience.keys import Keys
-from flask_sse_resilience.presence import PresenceCheck
-from flask_sse_resilience.registry import StreamRegistry
+from flask_sse_resilience.serve.broker import Broker
+from flask_sse_resilience.serve.presence import PresenceCheck
+from flask_sse_resilience.store.completion import CompletionStore
+from flask_sse_resilience.store.eventlog import EventLog
+from flask_sse_resilience.store.keys import Keys
+from flask_sse_resilience.store.registry import StreamRegistry
 from harness.redis_server import RedisServer
 from harness.roundtrips import CountingConnection, counting_client
 from harness.seeding import fill

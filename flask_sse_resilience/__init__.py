@@ -49,13 +49,13 @@ if TYPE_CHECKING:
         StreamMetadata,
         StreamState,
     )
-    from .producer import Producer
-    from .snapshots import AutoSnapshot
+    from .produce.producer import Producer
+    from .produce.snapshots import AutoSnapshot
 
 _HOMES = {
     "SSEResilience": "extension",
-    "Producer": "producer",
-    "AutoSnapshot": "snapshots",
+    "Producer": "produce.producer",
+    "AutoSnapshot": "produce.snapshots",
     **dict.fromkeys(
         (
             "CompletionData",

@@ -19,8 +19,8 @@ from redis.exceptions import RedisError
 
 from .errors import StoreError
 from .models import StreamMetadata, StreamState
-from .redischeck import run_checks
-from .redistarget import explain
+from .redisio.health import run_checks
+from .redisio.target import explain
 from .state import State, get_state
 
 

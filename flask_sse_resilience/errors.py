@@ -5,7 +5,7 @@ Every exception derives from :class:`SSEResilienceError`. Two kinds:
 - :class:`StoreError`: raised by the data layer (registering a stream, Redis
   unavailable), also outside any request (an RQ job, a CLI). They are not
   HTTP exceptions; when one escapes a view, the extension's error handler
-  (:mod:`~flask_sse_resilience.views`) answers it as JSON with its status.
+  (:mod:`~flask_sse_resilience.web.views`) answers it as JSON with its status.
 - :class:`HTTPError`: refusals of a request, raised only by the HTTP layer.
   They also derive from the matching werkzeug exception, so Flask renders
   them with the right status code and the JSON body
@@ -59,7 +59,7 @@ class StreamCancelled(StreamNotActiveError):
     producer's ``send``, ``complete`` and ``fail`` raise it, and nothing was
     written. Leaving the producer's ``with`` block with it ends the stream
     ``cancelled``; see :meth:`Producer.cancel
-    <flask_sse_resilience.producer.Producer.cancel>` to end it with a
+    <flask_sse_resilience.produce.producer.Producer.cancel>` to end it with a
     partial result."""
 
     def __init__(self, stream_id: str, request: dict[str, Any] | None = None) -> None:
@@ -82,7 +82,7 @@ class LogBehindError(ProducerConflictError):
     """The stream's log holds fewer events than this producer wrote: Redis
     acknowledged events and lost them (an asynchronous replica was promoted
     before it received them). The producer re-sends them if it still has
-    them (see :class:`~flask_sse_resilience.producer.Producer`)."""
+    them (see :class:`~flask_sse_resilience.produce.producer.Producer`)."""
 
     def __init__(self, message: str, logged: int) -> None:
         super().__init__(message)

@@ -8,38 +8,31 @@ from typing import Any
 
 from flask import Flask, Response, current_app, has_app_context
 
-from . import control_views, multiview, opening
+from . import opening
 from .cli import sse_cli
-from .clients import make_client
-from .completion import CompletionStore
-from .configkeys import warn_unknown_keys
-from .eventlog import EventLog
-from .guardian import StreamGuardian
-from .models import (
-    CompletionData,
-    OnConflict,
-    StreamId,
-    StreamMetadata,
-    StreamState,
-)
+from .models import CompletionData, OnConflict, StreamId, StreamMetadata, StreamState
 from .opening import store_errors
-from .producer import Producer
-from .redistarget import Target
-from .redisutil import RedisClient
-from .registry import StreamRegistry
-from .settings import check_compression, check_option_names, load_settings
-from .snapshots import AutoSnapshot
-from .state import (
-    EXTENSION_KEY,
-    Authorizer,
-    Hooks,
-    IdentityLoader,
-    State,
-    find_state,
+from .produce.producer import Producer
+from .produce.snapshots import AutoSnapshot
+from .redisio.commands import RedisClient
+from .redisio.connect import make_client
+from .redisio.target import Target
+from .settings import (
+    check_compression,
+    check_option_names,
+    load_settings,
+    warn_unknown_keys,
 )
-from .stats import count_signals
-from .tokens import make_token
-from .views import (
+from .state import EXTENSION_KEY, Authorizer, Hooks, IdentityLoader, State, find_state
+from .store.completion import CompletionStore
+from .store.eventlog import EventLog
+from .store.guardian import StreamGuardian
+from .store.registry import StreamRegistry
+from .store.stats import count_signals
+from .web import control as control_views
+from .web import multi as multiview
+from .web.tokens import make_token
+from .web.views import (
     install_error_handlers,
     make_blueprint,
     recover_response,
@@ -93,7 +86,7 @@ class SSEResilience:
     def init_app(self, app: Flask) -> None:
         """Validate the config, connect the stores and register the blueprint.
 
-        Settings are read here, once (see :mod:`~flask_sse_resilience.configkeys`
+        Settings are read here, once (see :mod:`~flask_sse_resilience.settings`
         for keys that are unknown or set later).
 
         :raises ConfigurationError: for a bad setting, naming its key.
@@ -309,7 +302,7 @@ class SSEResilience:
         """Return the context manager that writes ``stream_id``'s events.
 
         Works in a request, a greenlet, or another process that reaches the
-        same Redis. See :class:`~flask_sse_resilience.producer.Producer`; it
+        same Redis. See :class:`~flask_sse_resilience.produce.producer.Producer`; it
         hears cancel requests over this process's pub/sub link (the fast
         path) and with its heartbeat.
 
@@ -319,10 +312,10 @@ class SSEResilience:
             ``SSE_RESILIENCE_PRODUCER_RETRY_FOR`` (30 s), enough to ride out a
             Sentinel or Cluster failover.
         :param coalesce_ms: hold sends up to this many milliseconds and write
-            them together (see :mod:`~flask_sse_resilience.coalescing`); 0
+            them together (see :mod:`~flask_sse_resilience.produce.coalescer`); 0
             writes each at once. By default ``SSE_RESILIENCE_COALESCE_MS``.
         :param snapshots: keep a snapshot for late joiners every N events
-            (see :class:`~flask_sse_resilience.snapshots.AutoSnapshot`).
+            (see :class:`~flask_sse_resilience.produce.snapshots.AutoSnapshot`).
         """
         state = self._state(app)
         return opening.producer(state, stream_id, retry_for, coalesce_ms, snapshots)
@@ -355,7 +348,7 @@ class SSEResilience:
         return self._state(app).completions.get_completion(stream_id)
 
     def guardian(self, app: Flask | None = None) -> StreamGuardian:
-        """This process's :class:`~flask_sse_resilience.guardian.StreamGuardian`
+        """This process's :class:`~flask_sse_resilience.store.guardian.StreamGuardian`
         for the app; ``guardian().run_once()`` sweeps now."""
         return self._state(app).guardian
 
@@ -369,13 +362,13 @@ class SSEResilience:
         self._state(app).start_background()
 
     def registry(self, app: Flask | None = None) -> StreamRegistry:
-        """The app's :class:`~flask_sse_resilience.registry.StreamRegistry`."""
+        """The app's :class:`~flask_sse_resilience.store.registry.StreamRegistry`."""
         return self._state(app).registry
 
     def completions(self, app: Flask | None = None) -> CompletionStore:
-        """The app's :class:`~flask_sse_resilience.completion.CompletionStore`."""
+        """The app's :class:`~flask_sse_resilience.store.completion.CompletionStore`."""
         return self._state(app).completions
 
     def event_log(self, app: Flask | None = None) -> EventLog:
-        """The app's :class:`~flask_sse_resilience.eventlog.EventLog`."""
+        """The app's :class:`~flask_sse_resilience.store.eventlog.EventLog`."""
         return self._state(app).log

@@ -26,16 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from . import memory, signals
+from . import signals
 from .errors import ConfigurationError
-from .memory import NodeMemory
-from .redisutil import UNAVAILABLE
+from .redisio import memory
+from .redisio.failures import UNAVAILABLE
+from .redisio.memory import NodeMemory
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .guardian import SweepResult
     from .state import State
+    from .store.guardian import SweepResult
 
 _NS = "sse_resilience"
 

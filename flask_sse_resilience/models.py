@@ -39,6 +39,14 @@ CANCELLERS = ("user", "app", "abandoned", "superseded")
 
 #: What a keyed open does when the owner has an active stream with the key.
 OnConflict = Literal["reject", "cancel", "join"]
+
+#: Where a client without a cursor starts (the ``from`` query parameter):
+#: the latest snapshot if there is one, else the start of the log
+#: (``snapshot``, the default); the start of the log (``start``); or only
+#: the events that come next (``latest``).
+StartFrom = Literal["snapshot", "start", "latest"]
+
+START_FROM: tuple[StartFrom, ...] = ("snapshot", "start", "latest")
 ON_CONFLICT: tuple[OnConflict, ...] = get_args(OnConflict)
 
 
@@ -135,7 +143,7 @@ def to_iso(value: datetime | None) -> str | None:
 
 class RecordField(str, enum.Enum):
     """The fields of a stream's record hash: the one place they are named
-    (the scripts in :mod:`~flask_sse_resilience.scripts` use these names)."""
+    (the scripts in :mod:`~flask_sse_resilience.store.scripts` use these names)."""
 
     STREAM_ID = "streamId"
     STREAM_TYPE = "streamType"

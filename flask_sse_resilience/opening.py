@@ -12,13 +12,13 @@ from redis import exceptions as rx
 
 from . import signals
 from .errors import RedisUnavailable
-from .events import check_metadata
 from .ids import is_valid_stream_id
 from .models import OnConflict, Retention, StreamId, StreamState, check_key
-from .producer import Producer
-from .redistarget import is_wrong_database
-from .redisutil import UNAVAILABLE, store_error
-from .snapshots import AutoSnapshot
+from .produce.eventcheck import check_metadata
+from .produce.producer import Producer
+from .produce.snapshots import AutoSnapshot
+from .redisio.failures import UNAVAILABLE, store_error
+from .redisio.target import is_wrong_database
 from .state import State
 
 
@@ -89,7 +89,7 @@ def cancel(
     state: State, stream_id: str, reason: str | None, by: str
 ) -> StreamState | None:
     """Ask a stream to stop (see :meth:`StreamControl.cancel
-    <flask_sse_resilience.control.StreamControl.cancel>`); send
+    <flask_sse_resilience.store.control.StreamControl.cancel>`); send
     ``stream_cancelled`` if that ended it here."""
     if not is_valid_stream_id(stream_id):
         return None

@@ -10,12 +10,28 @@ request.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
+import os
 import re
+import sys
+import warnings
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from .clients import SCHEMES
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ConfigurationWarning
+
+#: URL schemes :func:`~flask_sse_resilience.redisio.connect.make_client` understands.
+SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+)
 
 PREFIX = "SSE_RESILIENCE_"
 
@@ -117,7 +133,7 @@ class Settings:
         """Seconds between the guardian's ticks: ``guardian_interval``, or
         less where needed to tell a Redis outage from a dead producer (at
         least five ticks per ``stale_threshold - heartbeat_interval``; see
-        :mod:`~flask_sse_resilience.guardian`)."""
+        :mod:`~flask_sse_resilience.store.guardian`)."""
         room = self.stale_threshold - self.heartbeat_interval
         return max(0.05, min(self.guardian_interval, room / 5))
 
@@ -258,7 +274,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
 }
 
 #: Every config key the extension reads, mapped to its default (see
-#: :mod:`~flask_sse_resilience.configkeys` for the keys it does not).
+#: :mod:`~flask_sse_resilience.settings` for the keys it does not).
 DEFAULTS: dict[str, Any] = {
     PREFIX + field.name.upper(): field.default for field in dataclasses.fields(Settings)
 }
@@ -323,3 +339,70 @@ def check_compression(config: Mapping[str, Any]) -> None:
             "text/event-stream from COMPRESS_MIMETYPES (stream responses also "
             "send Cache-Control: no-transform for proxies)"
         )
+
+
+# -- Keys that have no effect, said out loud.
+
+log = logging.getLogger(__name__)
+
+
+def prefixed(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``SSE_RESILIENCE_*`` entries of ``config``."""
+    return {
+        k: v for k, v in config.items() if isinstance(k, str) and k.startswith(PREFIX)
+    }
+
+
+def nearest_key(key: str) -> str | None:
+    """The known config key most like ``key`` (a misspelling of it), or None."""
+    names = [known.removeprefix(PREFIX) for known in DEFAULTS]
+    found = difflib.get_close_matches(key.removeprefix(PREFIX), names, 1, 0.5)
+    return PREFIX + found[0] if found else None
+
+
+def warn_unknown_keys(config: Mapping[str, Any]) -> None:
+    """Warn (:class:`ConfigurationWarning`) about each ``SSE_RESILIENCE_*``
+    key of ``config`` that is no setting, naming the nearest one: a
+    misspelt key would otherwise be ignored without a word."""
+    for key in sorted(set(prefixed(config)) - set(DEFAULTS)):
+        near = nearest_key(key)
+        hint = f"did you mean {near}?" if near else "no setting has a name like it"
+        config_warning(f"unknown config key {key} is ignored; {hint}")
+
+
+def changed_keys(before: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
+    """The ``SSE_RESILIENCE_*`` keys set, changed or removed in ``config``
+    since ``before`` (its :func:`prefixed` entries at ``init_app``)."""
+    now = prefixed(config)
+    return sorted(
+        key
+        for key in set(before) | set(now)
+        if before.get(key, _NONE) != now.get(key, _NONE)
+    )
+
+
+_NONE = object()
+_PACKAGE = str(Path(__file__).parent) + os.sep
+
+
+def config_warning(message: str) -> None:
+    """Issue a :class:`ConfigurationWarning` attributed to the first caller
+    outside this package: the app's ``SSEResilience(app)`` or ``init_app``
+    line, whichever ran."""
+    frame = sys._getframe(1)
+    level = 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, ConfigurationWarning, stacklevel=level)
+
+
+def warn_late_keys(before: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """Log a warning for each key :func:`changed_keys` finds: settings are
+    read once, so it has no effect."""
+    for key in changed_keys(before, config):
+        log.warning(
+            "%s was set after init_app (to %r), so it has no effect: set it "
+            "before SSEResilience(app) / init_app reads the config",
+            key, config.get(key, "<removed>"),
+        )  # fmt: skip

@@ -12,10 +12,10 @@ connection. Keyword arguments: ``stream_id``, plus ``user_id`` for
 ``stream_opened``, and ``resumed`` (a ``Last-Event-ID`` was sent) and ``live``
 (the stream was active when the client was admitted) for ``client_connected``.
 ``guardian_swept`` is sent after each sweep this worker ran, with ``result``
-(a :class:`~flask_sse_resilience.guardian.SweepResult`).
+(a :class:`~flask_sse_resilience.store.guardian.SweepResult`).
 
 They are the package's one telemetry channel: the dashboard's counters
-(:mod:`~flask_sse_resilience.stats`) and the Prometheus metrics
+(:mod:`~flask_sse_resilience.store.stats`) and the Prometheus metrics
 (:mod:`~flask_sse_resilience.metrics`) are receivers like any app's. A signal
 nobody receives costs one attribute check.
 

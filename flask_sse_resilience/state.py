@@ -22,28 +22,29 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from blinker import NamedSignal
 
-from . import memory, outages, redischeck, signals
-from .broker import Broker, Notice
-from .completion import CompletionStore
-from .configkeys import prefixed, warn_late_keys
-from .connections import Connections
-from .control import StreamControl
+from . import signals
 from .errors import ConfigurationError
-from .eventlog import EventLog
-from .guardian import StreamGuardian
-from .heartbeat import Heartbeater
-from .keys import Keys
-from .leases import ConnectionLeases, lease_ms
-from .loops import Deferred, revive_all
 from .models import StreamMetadata, StreamState
-from .outages import Outages
-from .pipelining import SharedPipeline
-from .presence import PresenceCheck
-from .redistarget import Target, describe_client
-from .redisutil import RedisClient
-from .registry import StreamRegistry
-from .settings import Settings, check_compression
-from .stats import Stats
+from .produce.heartbeat import Heartbeater
+from .redisio import health as redischeck
+from .redisio import memory, outages
+from .redisio.commands import RedisClient
+from .redisio.loops import Deferred, revive_all
+from .redisio.outages import Outages
+from .redisio.sharedpipe import SharedPipeline
+from .redisio.target import Target, describe_client
+from .serve.admission import Connections
+from .serve.broker import Broker, Notice
+from .serve.presence import PresenceCheck
+from .settings import Settings, check_compression, prefixed, warn_late_keys
+from .store.completion import CompletionStore
+from .store.control import StreamControl
+from .store.eventlog import EventLog
+from .store.guardian import StreamGuardian
+from .store.keys import Keys
+from .store.leases import ConnectionLeases, lease_ms
+from .store.registry import StreamRegistry
+from .store.stats import Stats
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -326,7 +327,7 @@ class State:
         thread ended; under gunicorn, attach to this worker (see
         :mod:`~flask_sse_resilience.gunicorn`); once per process, warn if
         Redis may evict streams (see
-        :func:`~flask_sse_resilience.redischeck.warn_if_evicting`).
+        :func:`~flask_sse_resilience.redisio.health.warn_if_evicting`).
         Idempotent and cheap: it runs before every request."""
         if self._adopted_by != os.getpid():
             self._adopted_by = os.getpid()

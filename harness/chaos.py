@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import redis
 
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 from harness.demo_server import Demo
 from harness.follower import Follower
 from harness.topology_faults import Faults

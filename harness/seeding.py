@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import redis
 
-from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.models import RecordField as F
+from flask_sse_resilience.store.keys import Keys
 
 KEYS = Keys("sse:")
 

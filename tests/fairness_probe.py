@@ -20,7 +20,7 @@ import gevent  # noqa: E402
 from flask import Flask  # noqa: E402
 
 from flask_sse_resilience import SSEResilience, StreamState  # noqa: E402
-from flask_sse_resilience.clients import make_client  # noqa: E402
+from flask_sse_resilience.redisio.connect import make_client  # noqa: E402
 
 
 def bare_pool(url: str, greenlets: int, calls: int) -> int:

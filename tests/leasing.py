@@ -1,12 +1,12 @@
 """Taking a connection lease on its own, as the request path does inside its
-shared pipeline (see ``flask_sse_resilience.connections``)."""
+shared pipeline (see ``flask_sse_resilience.serve.admission``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask_sse_resilience.leases import ConnectionLeases
-from flask_sse_resilience.redisutil import run_pipeline
+from flask_sse_resilience.redisio.commands import run_pipeline
+from flask_sse_resilience.store.leases import ConnectionLeases
 
 
 def acquire(leases: ConnectionLeases, user_id: str) -> str | None:

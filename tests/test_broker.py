@@ -5,10 +5,10 @@ from collections.abc import Callable
 
 import pytest
 
-from flask_sse_resilience.broker import BEHIND, RESYNC, Broker, Follower, Notice
-from flask_sse_resilience.clients import make_client
-from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.models import Event
+from flask_sse_resilience.redisio.connect import make_client
+from flask_sse_resilience.serve.broker import BEHIND, RESYNC, Broker, Follower, Notice
+from flask_sse_resilience.store.keys import Keys
 from harness.redis_server import RedisServer
 from harness.redis_topologies import ClusterFixture
 

@@ -18,7 +18,7 @@ from flask_sse_resilience import (
     StreamNotActiveError,
     StreamState,
 )
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 
 from .conftest import AppFactory
 

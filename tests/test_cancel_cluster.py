@@ -11,7 +11,7 @@ import pytest
 from flask import Flask, session
 
 from flask_sse_resilience import SSEResilience, StreamCancelled, StreamState
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 from harness.redis_topologies import ClusterFixture
 
 KEYS = Keys("sse:")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import redis
 from flask import Flask
 
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 
 from .conftest import AppFactory
 

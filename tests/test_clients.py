@@ -2,7 +2,7 @@
 
 An app whose pooled connections lead to a master that was just killed must
 answer its next request from the promoted replica, not 503: the client's
-retry policy (see :mod:`~flask_sse_resilience.clients`) spaces its attempts
+retry policy (see :mod:`~flask_sse_resilience.redisio.connect`) spaces its attempts
 so that a topology refresh, made again before each one, finds the new master
 even when the first node asked still names the dead one. Each test kills the
 master of a completed stream, waits for the earliest moment the replica
@@ -25,7 +25,7 @@ import redis
 from flask import Flask
 
 from flask_sse_resilience import SSEResilience
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 from harness.redis_server import RedisServer
 from harness.redis_topologies import ClusterFixture, SentinelFixture
 from harness.topology_faults import ClusterFaults, SentinelFaults

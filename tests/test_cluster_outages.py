@@ -20,8 +20,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from flask_sse_resilience import SSEResilience
-from flask_sse_resilience.keys import Keys
-from flask_sse_resilience.redisutil import UNAVAILABLE
+from flask_sse_resilience.redisio.failures import UNAVAILABLE
+from flask_sse_resilience.store.keys import Keys
 from harness.redis_server import RedisServer
 from harness.redis_topologies import ClusterFixture
 

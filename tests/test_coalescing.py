@@ -16,7 +16,7 @@ from flask_sse_resilience import (
     StreamNotActiveError,
     StreamState,
 )
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 
 from .conftest import AppFactory
 from .streams import data, login, open_stream, read, types
@@ -271,7 +271,7 @@ def test_a_full_batch_is_written_at_once_and_its_error_comes_next(
     r: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from flask_sse_resilience import coalescing
+    from flask_sse_resilience.produce import coalescer as coalescing
 
     monkeypatch.setattr(coalescing, "MAX_BATCH", 3)
     app, sse = app_sse

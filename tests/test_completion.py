@@ -5,11 +5,11 @@ import json
 import redis
 
 from flask_sse_resilience import CompletionData
-from flask_sse_resilience.completion import CompletionStore
-from flask_sse_resilience.eventlog import EventLog
-from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.models import StreamState
-from flask_sse_resilience.registry import StreamRegistry
+from flask_sse_resilience.store.completion import CompletionStore
+from flask_sse_resilience.store.eventlog import EventLog
+from flask_sse_resilience.store.keys import Keys
+from flask_sse_resilience.store.registry import StreamRegistry
 
 KEYS = Keys("sse:")
 

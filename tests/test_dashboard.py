@@ -8,8 +8,8 @@ import redis
 from flask import Flask, session
 
 from flask_sse_resilience import SSEResilience
-from flask_sse_resilience.dashboard import PER_PAGE
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
+from flask_sse_resilience.web.dashboard import PER_PAGE
 from harness.redis_server import RedisServer
 from harness.roundtrips import RoundTrips, counting_client
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from flask_sse_resilience import SSEResilience
-from flask_sse_resilience.producer import Producer
+from flask_sse_resilience.produce.producer import Producer
 from flask_sse_resilience.settings import DEFAULTS
 from tests.docblocks import README, ROOT, Block, all_blocks
 

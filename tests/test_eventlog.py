@@ -9,9 +9,9 @@ from flask_sse_resilience import (
     StreamState,
 )
 from flask_sse_resilience.errors import LogBehindError
-from flask_sse_resilience.eventlog import EventLog
-from flask_sse_resilience.keys import Keys
-from flask_sse_resilience.registry import StreamRegistry
+from flask_sse_resilience.store.eventlog import EventLog
+from flask_sse_resilience.store.keys import Keys
+from flask_sse_resilience.store.registry import StreamRegistry
 
 KEYS = Keys("sse:")
 

@@ -7,8 +7,8 @@ import redis
 from flask import Flask
 
 from flask_sse_resilience import SSEResilience, StreamIdTaken
-from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.state import State
+from flask_sse_resilience.store.keys import Keys
 from harness.redis_server import RedisServer
 
 

@@ -8,8 +8,8 @@ import redis
 from flask import Flask
 
 from flask_sse_resilience import SSEResilience, StreamState, signals, wire
-from flask_sse_resilience.guardian import StreamGuardian
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.guardian import StreamGuardian
+from flask_sse_resilience.store.keys import Keys
 from harness.redis_server import RedisServer
 from harness.roundtrips import RoundTrips, counting_client
 from harness.seeding import fill

@@ -43,7 +43,7 @@ def test_submodules_are_attributes_too() -> None:
 
 
 @pytest.mark.parametrize("hidden", ["httpx", "httpx_sse"])
-@pytest.mark.parametrize("module", ["client", "aclient", "clientbase"])
+@pytest.mark.parametrize("module", ["client", "client.aio", "client.algorithm"])
 def test_the_client_without_its_extra_names_the_install_command(
     tmp_path: Path, hidden: str, module: str
 ) -> None:

@@ -11,13 +11,9 @@ import pytest
 import redis
 from flask import Flask
 
-from flask_sse_resilience import (
-    SSEResilience,
-    StreamKeyTaken,
-    StreamState,
-)
-from flask_sse_resilience.keys import Keys
-from flask_sse_resilience.timeline import Notice
+from flask_sse_resilience import SSEResilience, StreamKeyTaken, StreamState
+from flask_sse_resilience.serve.timeline import Notice
+from flask_sse_resilience.store.keys import Keys
 
 from .conftest import AppFactory
 from .streams import login, open_stream

@@ -12,11 +12,11 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from flask_sse_resilience.clients import make_client
-from flask_sse_resilience.keys import Keys
-from flask_sse_resilience.leases import ConnectionLeases
-from flask_sse_resilience.loops import Deferred, Periodic, revive_all
-from flask_sse_resilience.redisutil import run_pipeline
+from flask_sse_resilience.redisio.commands import run_pipeline
+from flask_sse_resilience.redisio.connect import make_client
+from flask_sse_resilience.redisio.loops import Deferred, Periodic, revive_all
+from flask_sse_resilience.store.keys import Keys
+from flask_sse_resilience.store.leases import ConnectionLeases
 from harness.redis_server import RedisServer
 
 from .conftest import AppFactory

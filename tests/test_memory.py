@@ -25,10 +25,10 @@ import redis
 from flask import Flask, jsonify
 
 from flask_sse_resilience import RedisUnavailable, SSEResilience, StreamState, metrics
-from flask_sse_resilience import dashboard as dashboards
-from flask_sse_resilience import memory as memories
 from flask_sse_resilience.errors import RedisOutOfMemory
+from flask_sse_resilience.redisio import memory as memories
 from flask_sse_resilience.state import get_state
+from flask_sse_resilience.web import dashboard as dashboards
 from harness.redis_server import RedisServer
 from harness.redis_topologies import ClusterFixture
 
@@ -38,6 +38,10 @@ from .streams import login, open_stream
 from .test_metrics import value
 
 FILLER = 3000
+
+#: The loggers of the outage log and of the start-up eviction check.
+OUTAGES = "flask_sse_resilience.redisio.outages"
+HEALTH = "flask_sse_resilience.redisio.health"
 
 
 def fill(server: RedisServer) -> None:
@@ -168,7 +172,7 @@ def test_a_full_redis_is_a_503_a_quick_failure_and_two_log_lines(
     time.sleep(max(0.0, 4 - (time.monotonic() - full_at)))  # ~4 s full
 
     during = [r for r in caplog.records[seen:] if r.levelno >= logging.WARNING]
-    assert [r.name for r in during] == ["flask_sse_resilience.outages"], during
+    assert [r.name for r in during] == ["flask_sse_resilience.redisio.outages"], during
     line = during[0].getMessage()
     assert line.startswith(
         f"Redis at {server.url} (SSE_RESILIENCE_REDIS_URL) is out of memory ("
@@ -187,7 +191,7 @@ def test_a_full_redis_is_a_503_a_quick_failure_and_two_log_lines(
     wait_for(lambda: not state.outages.full, "the end of the episode", 10)
     follower.thread.join(15)
     after = [r for r in caplog.records[seen:] if r.levelno >= logging.WARNING]
-    ours = [r.getMessage() for r in after if r.name == "flask_sse_resilience.outages"]
+    ours = [r.getMessage() for r in after if r.name == OUTAGES]
     assert len(ours) == 2
     assert ours[1].startswith(f"Redis at {server.url} (SSE_RESILIENCE_REDIS_URL) "
                               "takes writes again after ")  # fmt: skip
@@ -310,7 +314,7 @@ def test_an_evicting_policy_is_warned_once_at_start(
     lines = [
         r.getMessage()
         for r in caplog.records
-        if r.name == "flask_sse_resilience.redischeck" and r.levelno >= logging.WARNING
+        if r.name == HEALTH and r.levelno >= logging.WARNING
     ]
     if not warned:
         assert lines == []
@@ -341,10 +345,10 @@ def test_no_warning_where_info_is_refused(
         commands=["+@all", "-info"],
     )  # fmt: skip
     url = f"redis://app:pw@127.0.0.1:{server.port}/0"
-    caplog.set_level(logging.DEBUG, logger="flask_sse_resilience.redischeck")
+    caplog.set_level(logging.DEBUG, logger="flask_sse_resilience.redisio.health")
     app, sse = make_app({"SSE_RESILIENCE_REDIS_URL": url})
     start_background(app)
-    mine = [r for r in caplog.records if r.name == "flask_sse_resilience.redischeck"]
+    mine = [r for r in caplog.records if r.name == HEALTH]
     assert [r.levelno for r in mine] == [logging.DEBUG]
     assert "INFO refused" in mine[0].getMessage()
     with sse.producer(sse.open_stream("alice", app=app), app=app) as out:

@@ -5,7 +5,7 @@ import re
 import redis
 
 from flask_sse_resilience import metrics
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 
 from .conftest import AppFactory
 from .streams import login, open_stream, read

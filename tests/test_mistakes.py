@@ -21,8 +21,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from flask_sse_resilience import SSEResilience, StreamNotActiveError
-from flask_sse_resilience.redischeck import eviction_finding, version_finding
-from flask_sse_resilience.redistarget import Target, explain, mask_url
+from flask_sse_resilience.redisio.health import eviction_finding, version_finding
+from flask_sse_resilience.redisio.target import Target, explain, mask_url
 from flask_sse_resilience.state import get_state
 from harness.redis_server import RedisServer, free_port
 from harness.redis_topologies import ClusterFixture, SentinelFixture
@@ -30,7 +30,7 @@ from harness.redis_topologies import ClusterFixture, SentinelFixture
 from .conftest import AppFactory
 from .streams import login
 
-OUTAGES = "flask_sse_resilience.outages"
+OUTAGES = "flask_sse_resilience.redisio.outages"
 COMMANDS = [["streams"], ["show", "x"], ["sweep"], ["cancel", "x"], ["stats"]]
 
 

@@ -12,9 +12,9 @@ import redis
 from flask import Flask
 
 from flask_sse_resilience import SSEResilience
-from flask_sse_resilience.keys import Keys
-from flask_sse_resilience.multiplex import format_cursor, parse_cursor
-from flask_sse_resilience.timeline import Notice
+from flask_sse_resilience.serve.multiplex import format_cursor, parse_cursor
+from flask_sse_resilience.serve.timeline import Notice
+from flask_sse_resilience.store.keys import Keys
 
 from .conftest import AppFactory
 from .sse import envelope

@@ -4,7 +4,7 @@ Each condition is provoked for real on private servers (a sleeping or paused
 server, a restart loading a large dataset, a replica that refuses writes or
 whose master is gone, too few replicas, a busy script): the test first sees
 the error redis-py raises for it and checks the package counts it as
-"unavailable" (:data:`~flask_sse_resilience.redisutil.UNAVAILABLE`), then
+"unavailable" (:data:`~flask_sse_resilience.redisio.failures.UNAVAILABLE`), then
 runs a producer through the condition and checks that every event landed
 once, in order, and the stream completed. Cluster conditions (``CLUSTERDOWN``,
 ``TRYAGAIN``, ``ASK``/``MOVED``) are in ``tests/e2e/test_cluster_outages.py``.
@@ -23,11 +23,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from flask_sse_resilience import SSEResilience, StreamState
-from flask_sse_resilience.clients import make_client
-from flask_sse_resilience.redisutil import (
+from flask_sse_resilience.redisio.commands import RedisClient
+from flask_sse_resilience.redisio.connect import make_client
+from flask_sse_resilience.redisio.failures import (
     UNAVAILABLE,
     NodeInTransition,
-    RedisClient,
     reply_error,
 )
 from harness.redis_server import RedisServer

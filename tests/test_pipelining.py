@@ -8,9 +8,10 @@ import pytest
 import redis
 from redis.exceptions import ResponseError
 
-from flask_sse_resilience.clients import make_client
-from flask_sse_resilience.pipelining import SharedPipeline
-from flask_sse_resilience.redisutil import UNAVAILABLE, script
+from flask_sse_resilience.redisio.commands import script
+from flask_sse_resilience.redisio.connect import make_client
+from flask_sse_resilience.redisio.failures import UNAVAILABLE
+from flask_sse_resilience.redisio.sharedpipe import SharedPipeline
 from harness.redis_server import RedisServer
 
 

@@ -14,7 +14,7 @@ from queue import Empty
 
 import pytest
 
-from flask_sse_resilience.pool import FairQueue
+from flask_sse_resilience.redisio.pool import FairQueue
 from harness.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]

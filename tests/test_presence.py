@@ -1,6 +1,6 @@
 """Followers of a stream whose record vanishes, or ends unheard, are ended.
 
-First the check itself (:mod:`flask_sse_resilience.presence`), run by hand on
+First the check itself (:mod:`flask_sse_resilience.serve.presence`), run by hand on
 a broker: what it reads, in how many round trips, and what each follower gets.
 Then every way a record disappears, through the app, with a slow producer (it
 writes less often than the heartbeat interval, so its own writes never notice
@@ -21,17 +21,17 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from flask_sse_resilience import SSEResilience, StreamNotActiveError, StreamState, wire
-from flask_sse_resilience.broker import Broker, Follower, Notice
-from flask_sse_resilience.clients import make_client
-from flask_sse_resilience.completion import CompletionStore
-from flask_sse_resilience.entries import EXPIRED, LOST
-from flask_sse_resilience.eventlog import EventLog
-from flask_sse_resilience.keys import Keys
 from flask_sse_resilience.models import Event
-from flask_sse_resilience.presence import PresenceCheck
-from flask_sse_resilience.redisutil import UNAVAILABLE
-from flask_sse_resilience.registry import StreamRegistry
-from flask_sse_resilience.scripts import Scripts, finish
+from flask_sse_resilience.redisio.connect import make_client
+from flask_sse_resilience.redisio.failures import UNAVAILABLE
+from flask_sse_resilience.serve.broker import Broker, Follower, Notice
+from flask_sse_resilience.serve.presence import PresenceCheck
+from flask_sse_resilience.store.completion import CompletionStore
+from flask_sse_resilience.store.eventlog import EventLog
+from flask_sse_resilience.store.keys import Keys
+from flask_sse_resilience.store.logentries import EXPIRED, LOST
+from flask_sse_resilience.store.registry import StreamRegistry
+from flask_sse_resilience.store.scripts import Scripts, finish
 from harness.redis_server import RedisServer
 from harness.roundtrips import RoundTrips, counting_client
 

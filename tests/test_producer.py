@@ -14,7 +14,7 @@ from flask_sse_resilience import (
     StreamNotActiveError,
     StreamState,
 )
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 
 from .conftest import AppFactory
 
@@ -259,7 +259,8 @@ def test_batches_a_failover_lost_are_sent_again(
 def test_more_lost_than_kept_is_a_conflict(
     app_sse: tuple[Flask, SSEResilience], r: redis.Redis, monkeypatch: Any
 ) -> None:
-    from flask_sse_resilience import ProducerConflictError, writing
+    from flask_sse_resilience import ProducerConflictError
+    from flask_sse_resilience.produce import logwriter as writing
 
     monkeypatch.setattr(writing, "REPLAY", 2)
     app, sse = app_sse

@@ -5,11 +5,12 @@ import time
 import pytest
 import redis
 
-from flask_sse_resilience import StreamIdTaken, StreamState, scripts
-from flask_sse_resilience.keys import Keys
-from flask_sse_resilience.redisutil import as_text
-from flask_sse_resilience.registry import StreamRegistry
-from flask_sse_resilience.scripts import Scripts
+from flask_sse_resilience import StreamIdTaken, StreamState
+from flask_sse_resilience.redisio.commands import as_text
+from flask_sse_resilience.store import scripts
+from flask_sse_resilience.store.keys import Keys
+from flask_sse_resilience.store.registry import StreamRegistry
+from flask_sse_resilience.store.scripts import Scripts
 from harness.redis_server import RedisServer
 from harness.roundtrips import RoundTrips, counting_client
 

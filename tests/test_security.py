@@ -9,12 +9,8 @@ import redis
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from flask_sse_resilience import (
-    ConfigurationError,
-    SSEResilience,
-    StreamLimitExceeded,
-)
-from flask_sse_resilience.leases import ConnectionLeases
+from flask_sse_resilience import ConfigurationError, SSEResilience, StreamLimitExceeded
+from flask_sse_resilience.store.leases import ConnectionLeases
 
 from .conftest import AppFactory
 from .leasing import acquire
@@ -172,7 +168,7 @@ def test_connections_per_user_are_limited_across_apps(
 
 
 def test_a_dead_workers_leases_expire(r: redis.Redis) -> None:
-    from flask_sse_resilience.keys import Keys
+    from flask_sse_resilience.store.keys import Keys
 
     dead = ConnectionLeases(r, Keys("sse:"), limit=1, interval=0.2)
     assert acquire(dead, "alice") is not None
@@ -185,7 +181,7 @@ def test_a_dead_workers_leases_expire(r: redis.Redis) -> None:
 
 
 def test_renewed_leases_stay(r: redis.Redis) -> None:
-    from flask_sse_resilience.keys import Keys
+    from flask_sse_resilience.store.keys import Keys
 
     leases = ConnectionLeases(r, Keys("sse:"), limit=1, interval=0.2)
     lease = acquire(leases, "alice")

@@ -9,7 +9,7 @@ import redis
 from flask import Flask
 
 from flask_sse_resilience import AutoSnapshot, InvalidEventError, SSEResilience
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 
 from .conftest import AppFactory
 from .streams import data, login, open_stream, read, types

@@ -8,7 +8,7 @@ import redis
 from flask import Flask
 
 from flask_sse_resilience import SSEResilience, wire
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 from harness.redis_server import RedisServer
 
 from .conftest import AppFactory

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 from harness.demo_server import Demo
 
 from .conftest import login, open_lab

@@ -11,7 +11,7 @@ import redis
 from flask import Flask
 
 from flask_sse_resilience import SSEResilience
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 from harness.demo_server import Demo, DemoFactory
 from harness.seeding import fill
 

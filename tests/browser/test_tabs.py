@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 from harness.demo_server import Demo, DemoFactory
 
 from .conftest import login

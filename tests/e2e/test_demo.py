@@ -12,7 +12,7 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 from harness.demo_server import Demo, DemoFactory
 from harness.redis_server import RedisServer
 

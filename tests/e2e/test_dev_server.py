@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from flask_sse_resilience.client import follow
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 from harness.demo_server import wait_until_serving
 from harness.redis_server import RedisServer, free_port
 

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from flask_sse_resilience.client import follow
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 from harness.demo_server import ROOT, Demo, DemoFactory, wait_until_serving
 from harness.redis_server import free_port
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.store.keys import Keys
 from harness.demo_server import DemoFactory
 
 pytestmark = pytest.mark.e2e

@@ -16,9 +16,9 @@ import httpx
 import pytest
 import redis
 
-from flask_sse_resilience.clients import make_client
-from flask_sse_resilience.eventlog import EventLog
-from flask_sse_resilience.keys import Keys
+from flask_sse_resilience.redisio.connect import make_client
+from flask_sse_resilience.store.eventlog import EventLog
+from flask_sse_resilience.store.keys import Keys
 from harness.demo_server import Demo, DemoFactory
 from harness.follower import Follower
 from harness.redis_topologies import ClusterFixture, SentinelFixture
@@ -211,7 +211,7 @@ def test_a_producers_end_waits_for_a_replica_on_its_own_connection(
     from flask import Flask
 
     from flask_sse_resilience import SSEResilience
-    from flask_sse_resilience.redisutil import REPLICA_WAIT_MS
+    from flask_sse_resilience.redisio.commands import REPLICA_WAIT_MS
     from harness.topology_faults import SentinelFaults
 
     SentinelFaults(sentinel).heal()  # both servers up, the replica in sync
