@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, has_app_context
 
-from . import opening
+from . import gunicorn, opening
 from .cli import sse_cli
 from .models import CompletionData, OnConflict, StreamId, StreamMetadata, StreamState
 from .opening import store_errors
@@ -29,8 +29,7 @@ from .store.eventlog import EventLog
 from .store.guardian import StreamGuardian
 from .store.registry import StreamRegistry
 from .store.stats import count_signals
-from .web import control as control_views
-from .web import multi as multiview
+from .web import control, multi
 from .web.tokens import make_token
 from .web.views import (
     install_error_handlers,
@@ -116,12 +115,13 @@ class SSEResilience:
             target=Target.of(
                 settings.redis_url, app.config, self._options, self._redis
             ),
+            adopt=gunicorn.adopt,
         )
         app.extensions[EXTENSION_KEY] = state
         self._apps.add(app)
         blueprint = make_blueprint(settings.url_prefix)
-        control_views.register(blueprint)
-        multiview.register(blueprint)
+        control.register(blueprint)
+        multi.register(blueprint)
         app.register_blueprint(blueprint)
         install_error_handlers(app)
         app.cli.add_command(sse_cli)

@@ -26,8 +26,7 @@ from . import signals
 from .errors import ConfigurationError
 from .models import StreamMetadata, StreamState
 from .produce.heartbeat import Heartbeater
-from .redisio import health as redischeck
-from .redisio import memory, outages
+from .redisio import health, memory, outages
 from .redisio.commands import RedisClient
 from .redisio.loops import Deferred, revive_all
 from .redisio.outages import Outages
@@ -108,8 +107,12 @@ class State:
         hooks: Hooks,
         liveness_client: Callable[[], RedisClient] | None = None,
         target: Target | None = None,
+        adopt: Callable[[State], object] | None = None,
     ) -> None:
         self._app = weakref.ref(app)
+        #: Attaches this state to the server process it runs in (the
+        #: extension passes :func:`flask_sse_resilience.gunicorn.adopt`).
+        self._adopt = adopt
         self.settings = settings
         self.redis = redis
         #: Which Redis this app uses, and the setting that chose it.
@@ -331,9 +334,8 @@ class State:
         Idempotent and cheap: it runs before every request."""
         if self._adopted_by != os.getpid():
             self._adopted_by = os.getpid()
-            from . import gunicorn
-
-            gunicorn.adopt(self)
+            if self._adopt is not None:
+                self._adopt(self)
             try:  # Flask-Compress set up after init_app: its config is final now
                 check_compression(self.app.config)
             except ConfigurationError as exc:
@@ -341,7 +343,7 @@ class State:
             warn_late_keys(self.config_at_init, self.app.config)
             # Off the request: Redis may be slow or down at this moment.
             threading.Thread(
-                target=redischeck.warn_if_evicting,
+                target=health.warn_if_evicting,
                 args=(self.redis, self.target),
                 name="sse-resilience-eviction-check",
                 daemon=True,

@@ -30,11 +30,10 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from redis import exceptions as rx
 
-from ..store.keys import Keys
 from . import memory
 from .commands import RedisClient, is_cluster
 from .failures import UNAVAILABLE
@@ -51,6 +50,18 @@ MINIMUM_CLUSTER = (7, 0)
 _PROBE_TTL_MS = 10_000
 
 
+class ProbeKeys(Protocol):
+    """Where the writable check may write (the app's
+    :class:`~flask_sse_resilience.store.keys.Keys`)."""
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of every key the app writes."""
+
+    def check(self, tag: str) -> str:
+        """A throwaway key whose cluster slot ``tag`` picks."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Finding:
     """The outcome of one check."""
@@ -63,7 +74,7 @@ class Finding:
     text: str
 
 
-def run_checks(client: RedisClient, keys: Keys, target: Target) -> list[Finding]:
+def run_checks(client: RedisClient, keys: ProbeKeys, target: Target) -> list[Finding]:
     """Check the Redis behind ``client``; stop after ``reachable`` if it is
     not. Never raises a Redis error: each becomes a failed finding."""
     started = time.perf_counter()
@@ -142,7 +153,7 @@ def _infos(client: RedisClient) -> dict[str, dict[str, Any]]:
     return {"master": dict(client.info())}
 
 
-def _version(client: RedisClient, keys: Keys, target: Target) -> Finding:
+def _version(client: RedisClient, keys: ProbeKeys, target: Target) -> Finding:
     infos = _infos(client)
     versions = {
         node: str(info.get("redis_version", "0")) for node, info in infos.items()
@@ -150,7 +161,7 @@ def _version(client: RedisClient, keys: Keys, target: Target) -> Finding:
     return version_finding(versions, is_cluster(client))
 
 
-def _eviction(client: RedisClient, keys: Keys, target: Target) -> Finding:
+def _eviction(client: RedisClient, keys: ProbeKeys, target: Target) -> Finding:
     return eviction_check(client)
 
 
@@ -200,7 +211,7 @@ def warn_if_evicting(client: RedisClient, target: Target) -> Finding | None:
     return None
 
 
-def _writable(client: RedisClient, keys: Keys, target: Target) -> Finding:
+def _writable(client: RedisClient, keys: ProbeKeys, target: Target) -> Finding:
     token = secrets.token_hex(8)
     probes = [keys.check(tag) for tag in _tags(client)]
     for key in probes:

@@ -1,7 +1,8 @@
 """One pub/sub connection of the :mod:`~flask_sse_resilience.serve.broker` and the
 thread (a greenlet under gevent) listening on it: it (re)connects with
 jittered backoff, subscribes to every channel it carries on each connect, and
-hands each message to the broker.
+hands each message to its :class:`Listener` (the broker, which knows no more
+of a link than this module knows of the broker: the protocol below).
 """
 
 from __future__ import annotations
@@ -9,16 +10,15 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from redis.exceptions import ClusterCrossSlotError
 
 from ..redisio import outages
+from ..redisio.commands import RedisClient
 from ..redisio.failures import UNAVAILABLE
+from ..store.keys import Keys
 from .timeline import Notice
-
-if TYPE_CHECKING:
-    from .broker import Broker
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,42 @@ log = logging.getLogger(__name__)
 _jitter = random.Random()
 
 
+class Listener(Protocol):
+    """What a :class:`Link` asks of the one it listens for (the broker)."""
+
+    #: The Redis client whose outages a link reports.
+    redis: RedisClient
+    #: Turns channel names back into stream ids.
+    keys: Keys
+    #: Set when the listener stops: every link ends.
+    stopped: threading.Event
+    #: Seconds a link waits for a message while it has no channel.
+    poll: float
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        """Take one pub/sub message."""
+
+    def resync(self, stream_ids: list[str]) -> None:
+        """Have the followers of these streams catch up from the log
+        (messages may have been missed)."""
+
+    def close_streams(self, stream_ids: list[str], reason: Notice) -> int:
+        """End the local followers of these streams with ``reason``."""
+
+    def lost(self, link: Link) -> None:
+        """``link``'s connection failed; it reconnects by itself."""
+
+    def retire(self, link: Link) -> bool:
+        """Whether ``link`` (a cluster node's) carries nothing any more and
+        should end."""
+
+
 class Link:
     """One pub/sub connection (to the Redis, or to one cluster node) and the
     thread listening on it, for the channels in :attr:`channels`."""
 
     def __init__(
-        self, broker: Broker, name: str, make_pubsub: Any, *, sharded: bool
+        self, broker: Listener, name: str, make_pubsub: Any, *, sharded: bool
     ) -> None:
         self.broker = broker
         self.name = name
