@@ -4,7 +4,6 @@ restarts, when it stops."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 
@@ -13,6 +12,8 @@ import pytest
 
 from flask_sse_resilience.client import StreamUnavailable, afollow, follow
 from harness.redis_server import free_port
+
+from .loops_aside import run
 
 URL = "http://app.test/sse/streams/s"
 
@@ -93,7 +94,7 @@ def test_an_unreachable_server_gives_up_naming_the_cause(flavour: str) -> None:
                 async for _ in afollow(url, max_attempts=2, base_delay=0.001):
                     pass
 
-            asyncio.run(main())
+            run(main())
     error = gave_up.value
     # (httpx's asyncio transport words it differently; the reason is kept.)
     said = {

@@ -4,8 +4,6 @@ docs/protocol.rst, steps 1-5 and 9."""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +18,8 @@ from flask_sse_resilience.client import (
     afollow_key,
     follow,
 )
+
+from .loops_aside import run
 
 URL = "http://app.test/sse/streams/s"
 
@@ -107,13 +107,6 @@ def test_a_401_asks_for_one_fresh_token_then_gives_up() -> None:
     # Without a token source, a 401 ends it at once.
     with pytest.raises(StreamUnavailable):
         list(follow(URL, client=client, base_delay=100))
-
-
-def run(coroutine: Any) -> Any:
-    """Run ``coroutine`` to its end on a loop of its own, in a thread: the
-    browser tests' Playwright (sync API) keeps a loop running in this one."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def collect(iterator: Any) -> list[Any]:

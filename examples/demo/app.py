@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request, session, url_for
-from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from flask_sse_resilience import (
@@ -204,6 +203,11 @@ def generate(
     superseding generation of the same chat, or nobody watching), ending it
     with the text so far.
     """
+    # Imported here, in the worker: a gunicorn master that preloads the app
+    # (--preload) must not import Redis before the extension has gevent
+    # patch it (see flask_sse_resilience.preflight).
+    from redis.exceptions import RedisError
+
     words = prompt.split() or ["token"]
     text: list[str] = []
     try:
