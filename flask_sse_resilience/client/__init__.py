@@ -2,11 +2,13 @@
 client does (``pip install 'flask-sse-resilience[client]'``; built on httpx
 and httpx-sse).
 
-The consumer of the protocol (docs/protocol.rst), importing nothing of the
-server: :mod:`~flask_sse_resilience.client.algorithm` is the client algorithm
-without I/O (the cursor, backoff, tokens, the answers it stops on), run by
-the sync loop in :mod:`~flask_sse_resilience.client.sync` and the asyncio one
-in :mod:`~flask_sse_resilience.client.aio`. Every public name is here::
+The consumer of the protocol (docs/protocol.rst):
+:mod:`~flask_sse_resilience.client.algorithm` is the client algorithm without
+I/O (the cursor, backoff, tokens, the answers it stops on), run by the sync
+loop in :mod:`~flask_sse_resilience.client.sync` and the asyncio one in
+:mod:`~flask_sse_resilience.client.aio`. May import nothing of the package
+outside this folder: a service that only follows streams loads none of the
+server (no Redis client, no Flask extension). Every public name is here::
 
     from flask_sse_resilience.client import follow, afollow, cancel
 """
