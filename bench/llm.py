@@ -30,7 +30,8 @@ from typing import Any
 
 import redis as redis_py
 
-from bench.core import Driven
+from bench.core import Driven, rss_kib
+from bench.rig import LoadClient, Server, cpu_ms, say
 from harness.redis_server import RedisServer
 
 RATE = 50
@@ -69,7 +70,6 @@ def generations(
     n: int, seconds: float, coalesce_ms: int,
 ) -> dict[str, float]:  # fmt: skip
     """One run: n streams at RATE tokens/s for ``seconds``."""
-    from bench.suite import cpu_ms, rss_kib
 
     kind = "ours" if server.name == "ours" else "baseline"
     paths = producers.call(cmd="open", server=kind, n=n, redis_url=redis.url,
@@ -213,7 +213,6 @@ socket write per follower, so producers coalesce (one of each per window).
 
 def run(size: LlmSize, redis: RedisServer, client: Any) -> dict[str, Any]:
     """Every run of the section; returns ``{label: result}``."""
-    from bench.suite import Server, say
 
     results: dict[str, Any] = {}
     producers = Producers()
@@ -420,7 +419,6 @@ gathers more.
 
 
 def main() -> None:
-    from bench.suite import LoadClient
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")

@@ -44,7 +44,8 @@ def trial(streams: int, seconds: float, behind: int) -> dict[str, Any]:
     import redis.utils
 
     from bench.llm import Producers, generations
-    from bench.suite import LoadClient, Server, resume
+    from bench.rig import LoadClient, Server
+    from bench.suite import resume
     from harness.redis_server import RedisServer
 
     server_redis = RedisServer().start()

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from bench.llm import Producers, commands
+from bench.rig import LoadClient, Server
 from harness.redis_server import RedisServer
 
 
@@ -100,8 +101,6 @@ log after its id (one pipeline).
 
 def main() -> None:
     import json
-
-    from bench.suite import LoadClient, Server
 
     redis = RedisServer().start()
     client = LoadClient()
