@@ -64,12 +64,11 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
                 node.module.split(".") if node.module else []
             )
         target = ".".join(base)
-        if target in modules:
-            found.add(target)
         for alias in node.names:
             submodule = ".".join([*base, alias.name])
-            if submodule in modules:
-                found.add(submodule)
+            # ``from x import y`` imports the submodule x.y if there is one,
+            # else a name of x itself.
+            found.add(submodule if submodule in modules else target)
     found.discard(name)
     return found
 
@@ -80,11 +79,12 @@ def _graph() -> dict[str, set[str]]:
 
 
 def _layer_of(module: str, layers: dict[str, tuple[set[str], set[str]]]) -> str:
-    top = module.split(".")[0] if module else "__init__"
+    top = module.split(".")[0]
+    folder = (PACKAGE / top).is_dir()
     owners = [
         name
         for name, (members, _) in layers.items()
-        if (f"{top}/" in members and "." in module) or (module or "__init__") in members
+        if (folder and f"{top}/" in members) or (module or "__init__") in members
     ]
     assert len(owners) == 1, f"{module!r} is in {len(owners)} layers of the page"
     return owners[0]
@@ -110,25 +110,8 @@ def test_every_import_goes_where_the_page_allows() -> None:
 
 
 def test_no_import_cycle() -> None:
-    graph = _graph()
-    state: dict[str, int] = {}
-    path: list[str] = []
-
-    def visit(module: str) -> None:
-        state[module] = 1
-        path.append(module)
-        for target in sorted(graph[module]):
-            if state.get(target) == 1:
-                cycle = path[path.index(target) :] + [target]
-                pytest.fail("import cycle: " + " -> ".join(cycle))
-            if target not in state:
-                visit(target)
-        path.pop()
-        state[module] = 2
-
-    for module in sorted(graph):
-        if module not in state:
-            visit(module)
+    cycle = _cycle(_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
 def test_the_checks_can_fail() -> None:
@@ -138,4 +121,44 @@ def test_the_checks_can_fail() -> None:
     assert "state" in graph["web.views"]  # a function-level import counts too
     layers = _layers()
     assert _layer_of("store.registry", layers) != _layer_of("redisio.commands", layers)
-    assert _layer_of("redisio.commands", layers) not in layers["client/"][1]
+    assert _layer_of("redisio.commands", layers) not in layers["client"][1]
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return path[path.index(target) :] + [target]
+            if target not in state and (found := visit(target)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_no_cycle_in_the_bench_or_the_browser_client() -> None:
+    bench: dict[str, set[str]] = {}
+    for path in (ROOT / "bench").glob("*.py"):
+        bench[path.stem] = {
+            node.module.split(".")[1]
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom)
+            and (node.module or "").startswith("bench.")
+        }
+    assert _cycle(bench) is None, _cycle(bench)
+    js: dict[str, set[str]] = {}
+    for path in (ROOT / "clients/js/src").glob("*.ts*"):
+        names = re.findall(r"^import [^;]*? from \"\./(\w+)\.js\"", path.read_text(), re.M)
+        js[path.name.split(".")[0]] = set(names)
+    assert js["source"], "the reader sees the client's imports"
+    assert _cycle(js) is None, _cycle(js)

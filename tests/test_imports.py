@@ -37,6 +37,41 @@ def test_every_public_name_resolves_on_first_use() -> None:
     assert "redis" in imported_after("from flask_sse_resilience import SSEResilience")
 
 
+#: The names each promised import path has offered since before the package
+#: was split into folders: moving a module must never move one of them.
+PROMISED = {
+    "flask_sse_resilience": [
+        "AuthenticationRequired", "AutoSnapshot", "CompletionData",
+        "ConfigurationError", "ConfigurationWarning", "ConnectionLimitExceeded",
+        "Event", "InvalidEventError", "InvalidLastEventId", "InvalidStreamId",
+        "InvalidStreamToken", "Producer", "ProducerConflictError",
+        "RedisOutOfMemory", "RedisUnavailable", "Retention", "SSEResilience",
+        "SSEResilienceError", "StoreError", "StreamCancelled", "StreamId",
+        "StreamIdTaken", "StreamKeyTaken", "StreamLimitExceeded",
+        "StreamMetadata", "StreamNotActiveError", "StreamNotFound",
+        "StreamState", "__version__",
+    ],
+    "flask_sse_resilience.gunicorn": [
+        "post_worker_init", "worker_exit", "worker_int", "adopt", "attach",
+    ],
+    "flask_sse_resilience.client": [
+        "ClientEvent", "StreamUnavailable", "acancel", "afind_key", "afollow",
+        "afollow_key", "backoff_delay", "cancel", "find_key", "follow",
+        "follow_key",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", sorted(PROMISED))
+def test_every_public_name_imports_from_its_promised_path(path: str) -> None:
+    names = PROMISED[path]
+    found = imported_after(f"from {path} import {', '.join(names)}")
+    assert path in found
+    module = __import__(path, fromlist=["_"])
+    if hasattr(module, "__all__"):
+        assert set(names) <= set(module.__all__)
+
+
 def test_submodules_are_attributes_too() -> None:
     assert flask_sse_resilience.signals.stream_orphaned.name == "sse-stream-orphaned"
     assert not hasattr(flask_sse_resilience, "no_such_thing")

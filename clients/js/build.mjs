@@ -17,7 +17,7 @@ const out = check ? mkdtempSync(join(tmpdir(), "sse-js-")) : here;
 const dist = join(out, "dist");
 const served = check ? join(out, "static") : statics;
 const banner = "// Built from clients/js/src by `npm run build` (flask-sse-resilience); do not edit.";
-const entries = ["index", "source", "requests", "hub", "share", "util", "types", "react", "ai"];
+const entries = ["index", "source", "requests", "hub", "hubs", "share", "util", "types", "react", "ai"];
 
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });

@@ -32,7 +32,7 @@ export interface Carrier {
     /** The page woke up: reconnect now if the connection is down or silent. */
     wake(): void;
 }
-/** A page-level multiplexer of one prefix; see {@link hubFor}. */
+/** A page-level multiplexer of one prefix (see `hubFor` in hubs.ts). */
 export type Hub = Carrier & {
     join(member: Member): void;
     leave(member: Member): void;
@@ -78,8 +78,3 @@ export declare class MultiHub implements Carrier {
     private _arm;
     private _disarm;
 }
-/**
- * The page's hub for `prefix` (one per prefix, credentials mode and sharing
- * mode): a {@link MultiHub}, or with `shareAcrossTabs` a {@link TabShare}.
- */
-export declare function hubFor(prefix: string, options: Options): Hub;

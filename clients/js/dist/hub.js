@@ -1,5 +1,4 @@
 // Built from clients/js/src by `npm run build` (flask-sse-resilience); do not edit.
-import { TabShare } from "./share.js";
 import { askToken, backoffDelay, isAfter, withDefaults, withParams } from "./util.js";
 const PLAN_MS = 25;
 const ENDED = /* @__PURE__ */ new Set(["completed", "failed", "cancelled", "error"]);
@@ -165,18 +164,6 @@ class MultiHub {
     this._watchdog = void 0;
   }
 }
-const hubs = /* @__PURE__ */ new Map();
-function hubFor(prefix, options) {
-  const name = [prefix, options.withCredentials, options.shareAcrossTabs, options.multiplex].join("|");
-  let hub = hubs.get(name);
-  if (!hub) {
-    const canShare = typeof BroadcastChannel !== "undefined" && typeof navigator !== "undefined" && !!navigator.locks;
-    hub = options.shareAcrossTabs && canShare ? new TabShare(prefix, options) : new MultiHub(prefix, options, options.multiplex === true);
-    hubs.set(name, hub);
-  }
-  return hub;
-}
 export {
-  MultiHub,
-  hubFor
+  MultiHub
 };

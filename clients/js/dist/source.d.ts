@@ -19,7 +19,7 @@
  * connection (`GET <prefix>/multi`) once there are two or more; with
  * `shareAcrossTabs`, every tab of the origin shares one.
  */
-import { type Carrier, type Member } from "./hub.js";
+import type { Carrier, Member } from "./hub.js";
 import { findKey } from "./requests.js";
 import type { CancelAnswer, SourceOptions, Status, StreamEvent } from "./types.js";
 import { type Options } from "./util.js";

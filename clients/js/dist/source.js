@@ -1,5 +1,5 @@
 // Built from clients/js/src by `npm run build` (flask-sse-resilience); do not edit.
-import { hubFor } from "./hub.js";
+import { hubFor } from "./hubs.js";
 import { cancelStream, findKey, recover, streamUrl } from "./requests.js";
 import { TabShare } from "./share.js";
 import {

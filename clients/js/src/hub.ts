@@ -8,7 +8,6 @@
  * when members come and go or the connection drops.
  */
 
-import { TabShare } from "./share.js";
 import type { Status } from "./types.js";
 import { askToken, backoffDelay, isAfter, withDefaults, withParams, type Options } from "./util.js";
 
@@ -33,7 +32,7 @@ export interface Carrier {
   wake(): void;
 }
 
-/** A page-level multiplexer of one prefix; see {@link hubFor}. */
+/** A page-level multiplexer of one prefix (see `hubFor` in hubs.ts). */
 export type Hub = Carrier & { join(member: Member): void; leave(member: Member): void };
 
 /** How long joins and leaves are gathered before the connection changes, ms. */
@@ -226,24 +225,4 @@ export class MultiHub implements Carrier {
     clearTimeout(this._watchdog);
     this._watchdog = undefined;
   }
-}
-
-const hubs = new Map<string, Hub>();
-
-/**
- * The page's hub for `prefix` (one per prefix, credentials mode and sharing
- * mode): a {@link MultiHub}, or with `shareAcrossTabs` a {@link TabShare}.
- */
-export function hubFor(prefix: string, options: Options): Hub {
-  const name = [prefix, options.withCredentials, options.shareAcrossTabs, options.multiplex].join("|");
-  let hub = hubs.get(name);
-  if (!hub) {
-    const canShare = typeof BroadcastChannel !== "undefined" && typeof navigator !== "undefined" && !!navigator.locks;
-    hub =
-      options.shareAcrossTabs && canShare
-        ? new TabShare(prefix, options)
-        : new MultiHub(prefix, options, options.multiplex === true);
-    hubs.set(name, hub);
-  }
-  return hub;
 }

@@ -20,7 +20,8 @@
  * `shareAcrossTabs`, every tab of the origin shares one.
  */
 
-import { hubFor, type Carrier, type Hub, type Member } from "./hub.js";
+import type { Carrier, Hub, Member } from "./hub.js";
+import { hubFor } from "./hubs.js";
 import { cancelStream, findKey, recover, streamUrl } from "./requests.js";
 import { TabShare } from "./share.js";
 import type { CancelAnswer, SourceOptions, Status, StreamEvent } from "./types.js";
