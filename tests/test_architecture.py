@@ -12,8 +12,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 from tests.docblocks import DOCS, ROOT
 
 PACKAGE = ROOT / "flask_sse_resilience"
@@ -158,7 +156,8 @@ def test_no_cycle_in_the_bench_or_the_browser_client() -> None:
     assert _cycle(bench) is None, _cycle(bench)
     js: dict[str, set[str]] = {}
     for path in (ROOT / "clients/js/src").glob("*.ts*"):
-        names = re.findall(r"^import [^;]*? from \"\./(\w+)\.js\"", path.read_text(), re.M)
+        pattern = r"^import [^;]*? from \"\./(\w+)\.js\""
+        names = re.findall(pattern, path.read_text(), re.M)
         js[path.name.split(".")[0]] = set(names)
     assert js["source"], "the reader sees the client's imports"
     assert _cycle(js) is None, _cycle(js)
