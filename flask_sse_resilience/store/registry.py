@@ -21,7 +21,6 @@ cluster slot), and no write re-creates a record that has expired (the seed's
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -41,7 +40,7 @@ from ..redisio.failures import UNAVAILABLE
 from ..redisio.loops import Deferred
 from . import scripts
 from .keys import Keys
-from .scripts import Added, Scripts, Status
+from .scripts import Added, Beat, Scripts, Status
 
 #: Keyed opens that lost a race to another open of the same key, retried
 #: this many times before giving up with :class:`StreamKeyTaken`.
@@ -50,14 +49,6 @@ _KEY_ATTEMPTS = 32
 
 def _ms(seconds: float | None) -> int | None:
     return int(seconds * 1000) if seconds else None
-
-
-class Beat(enum.IntEnum):
-    """Replies of a heartbeat (false for ``ENDED``)."""
-
-    ENDED = 0
-    ALIVE = 1
-    CANCELLING = 2
 
 
 class Seen(NamedTuple):
@@ -130,13 +121,13 @@ class StreamRegistry:
         reserve = scripts.capped_add(
             mine, stream_id, ttl_ms=ttl_ms, limit=self.max_streams_per_user
         )
-        counted = Added(self.scripts.run(reserve))
+        counted = self.scripts.run(reserve)
         if counted is Added.FULL and self._forget_ended(user_id):
-            counted = Added(self.scripts.run(reserve))
+            counted = self.scripts.run(reserve)
         if counted is Added.FULL:
             raise StreamLimitExceeded()
 
-        def call(expected: str) -> scripts.Call:
+        def call(expected: str) -> scripts.Call[scripts.Registered]:
             abandon = retention.cancel_when_abandoned
             return scripts.register(
                 self.keys,
@@ -177,7 +168,7 @@ class StreamRegistry:
 
     def _create(
         self,
-        call: Callable[[str], scripts.Call],
+        call: Callable[[str], scripts.Call[scripts.Registered]],
         on_conflict: OnConflict,
         supersede: Callable[[str], object] | None,
     ) -> str | None:
@@ -186,14 +177,13 @@ class StreamRegistry:
         expected = ""
         for attempt in range(_KEY_ATTEMPTS):
             reply = self.scripts.run(call(expected))
-            code = int(reply[0])
-            if code > 0:
+            if reply.status is Status.WRITTEN:
                 return None
-            if code == 0:
+            if reply.status is Status.DUPLICATE:
                 raise StreamIdTaken()
-            assert code == Status.KEY_TAKEN
-            current, state = as_text(reply[1]), as_text(reply[2])
-            if state == StreamState.ACTIVE.value:
+            assert reply.status is Status.KEY_TAKEN
+            current = reply.holder
+            if reply.holder_active:
                 if on_conflict == "join":
                     return current
                 # Never end a stream without trying to open ours after it:
@@ -242,12 +232,13 @@ class StreamRegistry:
     def heartbeat(self, stream_ids: Iterable[str]) -> list[Beat]:
         """Refresh the heartbeat of every active stream given, in one round trip.
 
-        Returns, per id, :class:`Beat`: ``ALIVE``, ``CANCELLING`` (a cancel
-        was asked for, or it ended cancelled: the producer's slow path to the
-        request) or ``ENDED`` (gone or ended; dropped from the active index).
+        Returns, per id, :class:`~flask_sse_resilience.store.scripts.Beat`:
+        ``ALIVE``, ``CANCELLING`` (a cancel was asked for, or it ended
+        cancelled: the producer's slow path to the request) or ``ENDED``
+        (gone or ended; dropped from the active index).
         """
         calls = [scripts.heartbeat(self.keys, stream_id) for stream_id in stream_ids]
-        return [Beat(int(reply)) for reply in self.scripts.run_many(calls)]
+        return self.scripts.run_many(calls)
 
     def unregister(self, stream_id: str) -> bool:
         """Delete a stream entirely (record, log, completion, index entry).
