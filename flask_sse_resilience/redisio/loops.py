@@ -54,6 +54,17 @@ _PARTS: weakref.WeakSet[Revivable] = weakref.WeakSet()
 _PARTS_LOCK = threading.Lock()
 
 
+def gevent_patched(module: str = "threading") -> bool:
+    """Whether gevent has monkey-patched ``module`` in this process (as a
+    gunicorn gevent worker does): then a thread is a greenlet, and sockets
+    cooperate with the hub."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        return False
+    return bool(monkey.is_module_patched(module))
+
+
 def supervise(part: Revivable) -> None:
     """Have :func:`revive_all` look after ``part`` while it exists."""
     with _PARTS_LOCK:

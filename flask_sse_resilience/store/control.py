@@ -41,6 +41,14 @@ log = logging.getLogger(__name__)
 MAX_REASON = 200
 
 
+def stored_request(redis: RedisClient, keys: Keys, stream_id: str) -> str | None:
+    """The cancel request kept in ``stream_id``'s record (its JSON text), or
+    None while none was made (or once the record is gone): one ``HGET``, for
+    a listener that may have missed the request's message."""
+    request = redis.hget(keys.stream(stream_id), RecordField.CANCEL)
+    return as_text(request) if request else None
+
+
 def request_json(reason: str | None, by: str) -> str:
     """The JSON text of a cancel request, as stored and sent."""
     if by not in CANCELLERS:

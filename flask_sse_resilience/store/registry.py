@@ -35,7 +35,13 @@ from ..models import (
     StreamMetadata,
     StreamState,
 )
-from ..redisio.commands import RedisClient, as_text, hash_to_text, wait_for_replica
+from ..redisio.commands import (
+    RedisClient,
+    as_text,
+    hash_to_text,
+    run_pipeline,
+    wait_for_replica,
+)
 from ..redisio.failures import UNAVAILABLE
 from ..redisio.loops import Deferred
 from . import scripts
@@ -217,12 +223,16 @@ class StreamRegistry:
         """
         key = self.keys.user_streams(user_id)
         members = [as_text(m) for m in self.redis.zrange(key, 0, -1)]
-        pipe = self.redis.pipeline(transaction=False)
-        for stream_id in members:
-            pipe.hget(self.keys.stream(stream_id), RecordField.STATE)
+
+        def states(pipe: Any) -> None:
+            for stream_id in members:
+                pipe.hget(self.keys.stream(stream_id), RecordField.STATE)
+
         ended = [
             stream_id
-            for stream_id, state in zip(members, pipe.execute(), strict=True)
+            for stream_id, state in zip(
+                members, run_pipeline(self.redis, states), strict=True
+            )
             if state is None or as_text(state) != StreamState.ACTIVE.value
         ]
         if ended:
@@ -245,15 +255,17 @@ class StreamRegistry:
 
         Returns whether the record existed.
         """
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(self.keys.stream(stream_id))
-        pipe.delete(
-            self.keys.log(stream_id),
-            self.keys.completion(stream_id),
-            self.keys.stream_connections(stream_id),
-        )
-        pipe.zrem(self.keys.active_of(stream_id), stream_id)
-        return bool(pipe.execute()[0])
+
+        def delete(pipe: Any) -> None:
+            pipe.delete(self.keys.stream(stream_id))
+            pipe.delete(
+                self.keys.log(stream_id),
+                self.keys.completion(stream_id),
+                self.keys.stream_connections(stream_id),
+            )
+            pipe.zrem(self.keys.active_of(stream_id), stream_id)
+
+        return bool(run_pipeline(self.redis, delete)[0])
 
     def get(self, stream_id: str) -> StreamMetadata | None:
         """Return the stream's record, or None if it never existed or expired."""
@@ -308,22 +320,26 @@ class StreamRegistry:
         ids = list(stream_ids)
         if not ids:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for stream_id in ids:
-            pipe.hgetall(self.keys.stream(stream_id))
-            pipe.zcard(self.keys.stream_connections(stream_id))
-        replies = pipe.execute()
+
+        def read(pipe: Any) -> None:
+            for stream_id in ids:
+                self.queue_get(pipe, stream_id)
+                pipe.zcard(self.keys.stream_connections(stream_id))
+
+        replies = run_pipeline(self.redis, read)
         parsed = map(self.parse, replies[0::2], replies[1::2])
         return [record for record in parsed if record is not None]
 
     def index(self) -> tuple[int, list[tuple[str, int]]]:
         """Return the number of indexed streams and, per shard, its oldest
         entry as ``(id, last heartbeat in ms)``: one pipeline over the shards."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in self.keys.active_all():
-            pipe.zcard(key)
-            pipe.zrange(key, 0, 0, withscores=True)
-        replies = pipe.execute()
+
+        def read(pipe: Any) -> None:
+            for key in self.keys.active_all():
+                pipe.zcard(key)
+                pipe.zrange(key, 0, 0, withscores=True)
+
+        replies = run_pipeline(self.redis, read)
         count = sum(int(n) for n in replies[0::2])
         oldest = [(as_text(m), int(s)) for first in replies[1::2] for m, s in first]
         return count, oldest
@@ -357,8 +373,11 @@ class StreamRegistry:
 
     def active_ids(self, limit: int) -> list[str]:
         """Up to ``limit`` indexed stream ids, longest without heartbeat first."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in self.keys.active_all():
-            pipe.zrange(key, 0, limit - 1, withscores=True)
-        entries = [(s, as_text(m)) for shard in pipe.execute() for m, s in shard]
+
+        def read(pipe: Any) -> None:
+            for key in self.keys.active_all():
+                pipe.zrange(key, 0, limit - 1, withscores=True)
+
+        shards = run_pipeline(self.redis, read)
+        entries = [(s, as_text(m)) for shard in shards for m, s in shard]
         return [stream_id for _, stream_id in sorted(entries)[:limit]]
