@@ -56,9 +56,12 @@ from .snapshots import AutoSnapshot
 
 log = logging.getLogger(__name__)
 
-#: Subscribes to a stream's cancel requests (the fast path): ``watch(stream_id,
-#: on_request)`` returns the function that unsubscribes.
-Watch = Callable[[str, Callable[[dict[str, Any] | None], None]], Callable[[], None]]
+#: Subscribes to a stream's cancel requests (the fast path):
+#: ``subscribe_cancels(stream_id, on_request)`` returns the function that
+#: unsubscribes.
+SubscribeCancels = Callable[
+    [str, Callable[[dict[str, Any] | None], None]], Callable[[], None]
+]
 
 #: The request a producer's own :meth:`Producer.cancel` stands for, when
 #: nobody asked.
@@ -82,7 +85,7 @@ class Producer:
         on_end: Callable[[StreamState], None] | None = None,
         on_send: Callable[[], None] | None = None,
         retry_for: float = 0.0,
-        watch: Watch | None = None,
+        subscribe_cancels: SubscribeCancels | None = None,
         coalesce: float = 0.0,
         snapshots: AutoSnapshot | None = None,
     ) -> None:
@@ -102,8 +105,8 @@ class Producer:
         )
         self._snapshots = snapshots
         self._folded = snapshots.initial if snapshots is not None else None
-        self._watch = watch
-        self._unwatch: Callable[[], None] | None = None
+        self._subscribe_cancels = subscribe_cancels
+        self._unsubscribe_cancels: Callable[[], None] | None = None
 
     @property
     def final_state(self) -> StreamState | None:
@@ -124,20 +127,21 @@ class Producer:
         :raises StreamNotActiveError: if it is missing or has ended otherwise.
         """
         # Listen first: a request made while we claim is heard either way.
-        if self._watch is not None:
-            self._unwatch = self._watch(self.stream_id, self._flag.learn)
+        if self._subscribe_cancels is not None:
+            subscribe = self._subscribe_cancels
+            self._unsubscribe_cancels = subscribe(self.stream_id, self._flag.learn)
         try:
             self._writer.claim()
         except BaseException:
-            self._stop_watching()
+            self._unsubscribe()
             raise
         self._heartbeater.add(self.stream_id, self._flag.learn)
         return self
 
-    def _stop_watching(self) -> None:
-        unwatch, self._unwatch = self._unwatch, None
-        if unwatch is not None:
-            unwatch()
+    def _unsubscribe(self) -> None:
+        unsubscribe, self._unsubscribe_cancels = self._unsubscribe_cancels, None
+        if unsubscribe is not None:
+            unsubscribe()
 
     def __exit__(
         self,
@@ -154,7 +158,7 @@ class Producer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None
     ) -> bool:
         self._heartbeater.discard(self.stream_id, self._flag.learn)
-        self._stop_watching()
+        self._unsubscribe()
         ours = isinstance(exc, StreamCancelled) and exc.stream_id == self.stream_id
         if not self._writer.open:
             return ours

@@ -31,7 +31,9 @@ from typing import Any, Protocol
 from .commands import RedisClient, run_pipeline
 from .failures import UNAVAILABLE
 
-#: Queues commands on a pipeline.
+#: Queues commands on a pipeline: ``build(pipe)`` (as
+#: :func:`~flask_sse_resilience.redisio.commands.run_pipeline` runs them).
+#: Defined once, here, for every part that passes such a function around.
 Build = Callable[[Any], None]
 
 log = logging.getLogger(__name__)

@@ -247,7 +247,7 @@ _BY_CLIENT: weakref.WeakKeyDictionary[object, Outages] = weakref.WeakKeyDictiona
 _LOCK = threading.Lock()
 
 
-def watch(client: RedisClient, outages: Outages) -> None:
+def report_to(client: RedisClient, outages: Outages) -> None:
     """Report ``client``'s failures to ``outages`` (the clients of one app
     share one, so an outage is one line whichever part met it first)."""
     with _LOCK:
