@@ -40,12 +40,12 @@ import dataclasses
 import logging
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from ..ids import worker_name
 from ..models import StreamState
 from ..redisio import outages
 from ..redisio.commands import RedisClient, hash_to_text
@@ -146,7 +146,7 @@ class StreamGuardian:
         self.on_swept = on_swept
         self.pid = os.getpid()
         #: This worker's owner token for the leader lock.
-        self.token = f"{socket.gethostname()}:{self.pid}:{secrets.token_hex(4)}"
+        self.token = f"{worker_name()}:{secrets.token_hex(4)}"
         self.lock_ttl_ms = int((settings.guardian_tick * 1.5 + 0.5) * 1000)
         self.scripts = Scripts(redis)
         self._scheduler: Any = None

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import signals
+from ..ids import worker_name
 from ..redisio import outages
 from ..redisio.commands import RedisClient, hash_to_text, run_pipeline
 from ..redisio.failures import UNAVAILABLE
@@ -56,7 +56,7 @@ class Stats:
         self.interval = interval
         self.clients = clients
         self.pid = os.getpid()
-        self.worker = f"{socket.gethostname()}:{self.pid}"
+        self.worker = worker_name()
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.loop = Periodic(
