@@ -83,15 +83,19 @@ class LogWriter:
         #: Set while what is held is written before the stream ends
         #: ``cancelled``: those writes pass a pending cancel request.
         self._cancelling = False
-        #: The stream's final state once this writer ended it, else None.
-        self.ended: StreamState | None = None
+        self._ended: StreamState | None = None
         self._recent: collections.deque[Numbered] = collections.deque(maxlen=REPLAY)
         self._held = Coalescer(coalesce, self._write_batch) if coalesce else None
 
     @property
+    def ended(self) -> StreamState | None:
+        """The stream's final state once this writer ended it, else None."""
+        return self._ended
+
+    @property
     def open(self) -> bool:
         """True from the claim until the end."""
-        return self._sent is not None and self.ended is None
+        return self._sent is not None and self._ended is None
 
     def claim(self) -> None:
         """Take the stream's write lease (retrying through outages); numbering
@@ -187,12 +191,12 @@ class LogWriter:
             self._refused(exc)
             raise
         self._sent = seq
-        self.ended = state
+        self._ended = state
         return event_id
 
     def fenced(self) -> None:
         """The stream ended ``cancelled`` without this writer: write no more."""
-        self.ended = StreamState.CANCELLED
+        self._ended = StreamState.CANCELLED
 
     def close(self) -> None:
         """Stop the coalescing window's timer; what it still holds is not
@@ -203,9 +207,9 @@ class LogWriter:
     def _next(self) -> int:
         if self._sent is None:
             raise RuntimeError("use the producer as a context manager: with ...")
-        if self.ended is not None:
+        if self._ended is not None:
             raise StreamNotActiveError(
-                f"stream {self.stream_id!r} already ended as {self.ended.value}"
+                f"stream {self.stream_id!r} already ended as {self._ended.value}"
             )
         return self._sent + 1
 
