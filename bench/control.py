@@ -39,7 +39,7 @@ def _pct(values: list[float], q: float) -> float:
 def _produce(sse: Any, app: Any, sid: str, seen: dict[str, float], link: bool) -> None:
     producer = sse.producer(sid, app=app)
     if not link:
-        producer._watch = None  # a process with no pub/sub link at all
+        producer._subscribe_cancels = None  # a process with no pub/sub link at all
     with producer as out:
         text, next_token = "", time.monotonic()
         try:

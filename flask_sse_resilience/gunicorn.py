@@ -87,7 +87,10 @@ def attach(worker: Any, state: State) -> None:
         _chain(worker, "worker_int", worker_int)
         _chain(worker, "worker_exit", worker_exit)
         threading.Thread(
-            target=_watch, args=(worker,), name="sse-resilience-stop", daemon=True
+            target=_end_when_stopping,
+            args=(worker,),
+            name="sse-resilience-stop",
+            daemon=True,
         ).start()
     if state not in states:
         states.append(state)
@@ -114,7 +117,8 @@ def _chain(worker: Any, hook: str, ours: Any) -> None:
         worker.cfg.set(hook, chained_exit)
 
 
-def _watch(worker: Any) -> None:
+def _end_when_stopping(worker: Any) -> None:
+    """Wait until ``worker`` is told to stop, then end its stream responses."""
     while worker.alive:
         time.sleep(_POLL)
     if getattr(worker, "sse_stop_started", None) is not None:

@@ -1,12 +1,21 @@
-"""Stream ids and event ids: how they are made and what a valid one looks like."""
+"""Stream ids and event ids: how they are made and what a valid one looks
+like; and the name of a worker process."""
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import socket
 
 _STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _EVENT_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+
+
+def worker_name() -> str:
+    """This process as operators see it, ``<host>:<pid>`` (the dashboard's
+    workers, the guardian's sweeps)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def new_stream_id() -> str:

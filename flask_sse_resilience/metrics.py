@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from . import signals
 from .errors import ConfigurationError
 from .redisio import memory
+from .redisio.commands import parse_now
 from .redisio.failures import UNAVAILABLE
 from .redisio.memory import NodeMemory
 
@@ -113,10 +114,9 @@ class _RedisCollector:
         for state in list(self.metrics.states):
             try:
                 count, oldest = state.registry.index()
-                seconds, micros = state.redis.time()
+                now_ms = parse_now(state.redis.time())
             except UNAVAILABLE:
                 continue
-            now_ms = int(seconds) * 1000 + int(micros) // 1000
             active.add_metric([state.settings.key_prefix], count)
             first = min((beat for _, beat in oldest), default=now_ms)
             age = (now_ms - first) / 1000

@@ -123,7 +123,7 @@ class State:
             lambda: self.liveness_redis.ping(),
             lambda: memory.read(self.liveness_redis),
         )
-        outages.watch(redis, self.outages)
+        outages.report_to(redis, self.outages)
         self._make_liveness = liveness_client
         self._liveness: RedisClient | None = None
         # Its own lock: parts made under ``_lock`` ask for this client.
@@ -271,7 +271,7 @@ class State:
         with self._liveness_lock:
             if self._liveness is None:
                 self._liveness = self._make_liveness()
-                outages.watch(self._liveness, self.outages)
+                outages.report_to(self._liveness, self.outages)
             return self._liveness
 
     @property

@@ -46,7 +46,7 @@ def unlinked(sse: SSEResilience, app: Flask, sid: str) -> Any:
     """A producer without the pub/sub fast path (a process that follows
     nothing): only its heartbeat, its writes and its claim can tell it."""
     producer = sse.producer(sid, app=app)
-    producer._watch = None
+    producer._subscribe_cancels = None
     return producer
 
 

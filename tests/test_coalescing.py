@@ -172,7 +172,7 @@ def test_a_refused_background_write_is_still_written_by_the_cancel(
     app, sse = app_sse
     sid = sse.open_stream("alice", app=app)
     out = sse.producer(sid, app=app, coalesce_ms=50)
-    out._watch = None  # no fast path: the refused write tells the producer
+    out._subscribe_cancels = None  # no fast path: the refused write tells the producer
     with out:
         sse.cancel(sid, "stop", app=app)
         out.send("token", "a")
@@ -277,7 +277,7 @@ def test_a_full_batch_is_written_at_once_and_its_error_comes_next(
     app, sse = app_sse
     sid = sse.open_stream("alice", app=app)
     out = sse.producer(sid, app=app, coalesce_ms=60_000)
-    out._watch = None  # only a refused write tells it of the cancel
+    out._subscribe_cancels = None  # only a refused write tells it of the cancel
     with out:
         heartbeater = app.extensions["sse_resilience"].heartbeater
         heartbeater.discard(sid, out._flag.learn)  # nor does its heartbeat

@@ -21,8 +21,8 @@ import threading
 import time
 from collections.abc import Callable
 
-#: One held send: its sequence number, type and JSON data.
-Held = tuple[int, str, str]
+#: One event to write: its sequence number, type and JSON data.
+Numbered = tuple[int, str, str]
 
 #: Most sends written in one batch; a fuller batch is flushed at once.
 MAX_BATCH = 256
@@ -35,10 +35,12 @@ class Coalescer:
     """Holds sends for up to ``window`` seconds, then hands them to ``write``
     together, in order, one batch at a time."""
 
-    def __init__(self, window: float, write: Callable[[list[Held]], object]) -> None:
+    def __init__(
+        self, window: float, write: Callable[[list[Numbered]], object]
+    ) -> None:
         self.window = window
         self._write = write
-        self._held: list[Held] = []
+        self._held: list[Numbered] = []
         self._bytes = 0
         self._due: float | None = None
         self._error: BaseException | None = None
@@ -48,7 +50,7 @@ class Coalescer:
         self._writing = threading.Lock()
         self._timer: threading.Thread | None = None
 
-    def add(self, item: Held) -> bool:
+    def add(self, item: Numbered) -> bool:
         """Hold one send; return True when the batch is full (the caller
         should :meth:`flush_full` it now).
 
@@ -92,7 +94,7 @@ class Coalescer:
             with self._wakeup:
                 self._error = exc
 
-    def discard(self) -> list[Held]:
+    def discard(self) -> list[Numbered]:
         """Drop what is held (the stream is ending without it); return it."""
         with self._writing, self._wakeup:
             held, self._held, self._bytes, self._due = self._held, [], 0, None

@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 from ..redisio import outages
 from ..redisio.loops import Periodic
-from ..store.registry import Beat, StreamRegistry
+from ..store.registry import StreamRegistry
+from ..store.scripts import Beat
 
 #: Called with a stream id when its heartbeat finds a cancel request.
 OnCancel = Callable[[], None]

@@ -29,17 +29,17 @@ too, without one, and goes no further::
         except StreamCancelled:
             out.cancel({"text": text})     # the partial answer
 
-Sends may be held for a few milliseconds and written together (see
-:mod:`~flask_sse_resilience.produce.coalescer`); writes ride out outages and lossy
-failovers (see :mod:`~flask_sse_resilience.produce.logwriter`); snapshots serve late
-joiners (see :mod:`~flask_sse_resilience.produce.snapshots`).
+The producer checks what it is given and learns of cancel requests; its
+:class:`~flask_sse_resilience.produce.logwriter.LogWriter` does the writing and
+owns its state: sends may be held for a few milliseconds and written together
+(see :mod:`~flask_sse_resilience.produce.coalescer`), and writes ride out outages
+and lossy failovers. Snapshots serve late joiners (see
+:mod:`~flask_sse_resilience.produce.snapshots`).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import secrets
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -49,7 +49,6 @@ from ..models import StreamState
 from ..redisio.failures import UNAVAILABLE
 from ..store.control import CancelFlag, request_json
 from ..store.eventlog import EventLog
-from .coalescer import Coalescer
 from .eventcheck import check_event_type, serialize
 from .heartbeat import Heartbeater
 from .logwriter import LogWriter
@@ -57,9 +56,12 @@ from .snapshots import AutoSnapshot
 
 log = logging.getLogger(__name__)
 
-#: Subscribes to a stream's cancel requests (the fast path): ``watch(stream_id,
-#: on_request)`` returns the function that unsubscribes.
-Watch = Callable[[str, Callable[[dict[str, Any] | None], None]], Callable[[], None]]
+#: Subscribes to a stream's cancel requests (the fast path):
+#: ``subscribe_cancels(stream_id, on_request)`` returns the function that
+#: unsubscribes.
+SubscribeCancels = Callable[
+    [str, Callable[[dict[str, Any] | None], None]], Callable[[], None]
+]
 
 #: The request a producer's own :meth:`Producer.cancel` stands for, when
 #: nobody asked.
@@ -83,35 +85,33 @@ class Producer:
         on_end: Callable[[StreamState], None] | None = None,
         on_send: Callable[[], None] | None = None,
         retry_for: float = 0.0,
-        watch: Watch | None = None,
+        subscribe_cancels: SubscribeCancels | None = None,
         coalesce: float = 0.0,
         snapshots: AutoSnapshot | None = None,
     ) -> None:
         self.stream_id = stream_id
         self._on_end = on_end
         self._on_send = on_send
-        self._log = log
         self._heartbeater = heartbeater
         self._max_event_bytes = max_event_bytes
-        self._token = secrets.token_hex(12)
         #: The cancel request, once this process learnt of it.
         self._flag = CancelFlag(stream_id)
-        self._writer = LogWriter(log, stream_id, self._token, retry_for=retry_for,
-                                 on_cancel=self._flag.learn)  # fmt: skip
-        #: The number of the last event sent (past the writer's ``logged``
-        #: while a coalescing window holds sends).
-        self._seq: int | None = None
-        if coalesce < 0:
-            raise ValueError(f"coalesce must be 0 or more seconds, got {coalesce!r}")
-        self._coalescer = (
-            Coalescer(coalesce, self._writer.write_batch) if coalesce else None
+        self._writer = LogWriter(
+            log,
+            stream_id,
+            retry_for=retry_for,
+            on_cancel=self._flag.learn,
+            coalesce=coalesce,
         )
         self._snapshots = snapshots
         self._folded = snapshots.initial if snapshots is not None else None
-        #: The stream's final state once this producer ended it, else None.
-        self.final_state: StreamState | None = None
-        self._watch = watch
-        self._unwatch: Callable[[], None] | None = None
+        self._subscribe_cancels = subscribe_cancels
+        self._unsubscribe_cancels: Callable[[], None] | None = None
+
+    @property
+    def final_state(self) -> StreamState | None:
+        """The stream's final state once this producer ended it, else None."""
+        return self._writer.ended
 
     @property
     def cancelled(self) -> bool:
@@ -127,28 +127,21 @@ class Producer:
         :raises StreamNotActiveError: if it is missing or has ended otherwise.
         """
         # Listen first: a request made while we claim is heard either way.
-        if self._watch is not None:
-            self._unwatch = self._watch(self.stream_id, self._flag.learn)
-
-        def claim() -> int:
-            claimed = self._log.claim(self.stream_id, self._token)
-            if claimed.cancel is not None:  # stop pressed before we started
-                self._flag.learn(claimed.cancel)
-            self._log.wait_replicated(self.stream_id)  # a failover keeps it
-            return claimed.seq
-
+        if self._subscribe_cancels is not None:
+            subscribe = self._subscribe_cancels
+            self._unsubscribe_cancels = subscribe(self.stream_id, self._flag.learn)
         try:
-            self._seq = self._writer.logged = self._writer.retrying(claim)
+            self._writer.claim()
         except BaseException:
-            self._stop_watching()
+            self._unsubscribe()
             raise
         self._heartbeater.add(self.stream_id, self._flag.learn)
         return self
 
-    def _stop_watching(self) -> None:
-        unwatch, self._unwatch = self._unwatch, None
-        if unwatch is not None:
-            unwatch()
+    def _unsubscribe(self) -> None:
+        unsubscribe, self._unsubscribe_cancels = self._unsubscribe_cancels, None
+        if unsubscribe is not None:
+            unsubscribe()
 
     def __exit__(
         self,
@@ -159,16 +152,15 @@ class Producer:
         try:
             return self._exit(exc_type, exc)
         finally:
-            if self._coalescer is not None:
-                self._coalescer.close()
+            self._writer.close()
 
     def _exit(
         self, exc_type: type[BaseException] | None, exc: BaseException | None
     ) -> bool:
         self._heartbeater.discard(self.stream_id, self._flag.learn)
-        self._stop_watching()
+        self._unsubscribe()
         ours = isinstance(exc, StreamCancelled) and exc.stream_id == self.stream_id
-        if self.final_state is not None or self._seq is None:
+        if not self._writer.open:
             return ours
         if exc_type is not None and not issubclass(exc_type, Exception):
             # GeneratorExit, KeyboardInterrupt...: the process is going away;
@@ -224,17 +216,9 @@ class Producer:
         """
         check_event_type(event_type)
         text = serialize(data, self._max_event_bytes)
-        seq = self._next_seq()
+        self._writer.check_open()
         self._flag.check()
-        full = False
-        if self._coalescer is None:
-            event_id = self._writer.write_batch([(seq, event_type, text)])
-        else:
-            full = self._coalescer.add((seq, event_type, text))
-            event_id = ""
-        self._seq = seq
-        if full:
-            self._coalescer.flush_full()  # type: ignore[union-attr]
+        seq, event_id = self._writer.send(event_type, text)
         if self._on_send is not None:
             self._on_send()
         if self._snapshots is not None:
@@ -268,13 +252,9 @@ class Producer:
         :raises StreamNotActiveError: if the stream has ended.
         """
         text = serialize(data, self._max_event_bytes)
-        self._next_seq()  # not ended yet
+        self._writer.check_open()
         self._flag.check()
-        self.flush()
-        seq = self._writer.logged
-        store = functools.partial(self._log.snapshot, self.stream_id, self._token)
-        # Past the events before it: a log that lost some gets them again.
-        return self._writer.write(seq + 1, lambda: store(seq, text))
+        return self._writer.snapshot(text)
 
     def flush(self) -> None:
         """Write the sends a coalescing window holds, now (``complete``,
@@ -282,8 +262,7 @@ class Producer:
 
         :raises StreamCancelled: if the stream was asked to stop.
         """
-        if self._coalescer is not None:
-            self._coalescer.flush()
+        self._writer.flush()
 
     def complete(self, data: Any = None) -> str:
         """End the stream as ``completed`` with ``data``; return the event id.
@@ -312,65 +291,12 @@ class Producer:
         try:
             return self._finish(StreamState.CANCELLED, partial)
         except StreamCancelled:  # the guardian fenced it already
-            self.final_state = StreamState.CANCELLED
+            self._writer.fenced()
             return ""
-
-    def _next_seq(self) -> int:
-        if self._seq is None:
-            raise RuntimeError("use the producer as a context manager: with ...")
-        if self.final_state is not None:
-            raise StreamNotActiveError(
-                f"stream {self.stream_id!r} already ended as {self.final_state.value}"
-            )
-        return self._seq + 1
-
-    def _flush_before_end(self, state: StreamState) -> None:
-        """Write what is held before the terminal event. Ending ``cancelled``,
-        it still goes out first (past the request), so a partial result
-        matches what followers received; unless the stream has ended already
-        (fenced), which drops it."""
-        if self._coalescer is None:
-            return
-        if state is not StreamState.CANCELLED:
-            self._coalescer.flush()
-            return
-        self._writer.cancelling = True
-        try:
-            self._coalescer.flush(earlier_errors=False)
-        except StreamCancelled:
-            self._coalescer.discard()
-            self._seq = self._writer.logged
-        finally:
-            self._writer.cancelling = False
 
     def _finish(self, state: StreamState, data: Any) -> str:
         text = serialize(data, self._max_event_bytes)
-        self._next_seq()  # not ended yet
-        self._flush_before_end(state)
-        seq = self._next_seq()
-
-        def finish() -> str:
-            event_id = self._log.finish(
-                self.stream_id,
-                state=state,
-                event_type=state.value,
-                data_json=text,
-                token=self._token,
-                seq=seq,
-                request_json=_OWN_REQUEST,
-            )
-            # If the master dies before a replica has it, this raises and
-            # the (idempotent) finish runs again on the new master.
-            self._log.wait_replicated(self.stream_id)
-            return event_id
-
-        try:
-            event_id = self._writer.write(seq, finish)
-        except StreamCancelled as exc:
-            self._writer.refused(exc)
-            raise
-        self._seq = seq
-        self.final_state = state
+        event_id = self._writer.end(state, text, request_json=_OWN_REQUEST)
         if self._on_end is not None:
             self._on_end(state)
         return event_id

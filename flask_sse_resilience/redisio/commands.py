@@ -214,7 +214,8 @@ def queue_now(pipe: Any) -> None:
 
 
 def parse_now(reply: Any) -> int:
-    """Milliseconds since the epoch from a :func:`queue_now` reply."""
+    """Milliseconds since the epoch from a ``TIME`` reply (say, of
+    :func:`queue_now`); the same sum as :data:`LUA_NOW`'s."""
     seconds, micros = reply
     return int(seconds) * 1000 + int(micros) // 1000
 

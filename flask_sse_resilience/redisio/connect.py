@@ -58,6 +58,19 @@ _SOCKETS: dict[str, Any] = {
 }
 
 
+def _pool_options(max_connections: int) -> dict[str, Any]:
+    """What every pool this module builds shares: at most ``max_connections``
+    sockets, waiting (first come, first served) up to :data:`_POOL_WAIT`
+    seconds for a free one, the retry policy and the socket options."""
+    return {
+        "max_connections": max_connections,
+        "timeout": _POOL_WAIT,
+        "queue_class": FairQueue,
+        "retry": _retry(),
+        **_SOCKETS,
+    }
+
+
 def _on_connect(connection: Any) -> None:
     """redis-py's handshake (``AUTH``, ``SELECT``...), with a database out of
     range raised as :class:`~flask_sse_resilience.redisio.failures.WrongDatabase`
@@ -123,23 +136,13 @@ def make_client(url: str, *, max_connections: int) -> RedisClient:
         return redis.RedisCluster.from_url(
             f"{scheme.split('+')[0]}://{rest}",
             connection_pool_class=redis.BlockingConnectionPool,
-            max_connections=max_connections,
-            queue_class=FairQueue,
-            timeout=_POOL_WAIT,
-            retry=_retry(),
             topology_refresh_min_interval=TOPOLOGY_REFRESH,
-            **_SOCKETS,
+            **_pool_options(max_connections),
         )
     if scheme.endswith("+sentinel"):
         return _sentinel_client(scheme, rest, max_connections)
     pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=_POOL_WAIT,
-        queue_class=FairQueue,
-        retry=_retry(),
-        redis_connect_func=_on_connect,
-        **_SOCKETS,
+        url, redis_connect_func=_on_connect, **_pool_options(max_connections)
     )
     return redis.Redis(connection_pool=pool)
 
@@ -161,13 +164,9 @@ def _sentinel_client(scheme: str, rest: str, max_connections: int) -> redis.Redi
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
         service,
         connection_pool_class=_BlockingSentinelPool,
-        max_connections=max_connections,
-        timeout=_POOL_WAIT,
-        queue_class=FairQueue,
         db=int(db or 0),
         ssl=scheme.startswith("rediss"),
-        retry=_retry(),
         redis_connect_func=_on_connect,
-        **_SOCKETS,
+        **_pool_options(max_connections),
     )
     return client

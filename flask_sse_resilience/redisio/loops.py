@@ -31,7 +31,9 @@ from typing import Any, Protocol
 from .commands import RedisClient, run_pipeline
 from .failures import UNAVAILABLE
 
-#: Queues commands on a pipeline.
+#: Queues commands on a pipeline: ``build(pipe)`` (as
+#: :func:`~flask_sse_resilience.redisio.commands.run_pipeline` runs them).
+#: Defined once, here, for every part that passes such a function around.
 Build = Callable[[Any], None]
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,17 @@ class Revivable(Protocol):
 #: Every supervised part, weakly held: a part nobody uses is let go.
 _PARTS: weakref.WeakSet[Revivable] = weakref.WeakSet()
 _PARTS_LOCK = threading.Lock()
+
+
+def gevent_patched(module: str = "threading") -> bool:
+    """Whether gevent has monkey-patched ``module`` in this process (as a
+    gunicorn gevent worker does): then a thread is a greenlet, and sockets
+    cooperate with the hub."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        return False
+    return bool(monkey.is_module_patched(module))
 
 
 def supervise(part: Revivable) -> None:

@@ -53,8 +53,50 @@ PROBE_INTERVAL = 1.0
 #: that end an out-of-memory episode.
 FULL_QUIET = 3.0
 
-#: Reads the memory of the Redis an :class:`Outages` watches.
+#: Reads the memory of the Redis an :class:`Outages` reports on.
 ReadMemory = Callable[[], Sequence[NodeMemory]]
+
+
+class _Episode:
+    """One kind of episode (an outage, Redis full): when the one on began
+    and the probe that ends it. Its :class:`Outages`'s lock guards it."""
+
+    def __init__(self, name: str, check: Callable[[], None]) -> None:
+        self._name = name
+        self._check = check
+        self.since: float | None = None
+        self.probe: Periodic | None = None
+        #: Episodes begun so far.
+        self.count = 0
+
+    def begin(self, now: float) -> Periodic | None:
+        """Begin an episode unless one is on; return its probe, for the
+        caller to start (None: one was on)."""
+        if self.since is not None:
+            return None
+        self.since = now
+        self.count += 1
+        self.probe = Periodic(self._name, self._check, PROBE_INTERVAL)
+        return self.probe
+
+    def end(self) -> tuple[float, Periodic | None] | None:
+        """End the episode on: its start and its probe, for the caller to stop
+        (None: none was on)."""
+        since, probe = self.since, self.probe
+        self.forget()
+        return None if since is None else (since, probe)
+
+    def forget(self) -> None:
+        """Drop the episode on, if any, and its probe (not stopped)."""
+        self.since = self.probe = None
+
+
+def _lasted(ended: tuple[float, Periodic | None]) -> float:
+    """Stop an ended episode's probe; return how long the episode lasted."""
+    since, probe = ended
+    if probe is not None:
+        probe.stop()
+    return time.monotonic() - since
 
 
 class Outages:
@@ -77,26 +119,30 @@ class Outages:
         self._memory = read_memory
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._since: float | None = None
-        self._probe: Periodic | None = None
-        self._full_since: float | None = None
-        self._full_probe: Periodic | None = None
+        self._outage = _Episode("outage-probe", self._check)
+        self._full = _Episode("memory-probe", self._check_memory)
         self._last_refused = 0.0
         self._refused_since = 0
         self._listeners: list[Callable[[], object]] = []
-        #: Outages reported by this process so far.
-        self.count = 0
-        #: Out-of-memory episodes reported by this process so far.
-        self.full_count = 0
         #: Writes this process reported refused for memory, in all.
         self.refused = 0
+
+    @property
+    def count(self) -> int:
+        """Outages reported by this process so far."""
+        return self._outage.count
+
+    @property
+    def full_count(self) -> int:
+        """Out-of-memory episodes reported by this process so far."""
+        return self._full.count
 
     @property
     def down(self) -> bool:
         """True between an outage's first report and the probe's success."""
         with self._lock:
             self._forked()
-            return self._since is not None
+            return self._outage.since is not None
 
     @property
     def full(self) -> bool:
@@ -104,7 +150,7 @@ class Outages:
         that episode."""
         with self._lock:
             self._forked()
-            return self._full_since is not None
+            return self._full.since is not None
 
     def on_refused(self, listener: Callable[[], object]) -> None:
         """Call ``listener()`` for each write refused for memory that is
@@ -121,35 +167,28 @@ class Outages:
             return self._refused_write(exc)
         with self._lock:
             self._forked()
-            if self._since is not None:
-                log.debug("Redis still unavailable: %s", exc)
-                return False
-            self._since = time.monotonic()
-            self.count += 1
-            self._probe = Periodic("outage-probe", self._check, PROBE_INTERVAL)
+            probe = self._outage.begin(time.monotonic())
+        if probe is None:
+            log.debug("Redis still unavailable: %s", exc)
+            return False
         log.warning("%s (requests get 503 until it is back)", explain(exc, self.target))
-        self._probe.ensure()
+        probe.ensure()
         return True
 
     def recovered(self) -> None:
         """End the outage, if there is one: log how long it lasted."""
         with self._lock:
             self._forked()
-            since, probe = self._since, self._probe
-            self._since = self._probe = None
-        if since is None:
-            return
-        if probe is not None:
-            probe.stop()
-        log.warning(
-            "Redis at %s is back after %.1f s", self.target, time.monotonic() - since
-        )
+            ended = self._outage.end()
+        if ended is not None:
+            lasted = _lasted(ended)
+            log.warning("Redis at %s is back after %.1f s", self.target, lasted)
 
     def close(self) -> None:
         """Stop the probes (the process is done with this Redis)."""
         with self._lock:
-            probes = (self._probe, self._full_probe)
-            self._probe = self._full_probe = None
+            probes = (self._outage.probe, self._full.probe)
+            self._outage.probe = self._full.probe = None
         for probe in probes:
             if probe is not None:
                 probe.stop()
@@ -168,15 +207,11 @@ class Outages:
             self.refused += 1
             self._last_refused = now
             listeners = list(self._listeners)
-            starts = self._full_since is None
+            probe = self._full.begin(now)
+            starts = probe is not None
             if starts:
-                self._full_since, self._refused_since = now, 0
-                self.full_count += 1
-                self._full_probe = Periodic(
-                    "memory-probe", self._check_memory, PROBE_INTERVAL
-                )
+                self._refused_since = 0
             self._refused_since += 1
-            probe = self._full_probe
         for listener in listeners:
             try:
                 listener()
@@ -220,26 +255,20 @@ class Outages:
         if any(node.full for node in nodes):
             return
         with self._lock:
-            since, probe, refused = (
-                self._full_since,
-                self._full_probe,
-                self._refused_since,
-            )
-            self._full_since = self._full_probe = None
-        if since is None:
-            return
-        if probe is not None:
-            probe.stop()
-        log.warning(
-            "Redis at %s takes writes again after %.1f s (%d refused here)",
-            self.target, time.monotonic() - since, refused,
-        )  # fmt: skip
+            ended, refused = self._full.end(), self._refused_since
+        if ended is not None:
+            log.warning(
+                "Redis at %s takes writes again after %.1f s (%d refused here)",
+                self.target, _lasted(ended), refused,
+            )  # fmt: skip
 
     def _forked(self) -> None:
-        """Forget an outage (and its probe) inherited from a parent process."""
+        """Forget the episodes (and their probes) inherited from a parent
+        process."""
         if self._pid != os.getpid():
-            self._pid, self._since, self._probe = os.getpid(), None, None
-            self._full_since = self._full_probe = None
+            self._pid = os.getpid()
+            self._outage.forget()
+            self._full.forget()
 
 
 #: The outage log of each client, as its app registered it.
@@ -247,7 +276,7 @@ _BY_CLIENT: weakref.WeakKeyDictionary[object, Outages] = weakref.WeakKeyDictiona
 _LOCK = threading.Lock()
 
 
-def watch(client: RedisClient, outages: Outages) -> None:
+def report_to(client: RedisClient, outages: Outages) -> None:
     """Report ``client``'s failures to ``outages`` (the clients of one app
     share one, so an outage is one line whichever part met it first)."""
     with _LOCK:

@@ -19,19 +19,21 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-Build = Callable[[Any, int], None]
+#: Queues call ``i`` on a pipeline: ``queue_call(pipe, i)``.
+QueueCall = Callable[[Any, int], None]
 
 
 def run_per_node(
     client: Any,
     keys: Sequence[str],
-    build: Build,
+    queue_call: QueueCall,
     run: Callable[[Callable[[Any], None], Any], list[Any]],
 ) -> list[Any]:
-    """Queue call ``i`` (whose first key is ``keys[i]``) with ``build(pipe,
-    i)``, one pipeline per node of ``client`` (a ``RedisCluster``), run each
-    with ``run(builder, node)``; return every call's reply, or the exception
-    its node's pipeline raised, in the order of ``keys``."""
+    """Queue call ``i`` (whose first key is ``keys[i]``) with
+    ``queue_call(pipe, i)``, one pipeline per node of ``client`` (a
+    ``RedisCluster``), run each with ``run(build, node)`` (``build(pipe)``
+    queues the node's calls); return every call's reply, or the exception its
+    node's pipeline raised, in the order of ``keys``."""
     groups: dict[str, list[int]] = {}
     nodes: dict[str, Any] = {}
     replies: list[Any] = [None] * len(keys)
@@ -47,7 +49,7 @@ def run_per_node(
     def one(name: str, indices: list[int]) -> None:
         def queue(pipe: Any) -> None:
             for i in indices:
-                build(pipe, i)
+                queue_call(pipe, i)
 
         try:
             out = run(queue, nodes[name])

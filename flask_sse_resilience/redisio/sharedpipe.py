@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import NoScriptError
 
 from .commands import RedisClient, load_scripts
-
-Build = Callable[[Any], None]
+from .loops import Build
 
 
 class _Call:

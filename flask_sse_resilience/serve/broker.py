@@ -35,11 +35,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..models import RecordField
 from ..redisio import outages
 from ..redisio.commands import RedisClient, as_text, is_cluster
 from ..redisio.failures import UNAVAILABLE
 from ..redisio.loops import supervise
+from ..store.control import stored_request
 from ..store.keys import Keys
 from ..store.logentries import parse_message
 from .presence import PresenceCheck
@@ -333,7 +333,7 @@ class Broker:
             if stream_id not in self._watchers:
                 return
         try:
-            request = self.redis.hget(self.keys.stream(stream_id), RecordField.CANCEL)
+            request = stored_request(self.redis, self.keys, stream_id)
         except UNAVAILABLE as exc:  # the producer's heartbeat reads it too
             outages.of(self.redis).failed(exc)
             log.debug("could not read the cancel flag of %s: %s", stream_id, exc)

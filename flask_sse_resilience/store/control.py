@@ -41,6 +41,14 @@ log = logging.getLogger(__name__)
 MAX_REASON = 200
 
 
+def stored_request(redis: RedisClient, keys: Keys, stream_id: str) -> str | None:
+    """The cancel request kept in ``stream_id``'s record (its JSON text), or
+    None while none was made (or once the record is gone): one ``HGET``, for
+    a listener that may have missed the request's message."""
+    request = redis.hget(keys.stream(stream_id), RecordField.CANCEL)
+    return as_text(request) if request else None
+
+
 def request_json(reason: str | None, by: str) -> str:
     """The JSON text of a cancel request, as stored and sent."""
     if by not in CANCELLERS:
@@ -90,13 +98,12 @@ class StreamControl:
         call = scripts.cancel(
             self.keys, stream_id, request_json=request, stale_ms=self.stale_ms
         )
-        reply = self.scripts.run(call)
-        status = int(reply[0])
-        if status == Status.MISSING:
+        asked = self.scripts.run(call)
+        if asked.status is Status.MISSING:
             return None
-        if status == Status.ENDED:
-            return StreamState(as_text(reply[1]))
-        if int(reply[1]) or by == "superseded":
+        if asked.status is Status.ENDED:
+            return asked.state
+        if asked.producer_dead or by == "superseded":
             return self._end_now(stream_id)
         return StreamState.ACTIVE
 
@@ -127,7 +134,7 @@ class StreamControl:
             for stream_id in stream_ids
         ]
         replies = self.scripts.run_many(calls)
-        return [sid for sid, gone in zip(stream_ids, replies, strict=True) if int(gone)]
+        return [sid for sid, gone in zip(stream_ids, replies, strict=True) if gone]
 
 
 class CancelFlag:

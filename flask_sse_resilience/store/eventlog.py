@@ -27,12 +27,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..models import Event, StreamState
-from ..redisio.commands import RedisClient, as_text, is_sentinel, wait_for_replica
+from ..redisio.commands import RedisClient, is_sentinel, wait_for_replica
 from ..redisio.loops import Deferred
 from . import scripts
 from .keys import Keys
 from .logentries import parse_entry, raise_for
-from .scripts import Scripts, Status
+from .scripts import Scripts, Status, Written
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +84,13 @@ class EventLog:
         :raises StreamCancelled: if the stream has ended cancelled.
         :raises StreamNotActiveError: if the stream is missing or has ended.
         """
-        reply = self.scripts.run_replicated(
+        claimed = self.scripts.run_replicated(
             scripts.claim(self.keys, stream_id, token=token)
         )
-        if not isinstance(reply, list):
-            raise_for(Status(int(reply)), stream_id)
-        request = as_text(reply[1]) if reply[1] else ""
-        return Claim(int(reply[0]), json.loads(request) if request else None)
+        if claimed.status is not Status.WRITTEN:
+            raise_for(Written(claimed.status), stream_id)
+        request = claimed.request_json
+        return Claim(claimed.seq, json.loads(request) if request else None)
 
     def append(
         self, stream_id: str, token: str, seq: int, event_type: str, data_json: str
@@ -141,8 +141,8 @@ class EventLog:
                 cancelling=cancelling,
             )
         )
-        raise_for(Status(int(reply[0])), stream_id, reply)
-        return as_text(reply[1]) if len(reply) > 1 else ""
+        raise_for(reply, stream_id)
+        return reply.event_id
 
     def snapshot(self, stream_id: str, token: str, seq: int, data_json: str) -> str:
         """Store the producer's snapshot of the stream as of event ``seq``, its
@@ -157,8 +157,8 @@ class EventLog:
                 self.keys, stream_id, token=token, seq=seq, data_json=data_json
             )
         )
-        raise_for(Status(int(reply[0])), stream_id, reply)
-        return as_text(reply[1])
+        raise_for(reply, stream_id)
+        return reply.event_id
 
     def queue_read_snapshot(self, pipe: Any, stream_id: str) -> None:
         """Queue the read of the stream's latest snapshot on ``pipe``; turn
@@ -207,10 +207,10 @@ class EventLog:
         # notice its loss); the guardian's is redone by its next sweep.
         run = self.scripts.run_replicated if token else self.scripts.run
         reply = run(call)
-        raise_for(Status(int(reply[0])), stream_id, reply)
-        if len(reply) > 2:  # ended (now, or by a retried call): uncount, idempotently
-            self._uncount([(stream_id, as_text(reply[2]))])
-        return as_text(reply[1])
+        raise_for(reply, stream_id)
+        if reply.user_id is not None:  # ended (now, or by a retried call):
+            self._uncount([(stream_id, reply.user_id)])  # uncount, idempotently
+        return reply.event_id
 
     def wait_replicated(self, stream_id: str) -> int:
         """On a cluster, wait until a replica has the stream's writes so far
@@ -259,11 +259,9 @@ class EventLog:
         results: list[tuple[Status, StreamState | None]] = []
         ended = []
         for stream_id, reply in zip(stream_ids, replies, strict=True):
-            status = Status(int(reply[0]))
-            written = StreamState(as_text(reply[3])) if len(reply) > 3 else None
-            results.append((status, written))
-            if status is Status.WRITTEN:
-                ended.append((stream_id, as_text(reply[2])))
+            results.append((reply.status, reply.state))
+            if reply.status is Status.WRITTEN and reply.user_id is not None:
+                ended.append((stream_id, reply.user_id))
         if ended:
             self._uncount(ended)
         return results

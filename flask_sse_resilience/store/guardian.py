@@ -40,15 +40,15 @@ import dataclasses
 import logging
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from ..ids import worker_name
 from ..models import StreamState
 from ..redisio import outages
-from ..redisio.commands import RedisClient, as_text, hash_to_text
+from ..redisio.commands import RedisClient, hash_to_text
 from ..redisio.failures import UNAVAILABLE
 from ..redisio.loops import revive_all, supervise
 from ..settings import Settings
@@ -146,7 +146,7 @@ class StreamGuardian:
         self.on_swept = on_swept
         self.pid = os.getpid()
         #: This worker's owner token for the leader lock.
-        self.token = f"{socket.gethostname()}:{self.pid}:{secrets.token_hex(4)}"
+        self.token = f"{worker_name()}:{secrets.token_hex(4)}"
         self.lock_ttl_ms = int((settings.guardian_tick * 1.5 + 0.5) * 1000)
         self.scripts = Scripts(redis)
         self._scheduler: Any = None
@@ -169,7 +169,7 @@ class StreamGuardian:
             cannot be reached.
         """
         lead = scripts.lead(self.keys, token=self.token, ttl_ms=self.lock_ttl_ms)
-        leads = bool(self.scripts.run(lead))
+        leads = self.scripts.run(lead)
         if not (leads or force):
             return SweepResult(swept=False, skipped="not-leader")
         return self._sweep(force)
@@ -206,13 +206,13 @@ class StreamGuardian:
             unreachable += len(failed)
             shards = [s for s, r in zip(shards, replies, strict=True)
                       if not isinstance(r, Exception)]  # fmt: skip
-            replies = [r for r in replies if not isinstance(r, Exception)]
-            grace += sum(int(reply[0]) for reply in replies)
+            found = [r for r in replies if not isinstance(r, Exception)]
+            grace += sum(stale.in_grace for stale in found)
             # Stale and fenced ids: one terminal write each (a stream both
             # stale and fenced is written once).
             ids = list(dict.fromkeys(
-                as_text(member) for reply in replies
-                for members in (reply[1], reply[2]) for member in members
+                stream_id for stale in found
+                for stream_id in (*stale.stale, *stale.fence)
             ))  # fmt: skip
             outcomes = self.log.orphan_many(
                 ids, stale_ms=stale_ms, data=ORPHANED_DATA, grace=not force
@@ -222,12 +222,15 @@ class StreamGuardian:
                     ended.append((stream_id, state))
                 elif status in (Status.ENDED, Status.MISSING):
                     pruned += 1
-            due = [as_text(member) for reply in replies for member in reply[3]]
+            due = [stream_id for stale in found for stream_id in stale.abandon]
             abandoned += self._cancel_abandoned(due)
             shards = [
                 shard
-                for shard, reply in zip(shards, replies, strict=True)
-                if any(len(reply[i]) >= self.page for i in (1, 2, 3))
+                for shard, stale in zip(shards, found, strict=True)
+                if any(
+                    len(part) >= self.page
+                    for part in (stale.stale, stale.fence, stale.abandon)
+                )
             ]
         seconds = time.monotonic() - started
         orphaned = [sid for sid, state in ended if state is StreamState.ORPHANED]

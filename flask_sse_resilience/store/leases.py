@@ -81,7 +81,7 @@ class ConnectionLeases:
         with self._lock:
             return len(self._held)
 
-    def _acquire(self, user_id: str, lease: str) -> scripts.Call:
+    def _acquire(self, user_id: str, lease: str) -> scripts.Call[Added]:
         return scripts.capped_add(
             self.keys.user_connections(user_id),
             lease,
@@ -101,7 +101,7 @@ class ConnectionLeases:
         """Record the outcome of a lease request: the lease id if ``reply``
         granted it (this process then renews it until :meth:`release`), or
         None at the limit."""
-        if Added(int(reply)) is not Added.ADDED:
+        if Added.parse(reply) is not Added.ADDED:
             return None
         with self._lock:
             self._held[lease] = _Held(self.keys.user_connections(user_id))

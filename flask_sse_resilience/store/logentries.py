@@ -14,7 +14,7 @@ from ..errors import (
 )
 from ..models import EntryField, Event
 from ..redisio.commands import as_text, hash_to_text
-from .scripts import Status
+from .scripts import Status, Written
 
 #: The end notices of a followed stream whose record vanished: an announcement
 #: without an id (never in the log). ``expired``: its TTL ran out; ``lost``:
@@ -26,18 +26,19 @@ EXPIRED = Event(id=None, seq=0, type="failed", data_json='{"reason":"expired"}')
 LOST = Event(id=None, seq=0, type="failed", data_json='{"reason":"lost"}')
 
 
-def raise_for(status: Status, stream_id: str, reply: Any = None) -> None:
-    """Raise the error a write's status stands for (nothing for a write
+def raise_for(reply: Written, stream_id: str) -> None:
+    """Raise the error a write's reply stands for (nothing for a write
     done or acknowledged)."""
+    status = reply.status
     if status is Status.CANCELLED:
-        request = as_text(reply[1]) if reply is not None and len(reply) > 1 else ""
+        request = reply.request_json
         raise StreamCancelled(stream_id, json.loads(request) if request else None)
     if status is Status.CONFLICT:
         raise ProducerConflictError(
             f"another producer has taken over stream {stream_id!r}"
         )
     if status is Status.BEHIND:
-        logged = int(reply[1] or 0)
+        logged = reply.logged
         raise LogBehindError(
             f"the log of stream {stream_id!r} ends at event {logged}, before "
             "events this producer wrote: Redis lost acknowledged writes",

@@ -21,7 +21,6 @@ cluster slot), and no write re-creates a record that has expired (the seed's
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -36,12 +35,18 @@ from ..models import (
     StreamMetadata,
     StreamState,
 )
-from ..redisio.commands import RedisClient, as_text, hash_to_text, wait_for_replica
+from ..redisio.commands import (
+    RedisClient,
+    as_text,
+    hash_to_text,
+    run_pipeline,
+    wait_for_replica,
+)
 from ..redisio.failures import UNAVAILABLE
 from ..redisio.loops import Deferred
 from . import scripts
 from .keys import Keys
-from .scripts import Added, Scripts, Status
+from .scripts import Added, Beat, Scripts, Status
 
 #: Keyed opens that lost a race to another open of the same key, retried
 #: this many times before giving up with :class:`StreamKeyTaken`.
@@ -50,14 +55,6 @@ _KEY_ATTEMPTS = 32
 
 def _ms(seconds: float | None) -> int | None:
     return int(seconds * 1000) if seconds else None
-
-
-class Beat(enum.IntEnum):
-    """Replies of a heartbeat (false for ``ENDED``)."""
-
-    ENDED = 0
-    ALIVE = 1
-    CANCELLING = 2
 
 
 class Seen(NamedTuple):
@@ -130,13 +127,13 @@ class StreamRegistry:
         reserve = scripts.capped_add(
             mine, stream_id, ttl_ms=ttl_ms, limit=self.max_streams_per_user
         )
-        counted = Added(self.scripts.run(reserve))
+        counted = self.scripts.run(reserve)
         if counted is Added.FULL and self._forget_ended(user_id):
-            counted = Added(self.scripts.run(reserve))
+            counted = self.scripts.run(reserve)
         if counted is Added.FULL:
             raise StreamLimitExceeded()
 
-        def call(expected: str) -> scripts.Call:
+        def call(expected: str) -> scripts.Call[scripts.Registered]:
             abandon = retention.cancel_when_abandoned
             return scripts.register(
                 self.keys,
@@ -177,7 +174,7 @@ class StreamRegistry:
 
     def _create(
         self,
-        call: Callable[[str], scripts.Call],
+        call: Callable[[str], scripts.Call[scripts.Registered]],
         on_conflict: OnConflict,
         supersede: Callable[[str], object] | None,
     ) -> str | None:
@@ -186,14 +183,13 @@ class StreamRegistry:
         expected = ""
         for attempt in range(_KEY_ATTEMPTS):
             reply = self.scripts.run(call(expected))
-            code = int(reply[0])
-            if code > 0:
+            if reply.status is Status.WRITTEN:
                 return None
-            if code == 0:
+            if reply.status is Status.DUPLICATE:
                 raise StreamIdTaken()
-            assert code == Status.KEY_TAKEN
-            current, state = as_text(reply[1]), as_text(reply[2])
-            if state == StreamState.ACTIVE.value:
+            assert reply.status is Status.KEY_TAKEN
+            current = reply.holder
+            if reply.holder_active:
                 if on_conflict == "join":
                     return current
                 # Never end a stream without trying to open ours after it:
@@ -227,12 +223,16 @@ class StreamRegistry:
         """
         key = self.keys.user_streams(user_id)
         members = [as_text(m) for m in self.redis.zrange(key, 0, -1)]
-        pipe = self.redis.pipeline(transaction=False)
-        for stream_id in members:
-            pipe.hget(self.keys.stream(stream_id), RecordField.STATE)
+
+        def states(pipe: Any) -> None:
+            for stream_id in members:
+                pipe.hget(self.keys.stream(stream_id), RecordField.STATE)
+
         ended = [
             stream_id
-            for stream_id, state in zip(members, pipe.execute(), strict=True)
+            for stream_id, state in zip(
+                members, run_pipeline(self.redis, states), strict=True
+            )
             if state is None or as_text(state) != StreamState.ACTIVE.value
         ]
         if ended:
@@ -242,27 +242,30 @@ class StreamRegistry:
     def heartbeat(self, stream_ids: Iterable[str]) -> list[Beat]:
         """Refresh the heartbeat of every active stream given, in one round trip.
 
-        Returns, per id, :class:`Beat`: ``ALIVE``, ``CANCELLING`` (a cancel
-        was asked for, or it ended cancelled: the producer's slow path to the
-        request) or ``ENDED`` (gone or ended; dropped from the active index).
+        Returns, per id, :class:`~flask_sse_resilience.store.scripts.Beat`:
+        ``ALIVE``, ``CANCELLING`` (a cancel was asked for, or it ended
+        cancelled: the producer's slow path to the request) or ``ENDED``
+        (gone or ended; dropped from the active index).
         """
         calls = [scripts.heartbeat(self.keys, stream_id) for stream_id in stream_ids]
-        return [Beat(int(reply)) for reply in self.scripts.run_many(calls)]
+        return self.scripts.run_many(calls)
 
     def unregister(self, stream_id: str) -> bool:
         """Delete a stream entirely (record, log, completion, index entry).
 
         Returns whether the record existed.
         """
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(self.keys.stream(stream_id))
-        pipe.delete(
-            self.keys.log(stream_id),
-            self.keys.completion(stream_id),
-            self.keys.stream_connections(stream_id),
-        )
-        pipe.zrem(self.keys.active_of(stream_id), stream_id)
-        return bool(pipe.execute()[0])
+
+        def delete(pipe: Any) -> None:
+            pipe.delete(self.keys.stream(stream_id))
+            pipe.delete(
+                self.keys.log(stream_id),
+                self.keys.completion(stream_id),
+                self.keys.stream_connections(stream_id),
+            )
+            pipe.zrem(self.keys.active_of(stream_id), stream_id)
+
+        return bool(run_pipeline(self.redis, delete)[0])
 
     def get(self, stream_id: str) -> StreamMetadata | None:
         """Return the stream's record, or None if it never existed or expired."""
@@ -317,22 +320,26 @@ class StreamRegistry:
         ids = list(stream_ids)
         if not ids:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for stream_id in ids:
-            pipe.hgetall(self.keys.stream(stream_id))
-            pipe.zcard(self.keys.stream_connections(stream_id))
-        replies = pipe.execute()
+
+        def read(pipe: Any) -> None:
+            for stream_id in ids:
+                self.queue_get(pipe, stream_id)
+                pipe.zcard(self.keys.stream_connections(stream_id))
+
+        replies = run_pipeline(self.redis, read)
         parsed = map(self.parse, replies[0::2], replies[1::2])
         return [record for record in parsed if record is not None]
 
     def index(self) -> tuple[int, list[tuple[str, int]]]:
         """Return the number of indexed streams and, per shard, its oldest
         entry as ``(id, last heartbeat in ms)``: one pipeline over the shards."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in self.keys.active_all():
-            pipe.zcard(key)
-            pipe.zrange(key, 0, 0, withscores=True)
-        replies = pipe.execute()
+
+        def read(pipe: Any) -> None:
+            for key in self.keys.active_all():
+                pipe.zcard(key)
+                pipe.zrange(key, 0, 0, withscores=True)
+
+        replies = run_pipeline(self.redis, read)
         count = sum(int(n) for n in replies[0::2])
         oldest = [(as_text(m), int(s)) for first in replies[1::2] for m, s in first]
         return count, oldest
@@ -366,8 +373,11 @@ class StreamRegistry:
 
     def active_ids(self, limit: int) -> list[str]:
         """Up to ``limit`` indexed stream ids, longest without heartbeat first."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in self.keys.active_all():
-            pipe.zrange(key, 0, limit - 1, withscores=True)
-        entries = [(s, as_text(m)) for shard in pipe.execute() for m, s in shard]
+
+        def read(pipe: Any) -> None:
+            for key in self.keys.active_all():
+                pipe.zrange(key, 0, limit - 1, withscores=True)
+
+        shards = run_pipeline(self.redis, read)
+        entries = [(s, as_text(m)) for shard in shards for m, s in shard]
         return [stream_id for _, stream_id in sorted(entries)[:limit]]

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..redisio.loops import gevent_patched
+
 #: Our own generator: scheduling must not move the app's ``random`` state.
 _jitter = random.Random()
 
@@ -34,19 +36,11 @@ log = logging.getLogger(__name__)
 log.addFilter(_SkippedTicks())
 
 
-def _gevent_patched() -> bool:
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return False
-    return bool(monkey.is_module_patched("threading"))
-
-
 def start_interval(job: Callable[[], None], seconds: float, name: str) -> Any:
     """Start a scheduler running ``job`` every ``seconds`` in this process;
     return it (stop it with ``shutdown(wait=False)``)."""
     scheduler: Any
-    if _gevent_patched():
+    if gevent_patched("threading"):
         from apscheduler.schedulers.gevent import GeventScheduler
 
         scheduler = GeventScheduler(logger=log)

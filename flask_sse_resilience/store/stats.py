@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -24,8 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import signals
+from ..ids import worker_name
 from ..redisio import outages
-from ..redisio.commands import RedisClient, hash_to_text
+from ..redisio.commands import RedisClient, hash_to_text, run_pipeline
 from ..redisio.failures import UNAVAILABLE
 from ..redisio.loops import Periodic
 from .keys import Keys
@@ -56,7 +56,7 @@ class Stats:
         self.interval = interval
         self.clients = clients
         self.pid = os.getpid()
-        self.worker = f"{socket.gethostname()}:{self.pid}"
+        self.worker = worker_name()
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.loop = Periodic(
@@ -90,9 +90,9 @@ class Stats:
         seconds = time.time()
         minute = int(seconds // 60)
         now_ms = int(seconds * 1000)
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            bucket = self.keys.stats_minute(minute)
+        bucket = self.keys.stats_minute(minute)
+
+        def write(pipe: Any) -> None:
             for name, n in counts.items():
                 pipe.hincrby(bucket, name, n)
             if counts:
@@ -103,7 +103,9 @@ class Stats:
                 json.dumps({"clients": self.clients(), "at": now_ms}),
             )
             pipe.expire(self.keys.stats_workers, int(self.interval * 3) + 60)
-            pipe.execute()
+
+        try:
+            run_pipeline(self.redis, write)
         except BaseException:
             with self._lock:
                 self._counts.update(counts)
