@@ -11,8 +11,7 @@ import pytest
 import redis
 from flask import Flask
 
-from flask_sse_resilience import SSEResilience
-from flask_sse_resilience.serve.multiplex import format_cursor, parse_cursor
+from flask_sse_resilience import SSEResilience, wire
 from flask_sse_resilience.serve.timeline import Notice
 from flask_sse_resilience.store.keys import Keys
 
@@ -37,9 +36,9 @@ def multi(app: Flask, streams: list[str], cursor: str | None = None,
 
 def test_the_cursor_round_trips() -> None:
     positions = ["1-0", None, "2-5"]
-    assert parse_cursor(format_cursor(positions), 3) == positions
-    assert parse_cursor(None, 2) == [None, None]
-    assert parse_cursor("1-0", 2) is None
+    assert wire.parse_cursor(wire.format_cursor(positions), 3) == positions
+    assert wire.parse_cursor(None, 2) == [None, None]
+    assert wire.parse_cursor("1-0", 2) is None
 
 
 def test_events_of_several_streams_arrive_tagged_with_one_combined_cursor(

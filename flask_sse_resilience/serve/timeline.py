@@ -36,10 +36,6 @@ class Notice(enum.Enum):
     RECONNECT = "reconnect"
 
 
-RESYNC: Final = Notice.RESYNC
-BEHIND: Final = Notice.BEHIND
-
-
 class Timeline:
     """Recent live events of one stream in this process, shared by its followers.
 
@@ -166,12 +162,12 @@ class Follower:
                 return self.closed
             if self._resyncs != timeline.resyncs:
                 self._resyncs = timeline.resyncs
-                return RESYNC
+                return Notice.RESYNC
             events = timeline.events
             if events and after < events[-1].seq:
                 start = after + 1 - events[0].seq
                 if start < 0:
-                    return BEHIND
+                    return Notice.BEHIND
                 return events[start : start + MAX_HANDOUT]
             if timeline.end is not None:
                 return timeline.end

@@ -24,7 +24,6 @@ refused.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -318,7 +317,7 @@ def _frames(state: State, params: dict[str, Any]) -> Iterator[bytes]:
     ends = time.monotonic() + 600
     while time.monotonic() < ends:
         try:
-            yield wire.encode(json.dumps(snapshot(state, **params)))
+            yield wire.dashboard_frame(snapshot(state, **params))
         except UNAVAILABLE:
-            yield wire.encode(json.dumps({"error": "redis_unavailable"}))
+            yield wire.DASHBOARD_UNAVAILABLE
         time.sleep(REFRESH)
