@@ -147,7 +147,8 @@ class EventStream:
     broker: Broker | None
     keepalive: float
     #: Runs a pipeline (``build(pipe)`` -> replies); by default on its own,
-    #: in the extension shared with concurrent requests (see ``pipelining``).
+    #: in the extension shared with concurrent requests (see
+    #: :mod:`~flask_sse_resilience.redisio.sharedpipe`).
     run_pipeline: Callable[[Callable[[Any], None]], list[Any]] | None = None
     #: The client's socket when the server exposes it (gunicorn), else None.
     client_socket: Any = None

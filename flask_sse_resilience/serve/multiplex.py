@@ -236,7 +236,7 @@ class MultiStream:
         position = self.parts.index(part)
         try:
             for _ in part.stream.frames():
-                pass  # (nothing: the part holds no frames for a body of its own)
+                pass  # never runs: a part holds nothing for a body of its own
         except Exception:  # noqa: BLE001 - the client resumes by its cursor
             log.exception("stream %s of a multiplexed response", part.stream_id)
         finally:

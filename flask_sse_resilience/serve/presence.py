@@ -48,7 +48,7 @@ from .timeline import Timeline
 log = logging.getLogger(__name__)
 
 #: Queues call ``i`` of a check on a pipeline.
-Build = Callable[[Any, int], None]
+QueueCall = Callable[[Any, int], None]
 
 
 def terminal(last: list[Event], completion: CompletionData | None, seq: int) -> Event:
@@ -183,7 +183,9 @@ class PresenceCheck:
             given += 1
         return given
 
-    def _run(self, count: int, key: Callable[[int], str], build: Build) -> list[Any]:
+    def _run(
+        self, count: int, key: Callable[[int], str], build: QueueCall
+    ) -> list[Any]:
         """Run ``count`` calls, call ``i`` (on ``key(i)``) queued by
         ``build(pipe, i)``, in one pipelined round trip (per node on a
         cluster); return each call's reply, or on a cluster the error of its

@@ -54,12 +54,12 @@ SORTS = ("heartbeat", "age", "owner", "type", "connections", "events")
 #: Rows per page of the active-streams table.
 PER_PAGE = 50
 
-#: The page; its script and style come from the blueprint's static folder.
 #: The package's static folder, served by the blueprint under
 #: ``<prefix>/static/``: the browser client built from clients/js, and this
 #: dashboard's page, styles and script.
 STATIC = Path(__file__).resolve().parents[1] / "static"
 
+#: The page; its script and style come from the blueprint's static folder.
 _PAGE = STATIC / "dashboard.html"
 
 #: Seconds between snapshots on the dashboard's own stream.
