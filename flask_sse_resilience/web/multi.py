@@ -30,7 +30,7 @@ from ..errors import (
     StreamNotFound,
 )
 from ..ids import is_valid_stream_id, parse_event_id
-from ..serve.admission import Connection, Refuse
+from ..serve.admission import Connection, Refuse, Serve
 from ..serve.eventstream import EventStream, FrameSink
 from ..serve.multiplex import MultiStream, StreamBuilder
 from ..state import State, get_state
@@ -115,8 +115,9 @@ def multi_response(state: State) -> Response:
         lease_user,
         may_follow=lambda sid, r: sid in users and state.may_follow(r, users[sid]),
     )
-    if admitted.lease is None:
-        raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
+    limit_retry = math.ceil(state.settings.heartbeat_interval)
+    if admitted.lease is None:  # one lease for the whole response
+        raise ConnectionLimitExceeded(limit_retry)
 
     def serve(conn: Connection, last_event_id: str | None) -> StreamBuilder:
         def build(sink: FrameSink) -> EventStream:
@@ -131,15 +132,15 @@ def multi_response(state: State) -> Response:
         if conn is None:
             refusals.append((stream_id, refused.get(stream_id, StreamNotFound())))
             continue
-        decision = conn.decide(positions[index])
-        if decision is Refuse.HAS_END:
-            continue  # this client has its end already
-        if decision is Refuse.AHEAD:
-            refusals.append((stream_id, InvalidLastEventId()))
-            continue
-        # (Refuse.NO_LEASE cannot be: every stream borrows the response's lease.)
-        assert not isinstance(decision, Refuse)
-        streams[index] = serve(conn, decision.last_event_id)
+        match conn.decide(positions[index]):
+            case Serve(last_event_id):
+                streams[index] = serve(conn, last_event_id)
+            case Refuse.AHEAD:
+                refusals.append((stream_id, InvalidLastEventId()))
+            case Refuse.HAS_END:
+                pass  # this client has its end already: left out
+            case Refuse.NO_LEASE:  # (never: every stream borrows the lease)
+                raise ConnectionLimitExceeded(limit_retry)
     if not refusals and not streams:
         admitted.close()
         return Response(status=204, headers={"Cache-Control": "no-cache"})

@@ -96,16 +96,17 @@ def stream_response(state: State, stream_id: str) -> Response:
     if conn is None:
         raise StreamNotFound()
     decision = conn.decide(last_event_id)
-    if decision is Refuse.AHEAD:
-        conn.close()
-        raise InvalidLastEventId()
-    if decision is Refuse.HAS_END:
-        # 204 is the one answer that makes a browser's EventSource stop
-        # reconnecting for good.
-        conn.close()
-        return Response(status=204, headers={"Cache-Control": "no-cache"})
-    if decision is Refuse.NO_LEASE:
-        raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
+    if isinstance(decision, Refuse):
+        conn.close()  # gives back the lease it may hold
+    match decision:
+        case Refuse.AHEAD:
+            raise InvalidLastEventId()
+        case Refuse.HAS_END:
+            # 204 is the one answer that makes a browser's EventSource stop
+            # reconnecting for good.
+            return Response(status=204, headers={"Cache-Control": "no-cache"})
+        case Refuse.NO_LEASE:
+            raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
     # An ended stream's short response keeps a lease if it got one (given back
     # when the body closes) and is served without one at the limit.
     stream = event_stream(
