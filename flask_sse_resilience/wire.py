@@ -44,6 +44,9 @@ KEEPALIVE = b": heartbeat\nevent: heartbeat\ndata: {}\n\n"
 CURSOR_SEPARATOR = ","
 
 
+# -- Frames and JSON data ---------------------------------------------------
+
+
 def _field(name: str, value: str) -> str:
     if _FORBIDDEN_IN_FIELD.search(value):
         raise ValueError(f"SSE {name} must not contain CR, LF or NUL: {value!r}")

@@ -41,9 +41,8 @@ from ..redisio.loops import Periodic
 from ..redisio.pernode import run_per_node
 from ..store.completion import CompletionStore
 from ..store.eventlog import EventLog
-from ..store.logentries import LOST
 from ..store.registry import StreamRegistry
-from .timeline import Timeline
+from .timeline import LOST, Timeline
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ QueueCall = Callable[[Any, int], None]
 def terminal(last: list[Event], completion: CompletionData | None, seq: int) -> Event:
     """The terminal event of a stream whose record ended as event ``seq``: the
     log's ``last`` entry if it is that event, else the completion's, else (both
-    gone too) :data:`~flask_sse_resilience.store.logentries.LOST`."""
+    gone too) :data:`~flask_sse_resilience.serve.timeline.LOST`."""
     if last and last[0].terminal and last[0].seq == seq:
         return last[0]
     if completion is not None:

@@ -15,11 +15,19 @@ import threading
 import time
 from typing import Final
 
+from .. import wire
 from ..models import Event
-from ..store.logentries import EXPIRED, LOST
 
 #: Most events handed to a follower at once (one socket write).
 MAX_HANDOUT: Final = 256
+
+#: The end notices of a followed stream whose record vanished (see
+#: :data:`~flask_sse_resilience.wire.EXPIRED`): its TTL ran out, or it went
+#: otherwise. The worker serving a client decides which (see
+#: :mod:`~flask_sse_resilience.serve.presence`); a script that finds a record
+#: gone announces ``expired``, as it cannot tell.
+EXPIRED: Final = Event.unlogged(wire.EXPIRED)
+LOST: Final = Event.unlogged(wire.LOST)
 
 
 class Notice(enum.Enum):
@@ -75,9 +83,8 @@ class Timeline:
 
     def vanished(self, at: float) -> Event:
         """The end notice of this stream, its record found gone at ``at``
-        (``time.monotonic()``): :data:`~flask_sse_resilience.store.logentries.EXPIRED`
-        if the record's TTL had run out by then, else
-        :data:`~flask_sse_resilience.store.logentries.LOST`."""
+        (``time.monotonic()``): :data:`EXPIRED` if the record's TTL had run
+        out by then, else :data:`LOST`."""
         expires_at = self.expires_at
         return EXPIRED if expires_at is not None and at >= expires_at else LOST
 
