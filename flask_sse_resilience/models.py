@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -289,16 +290,21 @@ class Event:
     """One event of a stream: its log id, sequence number, type and JSON data.
 
     ``data_json`` is the data already serialized, so an event fanned out to many
-    connections is serialized once; :meth:`encode` caches the SSE frame too.
+    connections is serialized once; :meth:`encode` builds the SSE frame (in
+    :mod:`~flask_sse_resilience.wire`) once too.
     """
 
     id: str | None
     seq: int
     type: str
     data_json: str
-    _frame: list[bytes] = dataclasses.field(
-        default_factory=list, repr=False, compare=False
-    )
+
+    @classmethod
+    def unlogged(cls, made: wire.Unlogged) -> Event:
+        """The event the server sends for ``made`` (say,
+        :data:`~flask_sse_resilience.wire.LOG_TRIMMED`): no log id, sequence
+        number 0."""
+        return cls(id=None, seq=0, type=made.type, data_json=made.data_json)
 
     @property
     def data(self) -> Any:
@@ -312,10 +318,13 @@ class Event:
 
     def envelope(self) -> str:
         """The JSON text ``{"type": ..., "data": ...}`` sent as SSE ``data``."""
-        return '{"type":' + json.dumps(self.type) + ',"data":' + self.data_json + "}"
+        return wire.envelope(self.type, self.data_json)
 
     def encode(self) -> bytes:
         """The SSE frame for this event (``id:`` and one ``data:`` line)."""
-        if not self._frame:
-            self._frame.append(wire.encode(self.envelope(), event_id=self.id))
-        return self._frame[0]
+        return self._frame
+
+    @functools.cached_property
+    def _frame(self) -> bytes:
+        # Built on first use and kept: every follower in this process shares it.
+        return wire.event_frame(self.id, self.type, self.data_json)

@@ -33,8 +33,9 @@ from .redisio.outages import Outages
 from .redisio.sharedpipe import SharedPipeline
 from .redisio.target import Target, describe_client
 from .serve.admission import Connections
-from .serve.broker import Broker, Notice
+from .serve.broker import Broker
 from .serve.presence import PresenceCheck
+from .serve.timeline import Notice
 from .settings import Settings, check_compression, prefixed, warn_late_keys
 from .store.completion import CompletionStore
 from .store.control import StreamControl

@@ -11,8 +11,7 @@ import pytest
 import redis
 from flask import Flask
 
-from flask_sse_resilience import SSEResilience
-from flask_sse_resilience.serve.multiplex import format_cursor, parse_cursor
+from flask_sse_resilience import SSEResilience, wire
 from flask_sse_resilience.serve.timeline import Notice
 from flask_sse_resilience.store.keys import Keys
 
@@ -37,9 +36,9 @@ def multi(app: Flask, streams: list[str], cursor: str | None = None,
 
 def test_the_cursor_round_trips() -> None:
     positions = ["1-0", None, "2-5"]
-    assert parse_cursor(format_cursor(positions), 3) == positions
-    assert parse_cursor(None, 2) == [None, None]
-    assert parse_cursor("1-0", 2) is None
+    assert wire.parse_cursor(wire.format_cursor(positions), 3) == positions
+    assert wire.parse_cursor(None, 2) == [None, None]
+    assert wire.parse_cursor("1-0", 2) is None
 
 
 def test_events_of_several_streams_arrive_tagged_with_one_combined_cursor(
@@ -113,6 +112,33 @@ def test_a_stream_that_is_not_yours_is_an_error_event_never_data(
     refused = [envelope(e)["data"] for e in events if envelope(e)["type"] == "error"]
     assert refused[0] == refused[1]  # unknown and foreign look the same
     assert refused[0]["status"] == 404
+
+
+def test_a_cursor_ahead_of_one_live_stream_is_its_error_event(
+    app_sse: tuple[Flask, SSEResilience],
+) -> None:
+    """The single route's 400 for that stream; the others go on."""
+    app, sse = app_sse
+    a, b = sse.open_stream("alice", app=app), sse.open_stream("alice", app=app)
+    with sse.producer(a, app=app) as out_a, sse.producer(b, app=app) as out_b:
+        first = out_a.send("token", "a1")
+        out_b.complete("b-done")
+        ahead = f"{int(first.split('-')[0]) + 1000}-0"  # where a has not been
+        events, _ = read(multi(app, [a, b], f"{ahead},"), limit=3)
+    assert envelope(events[1]) == {
+        "type": "error",
+        "stream": a,
+        "data": {
+            "error": "invalid_last_event_id",
+            "message": envelope(events[1])["data"]["message"],
+            "status": 400,
+        },
+    }
+    assert events[1].id == ""  # (no id: line)
+    assert (envelope(events[2])["stream"], envelope(events[2])["type"]) == (
+        b,
+        "completed",
+    )
 
 
 def test_bad_requests_are_refused_as_a_whole(

@@ -24,12 +24,12 @@ from flask_sse_resilience import SSEResilience, StreamNotActiveError, StreamStat
 from flask_sse_resilience.models import Event
 from flask_sse_resilience.redisio.connect import make_client
 from flask_sse_resilience.redisio.failures import UNAVAILABLE
-from flask_sse_resilience.serve.broker import Broker, Follower, Notice
+from flask_sse_resilience.serve.broker import Broker
 from flask_sse_resilience.serve.presence import PresenceCheck
+from flask_sse_resilience.serve.timeline import EXPIRED, LOST, Follower, Notice
 from flask_sse_resilience.store.completion import CompletionStore
 from flask_sse_resilience.store.eventlog import EventLog
 from flask_sse_resilience.store.keys import Keys
-from flask_sse_resilience.store.logentries import EXPIRED, LOST
 from flask_sse_resilience.store.registry import StreamRegistry
 from flask_sse_resilience.store.scripts import Scripts, finish
 from harness.redis_server import RedisServer

@@ -16,11 +16,13 @@ stream's cancel flag is read once, so a request sent while the link was down
 arrives as soon as it is back.
 
 Whenever Redis confirms a subscription (first subscribe, or resubscribe after a
-reconnect) every local follower of that stream is told to :data:`RESYNC`: catch
-up from the log by its last id; so a dropped pub/sub connection, or an event
-published before the subscription took effect, loses nothing. A follower
-further behind than the timeline reaches back is told :data:`BEHIND` and reads
-the log instead; memory per stream stays bounded.
+reconnect) every local follower of that stream is told to
+:attr:`~flask_sse_resilience.serve.timeline.Notice.RESYNC`: catch up from the
+log by its last id; so a dropped pub/sub connection, or an event published
+before the subscription took effect, loses nothing. A follower further behind
+than the timeline reaches back is told
+:attr:`~flask_sse_resilience.serve.timeline.Notice.BEHIND` and reads the log
+instead; memory per stream stays bounded.
 
 A :class:`~flask_sse_resilience.serve.presence.PresenceCheck` ends the followers
 of a stream whose record vanished, or ended unheard here.
@@ -44,17 +46,7 @@ from ..store.keys import Keys
 from ..store.logentries import parse_message
 from .presence import PresenceCheck
 from .pubsub import Link
-from .timeline import BEHIND, MAX_HANDOUT, RESYNC, Follower, Notice, Timeline
-
-__all__ = [
-    "MAX_HANDOUT",
-    "BEHIND",
-    "RESYNC",
-    "Broker",
-    "Follower",
-    "Notice",
-    "Timeline",
-]
+from .timeline import Follower, Notice, Timeline
 
 log = logging.getLogger(__name__)
 

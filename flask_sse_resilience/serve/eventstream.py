@@ -9,17 +9,25 @@ a live event whose number is not the next one expected is either a duplicate
 id. If the log no longer holds what the client needs (it is capped), the client
 gets an explicit ``reset`` event and then the log from its start, never a
 silent gap.
+
+An :class:`EventStream` decides *what* to send and when; its
+:class:`FrameSink` decides how it is framed and where it goes. A stream served
+on its own response uses :class:`ResponseFrames` (every frame built by
+:mod:`~flask_sse_resilience.wire`, held for the response's next write, which
+:meth:`EventStream.frames` yields); each stream of a multiplexed response has
+the response's own sink (see :mod:`~flask_sse_resilience.serve.multiplex`),
+which frames its events with the combined cursor and queues them on that
+response.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from .. import wire
 from ..ids import parse_event_id
@@ -32,14 +40,11 @@ from ..store.logentries import parse_snapshot
 from ..store.registry import StreamRegistry
 from . import disconnect
 from .admission import Connection
-from .broker import Broker, Notice
+from .broker import Broker
+from .timeline import Notice
 
 log = logging.getLogger(__name__)
 
-
-#: The reconnection delay advised to clients of a worker that shuts down, or
-#: of a connection that reached its maximum age, in ms.
-RECONNECT_MS = 500
 
 #: Log entries read per round trip when a client catches up.
 PAGE = 500
@@ -49,11 +54,84 @@ PAGE = 500
 WRITE_BYTES = 64 * 1024
 
 #: Sent when the log lost events a client lacks, before what is left of them.
-TRIMMED = Event(id=None, seq=0, type="reset", data_json='{"reason":"log-trimmed"}')
+TRIMMED = Event.unlogged(wire.LOG_TRIMMED)
 
 
 def _position(event_id: str | None) -> tuple[int, int]:
     return parse_event_id(event_id or "") or (0, 0)
+
+
+class FrameSink(Protocol):
+    """Where an :class:`EventStream` sends what it serves, and how that is
+    framed. The stream tells its sink each thing in order; its own body
+    (:meth:`EventStream.frames`) is what :meth:`take` hands back."""
+
+    def hello(self, stream_id: str, keepalive: float) -> None:
+        """The response starts (``keepalive``: the heartbeat interval, s)."""
+
+    def event(self, event: Event) -> None:
+        """An event for the client, exactly once and in order: from the log,
+        live, a snapshot, a ``reset``, or the end."""
+
+    def keepalive(self) -> None:
+        """Nothing came for a heartbeat interval."""
+
+    def token_expiring(self, expires_at: float) -> None:
+        """The client's stream token expires at ``expires_at`` (epoch s)."""
+
+    def reconnect(self) -> None:
+        """The response ends before the stream did: the client should
+        reconnect soon and resume by its cursor."""
+
+    def take(self, at_least: int = 0) -> bytes | None:
+        """The frames held for the stream's own body, as one write, if they
+        come to ``at_least`` bytes (and to any at all); else None, keeping
+        them. A sink that delivers elsewhere holds none."""
+
+
+class ResponseFrames:
+    """The :class:`FrameSink` of a stream served on its own response: each
+    frame built by :mod:`~flask_sse_resilience.wire` and held for the
+    response's next write."""
+
+    __slots__ = ("_frames", "_size")
+
+    def __init__(self) -> None:
+        self._frames: list[bytes] = []
+        self._size = 0
+
+    def _hold(self, frame: bytes) -> None:
+        self._frames.append(frame)
+        self._size += len(frame)
+
+    def hello(self, stream_id: str, keepalive: float) -> None:
+        """Hold the ``connected`` frame."""
+        self._hold(wire.connected_frame(stream_id, keepalive))
+
+    def event(self, event: Event) -> None:
+        """Hold the event's frame (built once per event, shared by every
+        client of this process)."""
+        self._hold(event.encode())
+
+    def keepalive(self) -> None:
+        """Hold the keep-alive frame."""
+        self._hold(wire.KEEPALIVE)
+
+    def token_expiring(self, expires_at: float) -> None:
+        """Hold the ``token-expiring`` frame."""
+        self._hold(wire.token_expiring_frame(expires_at))
+
+    def reconnect(self) -> None:
+        """Hold the ``retry:`` hint."""
+        self._hold(wire.RECONNECT)
+
+    def take(self, at_least: int = 0) -> bytes | None:
+        """The held frames joined into one write (see :class:`FrameSink`)."""
+        if not self._frames or self._size < at_least:
+            return None
+        write = b"".join(self._frames)
+        self._frames, self._size = [], 0
+        return write
 
 
 @dataclasses.dataclass
@@ -69,7 +147,8 @@ class EventStream:
     broker: Broker | None
     keepalive: float
     #: Runs a pipeline (``build(pipe)`` -> replies); by default on its own,
-    #: in the extension shared with concurrent requests (see ``pipelining``).
+    #: in the extension shared with concurrent requests (see
+    #: :mod:`~flask_sse_resilience.redisio.sharedpipe`).
     run_pipeline: Callable[[Callable[[Any], None]], list[Any]] | None = None
     #: The client's socket when the server exposes it (gunicorn), else None.
     client_socket: Any = None
@@ -87,12 +166,10 @@ class EventStream:
     #: ``refresh_lead`` seconds before.
     token_expires: float | None = None
     refresh_lead: float = 30.0
-    #: Frames an event: by default :meth:`Event.encode
-    #: <flask_sse_resilience.models.Event.encode>`; a multiplexed response
-    #: (:mod:`~flask_sse_resilience.serve.multiplex`) frames it with its own cursor.
-    encode_event: Callable[[Event], bytes] | None = None
-    #: Whether :meth:`frames` starts with the ``connected`` frame.
-    hello: bool = True
+    #: Where what this stream serves goes, framed: its own response's body
+    #: by default; a multiplexed response's queue, with its cursor (see
+    #: :mod:`~flask_sse_resilience.serve.multiplex`).
+    sink: FrameSink = dataclasses.field(default_factory=ResponseFrames)
     #: Log id and sequence number of the last event this client has.
     _last_id: str | None = None
     _last_seq: int = 0
@@ -107,9 +184,11 @@ class EventStream:
         return self.connection.stream_id
 
     def frames(self) -> Iterator[bytes]:
-        """Yield the response body; ends after the terminal event."""
-        if self.hello:
-            yield wire.connected_frame(self.stream_id, self.keepalive)
+        """Serve the stream to its :attr:`sink`, yielding the sink's writes for
+        this stream's own body (none for a sink that delivers elsewhere); ends
+        after the terminal event."""
+        self.sink.hello(self.stream_id, self.keepalive)
+        yield from self._flush()
         if self.on_connect is not None:
             self.on_connect()
         try:
@@ -133,7 +212,7 @@ class EventStream:
             if (yield from self._in_writes(self._replay(self._first_page()))):
                 return
         # A new client, or the log expired meanwhile: the end is all it needs.
-        yield self._encode(completion.to_event())
+        yield from self._send(completion.to_event())
 
     def _follow(self) -> Iterator[bytes]:
         assert self.broker is not None
@@ -161,12 +240,14 @@ class EventStream:
                     wait = min(wait, rotate_at - time.monotonic())
                     if wait <= 0:
                         # Old enough: resume elsewhere (or here) by cursor.
-                        yield wire.encode_retry(RECONNECT_MS)
+                        self.sink.reconnect()
+                        yield from self._flush()
                         return
                 if notify_at is not None:
                     if notify_at <= time.monotonic():
                         assert self.token_expires is not None
-                        yield wire.token_expiring_frame(self.token_expires)
+                        self.sink.token_expiring(self.token_expires)
+                        yield from self._flush()
                         notify_at = None
                         continue
                     wait = min(wait, notify_at - time.monotonic())
@@ -184,10 +265,11 @@ class EventStream:
                         notify_at is not None and now >= notify_at
                     ):
                         continue  # no keep-alive: the rotation or notice comes next
-                    yield wire.KEEPALIVE
+                    self.sink.keepalive()
+                    yield from self._flush()
                 elif isinstance(item, Event):
                     if item.id is None:
-                        yield self._encode(item)  # end notice: the stream vanished
+                        yield from self._send(item)  # end notice: the stream vanished
                     else:  # the end found in Redis, never announced to us
                         yield from self._in_writes(self._through(item))
                     return
@@ -195,7 +277,8 @@ class EventStream:
                     return
                 elif item is Notice.RECONNECT:
                     # Reconnect soon, to a live worker, by Last-Event-ID.
-                    yield wire.encode_retry(RECONNECT_MS)
+                    self.sink.reconnect()
+                    yield from self._flush()
                     return
                 else:  # RESYNC, or BEHIND the timeline: catch up from the log
                     seq = self._last_seq
@@ -206,7 +289,7 @@ class EventStream:
                         # The log lost what the timeline holds (Redis lost it,
                         # say): no gap in silence, and no spinning on BEHIND.
                         self._last_id, self._last_seq = None, events[0].seq - 1
-                        yield self._encode(TRIMMED)
+                        yield from self._send(TRIMMED)
         finally:
             watch.cancel()
             self.broker.unsubscribe(follower)
@@ -219,27 +302,31 @@ class EventStream:
         if follower is not None:
             follower.close(Notice.DISCONNECTED)
 
-    def _encode(self, event: Event) -> bytes:
-        return event.encode() if self.encode_event is None else self.encode_event(event)
+    def _flush(self) -> Iterator[bytes]:
+        """Yield what the sink holds for this stream's body, as one write."""
+        write = self.sink.take()
+        if write is not None:
+            yield write
+
+    def _send(self, event: Event) -> Iterator[bytes]:
+        """Send one event on its own (a notice, or the end found in Redis)."""
+        self.sink.event(event)
+        yield from self._flush()
 
     def _in_writes(self, events: Iterator[Event]) -> Generator[bytes, None, bool]:
-        """Yield the frames of ``events`` (already filtered by :meth:`_deliver`),
-        joined into writes of about :data:`WRITE_BYTES`; return True after a
-        terminal event."""
-        frames: list[bytes] = []
-        size = 0
+        """Send ``events`` (already filtered by :meth:`_deliver`) to the sink,
+        yielding its frames joined into writes of about :data:`WRITE_BYTES`;
+        return True after a terminal event."""
+        sink = self.sink
         for event in events:
-            frame = self._encode(event)
-            frames.append(frame)
-            size += len(frame)
+            sink.event(event)
             if event.terminal:
-                yield b"".join(frames)
+                yield from self._flush()
                 return True
-            if size >= WRITE_BYTES:
-                yield b"".join(frames)
-                frames, size = [], 0
-        if frames:
-            yield b"".join(frames)
+            write = sink.take(WRITE_BYTES)
+            if write is not None:
+                yield write
+        yield from self._flush()
         return False
 
     def _open(self) -> list[Event]:
@@ -332,8 +419,7 @@ class EventStream:
 
     def _reset(self, reason: str) -> Iterator[Event]:
         self._last_id, self._last_seq = None, 0
-        reset = json.dumps({"reason": reason})
-        yield Event(id=None, seq=0, type="reset", data_json=reset)
+        yield Event.unlogged(wire.reset(reason))
         log_events = self._catch_up()
         first = next(log_events, None)
         if first is not None:

@@ -5,20 +5,30 @@ with tab sharing, a browser) following many streams follows them on one
 response. Each stream is served by its own
 :class:`~flask_sse_resilience.serve.eventstream.EventStream` (the same replay, live
 follow and exactly-once checks as a single stream), run by a pump (a greenlet
-under gevent) that hands its frames to this response in order.
+under gevent); its :class:`~flask_sse_resilience.serve.eventstream.FrameSink` is
+the response's :class:`_Part` for it, which frames each event and queues it on
+this response, in order. A stream's keep-alives, hello and ``retry:`` hint are
+the response's own business: a part drops them, and a stream that ends
+without its terminal event (its worker stops, Redis went away) ends the whole
+response with ``retry:``.
 
-Every event frame carries the **combined cursor** as its SSE ``id``: the
-position in each stream, in the order of the ``streams`` parameter, joined by
-commas (empty for a stream with nothing delivered yet). A client reconnecting
-with it (``Last-Event-ID``, or the ``lastEventId`` parameter) resumes every
-stream exactly where it was. The cursor of a frame is computed and the frame
-queued under one lock, so frames leave in cursor order: a client never holds a
+Every event frame carries the **combined cursor** as its SSE ``id`` (see
+:func:`~flask_sse_resilience.wire.format_cursor`): the position in each
+stream, in the order of the ``streams`` parameter, joined by commas (empty for
+a stream with nothing delivered yet). A client reconnecting with it
+(``Last-Event-ID``, or the ``lastEventId`` parameter) resumes every stream
+exactly where it was. The cursor of a frame is computed and the frame queued
+under one lock, so frames leave in cursor order: a client never holds a
 cursor that claims an event it has not received.
+
+Who owns what: the web route admits the connection (one lease for the whole
+response, see :class:`~flask_sse_resilience.serve.admission.MultiConnection`)
+and decides per stream; a :class:`MultiStream` owns its parts, their pumps and
+its queue, and stops every stream when its body closes.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -27,58 +37,57 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import wire
+from ..errors import HTTPError
 from ..models import Event
 from . import disconnect
-from .eventstream import RECONNECT_MS, WRITE_BYTES, EventStream
+from .eventstream import WRITE_BYTES, EventStream, FrameSink
 
 log = logging.getLogger(__name__)
-
-#: Separates the positions of a combined cursor.
-SEPARATOR = ","
 
 #: Frames the pumps may queue ahead of the client (back-pressure: a stream
 #: replaying a long log waits for the socket, as a single stream does).
 AHEAD = 256
 
-
-def parse_cursor(value: str | None, count: int) -> list[str | None] | None:
-    """The positions of a combined cursor for ``count`` streams (None for a
-    stream without one), all None without a cursor; None if it has the wrong
-    number of positions."""
-    if value is None or value == "":
-        return [None] * count
-    positions = value.split(SEPARATOR)
-    if len(positions) != count:
-        return None
-    return [p or None for p in positions]
-
-
-def format_cursor(positions: list[str | None]) -> str:
-    """The combined cursor of per-stream positions (see :func:`parse_cursor`)."""
-    return SEPARATOR.join(p or "" for p in positions)
-
-
-def error_frame(stream_id: str, error: Any) -> bytes:
-    """A per-stream refusal (no ``id:``): ``{"type": "error", "stream", "data":
-    {"error", "message", "status"}}``; the other streams go on."""
-    data = {
-        "error": error.error_code,
-        "message": error.description,
-        "status": error.code,
-    }
-    return wire.encode(wire.dumps({"type": "error", "stream": stream_id, "data": data}))
+#: Builds the :class:`EventStream` of one stream of the response, given the
+#: sink it must send to.
+StreamBuilder = Callable[[FrameSink], EventStream]
 
 
 class _Part:
-    """One stream of a multiplexed response."""
+    """One stream of a multiplexed response, and the :class:`FrameSink` of
+    its :class:`EventStream`: its events go on the response's queue, framed
+    with the combined cursor; the rest is the response's business."""
 
-    __slots__ = ("ended", "index", "stream")
+    __slots__ = ("ended", "index", "response", "stream", "stream_id")
 
-    def __init__(self, index: int, stream: EventStream) -> None:
+    def __init__(self, response: MultiStream, index: int, build: StreamBuilder):
+        self.response = response
         self.index = index
-        self.stream = stream
+        self.stream_id = response.stream_ids[index]
         #: Set once its terminal event is queued.
         self.ended = False
+        self.stream = build(self)
+
+    def hello(self, stream_id: str, keepalive: float) -> None:
+        """Nothing: the response's own hello names every stream."""
+
+    def event(self, event: Event) -> None:
+        """Queue the event's frame on the response, in cursor order."""
+        self.response._queue_event(self, event)
+
+    def keepalive(self) -> None:
+        """Nothing: the response keeps itself alive."""
+
+    def token_expiring(self, expires_at: float) -> None:
+        """Nothing: the response tells of its earliest token itself."""
+
+    def reconnect(self) -> None:
+        """Nothing: the stream ends next, without its terminal event, and the
+        response then ends with its own ``retry:``."""
+
+    def take(self, at_least: int = 0) -> None:
+        """Nothing held: every frame went on the response's queue."""
+        return None
 
 
 #: Markers on the response's queue, besides frames.
@@ -89,18 +98,21 @@ _GONE = "gone"
 class MultiStream:
     """Serves several streams to one client; iterate :meth:`frames`.
 
-    ``streams`` are the followed streams' :class:`EventStream` objects by
-    their place in the request (None for one refused or already complete for
-    this client); ``positions`` the combined cursor the client sent.
+    ``stream_ids`` are the request's streams in order, ``positions`` the
+    combined cursor the client sent (one position per stream, or None);
+    ``refusals`` the streams refused (id and error, each sent as an ``error``
+    event after the hello); ``streams`` builds, by place in the request, the
+    :class:`EventStream` of each stream served (the others are refused, or
+    already complete for this client).
     """
 
     def __init__(
         self,
         stream_ids: list[str],
-        streams: list[EventStream | None],
         positions: list[str | None],
         *,
-        errors: list[bytes],
+        refusals: list[tuple[str, HTTPError]],
+        streams: dict[int, StreamBuilder],
         keepalive: float,
         max_age: float = 0.0,
         token_expires: float | None = None,
@@ -109,7 +121,7 @@ class MultiStream:
     ) -> None:
         self.stream_ids = stream_ids
         self.positions = list(positions)
-        self.errors = errors
+        self.refusals = refusals
         self.keepalive = keepalive
         self.max_age = max_age
         self.token_expires = token_expires
@@ -119,52 +131,40 @@ class MultiStream:
         self._lock = threading.Lock()
         self._room = threading.Semaphore(AHEAD)
         self._closed = False
-        self.parts = [
-            _Part(index, stream)
-            for index, stream in enumerate(streams)
-            if stream is not None
-        ]
-        for part in self.parts:
-            part.stream.encode_event = self._encoder(part)
-            part.stream.hello = False
+        self.parts = [_Part(self, index, build) for index, build in streams.items()]
 
-    def _encoder(self, part: _Part) -> Callable[[Event], bytes]:
-        stream_id = json.dumps(self.stream_ids[part.index])
-
-        def encode(event: Event) -> bytes:
-            # Envelope: the single stream's, plus the stream and its own id.
-            data = (
-                '{"type":' + json.dumps(event.type) + ',"stream":' + stream_id
-                + ',"eventId":' + json.dumps(event.id) + ',"data":' + event.data_json
-                + "}"
-            )  # fmt: skip
-            self._room.acquire()  # given back as the frame is written
-            with self._lock:
-                if self._closed:
-                    return b""
-                if event.id is not None:
-                    self.positions[part.index] = event.id
-                frame = wire.encode(data, event_id=format_cursor(self.positions))
-                if event.terminal:
-                    part.ended = True
-                self._queue.put(frame)
-            return b""  # queued already, in cursor order
-
-        return encode
+    def _queue_event(self, part: _Part, event: Event) -> None:
+        """Frame ``event`` of ``part`` with the cursor that counts it and queue
+        it, both under the lock; wait for room first (back-pressure)."""
+        self._room.acquire()  # given back as the frame is written
+        with self._lock:
+            if self._closed:
+                return
+            if event.id is not None:
+                self.positions[part.index] = event.id
+            frame = wire.multiplexed_frame(
+                event.type, part.stream_id, event.id, event.data_json, self.positions
+            )
+            if event.terminal:
+                part.ended = True
+            self._queue.put(frame)
 
     def hello(self) -> bytes:
-        """The first frame: the streams and the heartbeat, in milliseconds."""
-        hello = {
-            "type": "connected",
-            "streams": self.stream_ids,
-            "heartbeatMs": int(self.keepalive * 1000),
-        }
-        return wire.encode(wire.dumps(hello))
+        """The first frames: the streams and the heartbeat, then an ``error``
+        event per refused stream."""
+        errors = [
+            wire.stream_error_frame(
+                stream_id, error.error_code, error.description, error.code
+            )
+            for stream_id, error in self.refusals
+        ]
+        hello = wire.multiplexed_hello(self.stream_ids, self.keepalive)
+        return hello + b"".join(errors)
 
     def frames(self) -> Iterator[bytes]:
         """Yield the response body; ends once every stream ended (or one
         could not go on: the client then resumes by its cursor)."""
-        yield self.hello() + b"".join(self.errors)
+        yield self.hello()
         if not self.parts:
             return
         watch = disconnect.watch(
@@ -193,7 +193,7 @@ class MultiStream:
             deadlines = [d for d in (rotate_at, notify_at) if d is not None]
             wait = min([self.keepalive, *(d - time.monotonic() for d in deadlines)])
             if rotate_at is not None and wait <= 0 and time.monotonic() >= rotate_at:
-                yield wire.encode_retry(RECONNECT_MS)
+                yield wire.RECONNECT
                 return
             if notify_at is not None and time.monotonic() >= notify_at:
                 assert self.token_expires is not None
@@ -217,7 +217,7 @@ class MultiStream:
                 else:  # a part finished: for good, or it could not go on
                     live -= 1
                     if not self.parts[item[1]].ended:
-                        frames.append(wire.encode_retry(RECONNECT_MS))
+                        frames.append(wire.RECONNECT)
                         yield b"".join(frames)
                         return
                 if size >= WRITE_BYTES:
@@ -230,14 +230,14 @@ class MultiStream:
                 yield b"".join(frames)
 
     def _pump(self, part: _Part) -> None:
-        """Run one stream's response, its frames queued by the encoder; a
-        ``retry:`` hint (its worker stops, or Redis went away) ends it."""
+        """Run one stream to its end (its terminal event, or a stop: its
+        worker stops, Redis went away, the client left); every frame of it
+        goes on the queue through the part, its sink."""
         position = self.parts.index(part)
         try:
-            for chunk in part.stream.frames():
-                if chunk.startswith(b"retry:"):
-                    break
+            for _ in part.stream.frames():
+                pass  # never runs: a part holds nothing for a body of its own
         except Exception:  # noqa: BLE001 - the client resumes by its cursor
-            log.exception("stream %s of a multiplexed response", part.stream.stream_id)
+            log.exception("stream %s of a multiplexed response", part.stream_id)
         finally:
             self._queue.put((_DONE, position))

@@ -41,20 +41,19 @@ from ..redisio.loops import Periodic
 from ..redisio.pernode import run_per_node
 from ..store.completion import CompletionStore
 from ..store.eventlog import EventLog
-from ..store.logentries import LOST
 from ..store.registry import StreamRegistry
-from .timeline import Timeline
+from .timeline import LOST, Timeline
 
 log = logging.getLogger(__name__)
 
 #: Queues call ``i`` of a check on a pipeline.
-Build = Callable[[Any, int], None]
+QueueCall = Callable[[Any, int], None]
 
 
 def terminal(last: list[Event], completion: CompletionData | None, seq: int) -> Event:
     """The terminal event of a stream whose record ended as event ``seq``: the
     log's ``last`` entry if it is that event, else the completion's, else (both
-    gone too) :data:`~flask_sse_resilience.store.logentries.LOST`."""
+    gone too) :data:`~flask_sse_resilience.serve.timeline.LOST`."""
     if last and last[0].terminal and last[0].seq == seq:
         return last[0]
     if completion is not None:
@@ -183,7 +182,9 @@ class PresenceCheck:
             given += 1
         return given
 
-    def _run(self, count: int, key: Callable[[int], str], build: Build) -> list[Any]:
+    def _run(
+        self, count: int, key: Callable[[int], str], build: QueueCall
+    ) -> list[Any]:
         """Run ``count`` calls, call ``i`` (on ``key(i)``) queued by
         ``build(pipe, i)``, in one pipelined round trip (per node on a
         cluster); return each call's reply, or on a cluster the error of its

@@ -15,11 +15,19 @@ import threading
 import time
 from typing import Final
 
+from .. import wire
 from ..models import Event
-from ..store.logentries import EXPIRED, LOST
 
 #: Most events handed to a follower at once (one socket write).
 MAX_HANDOUT: Final = 256
+
+#: The end notices of a followed stream whose record vanished (see
+#: :data:`~flask_sse_resilience.wire.EXPIRED`): its TTL ran out, or it went
+#: otherwise. The worker serving a client decides which (see
+#: :mod:`~flask_sse_resilience.serve.presence`); a script that finds a record
+#: gone announces ``expired``, as it cannot tell.
+EXPIRED: Final = Event.unlogged(wire.EXPIRED)
+LOST: Final = Event.unlogged(wire.LOST)
 
 
 class Notice(enum.Enum):
@@ -34,10 +42,6 @@ class Notice(enum.Enum):
     #: The worker is stopping, or lost Redis: tell the client to reconnect
     #: (elsewhere, or later) and resume by its last event id.
     RECONNECT = "reconnect"
-
-
-RESYNC: Final = Notice.RESYNC
-BEHIND: Final = Notice.BEHIND
 
 
 class Timeline:
@@ -79,9 +83,8 @@ class Timeline:
 
     def vanished(self, at: float) -> Event:
         """The end notice of this stream, its record found gone at ``at``
-        (``time.monotonic()``): :data:`~flask_sse_resilience.store.logentries.EXPIRED`
-        if the record's TTL had run out by then, else
-        :data:`~flask_sse_resilience.store.logentries.LOST`."""
+        (``time.monotonic()``): :data:`EXPIRED` if the record's TTL had run
+        out by then, else :data:`LOST`."""
         expires_at = self.expires_at
         return EXPIRED if expires_at is not None and at >= expires_at else LOST
 
@@ -166,12 +169,12 @@ class Follower:
                 return self.closed
             if self._resyncs != timeline.resyncs:
                 self._resyncs = timeline.resyncs
-                return RESYNC
+                return Notice.RESYNC
             events = timeline.events
             if events and after < events[-1].seq:
                 start = after + 1 - events[0].seq
                 if start < 0:
-                    return BEHIND
+                    return Notice.BEHIND
                 return events[start : start + MAX_HANDOUT]
             if timeline.end is not None:
                 return timeline.end

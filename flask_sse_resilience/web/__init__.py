@@ -1,13 +1,15 @@
-"""HTTP: the blueprint and everything a request meets before the stream.
+"""HTTP: the extension's blueprint. Checks, status codes, headers and the
+``Response``; no Redis commands of its own (it asks the parts that own the data).
 
-Here: the stream and recover responses and the blueprint (``views``),
-reading a stream request (``streamrequest``: who asks, from where), the
-cancel and key routes (``control``), the multiplexed route (``multi``), the
-operations dashboard (``dashboard``) and signed stream tokens (``tokens``).
-Checks, status codes, headers and the ``Response``; no Redis command: the
-routes ask the app's state and the stores.
+- :mod:`.views`: the stream and recover responses, the blueprint, and the
+  JSON answers to data-layer errors;
+- :mod:`.streamrequest`: reading a stream request: who asks, and from where;
+- :mod:`.multi`: the multiplexed response;
+- :mod:`.control`: cancelling a stream, and finding one by key;
+- :mod:`.dashboard`: the operations page;
+- :mod:`.tokens`: signed stream tokens.
 
-May import: the app's state (``state``, ``opening``), ``serve``,
-``produce``, ``store``, ``redisio`` and the root vocabulary. Imported by the
-extension only.
+May import the per-app state and the opening actions, and everything below
+them (``serve/``, ``produce/``, ``store/``, ``redisio/``, the shared vocabulary);
+never the entry points above it.
 """

@@ -24,7 +24,6 @@ refused.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -55,12 +54,12 @@ SORTS = ("heartbeat", "age", "owner", "type", "connections", "events")
 #: Rows per page of the active-streams table.
 PER_PAGE = 50
 
-#: The page; its script and style come from the blueprint's static folder.
 #: The package's static folder, served by the blueprint under
 #: ``<prefix>/static/``: the browser client built from clients/js, and this
 #: dashboard's page, styles and script.
 STATIC = Path(__file__).resolve().parents[1] / "static"
 
+#: The page; its script and style come from the blueprint's static folder.
 _PAGE = STATIC / "dashboard.html"
 
 #: Seconds between snapshots on the dashboard's own stream.
@@ -318,7 +317,7 @@ def _frames(state: State, params: dict[str, Any]) -> Iterator[bytes]:
     ends = time.monotonic() + 600
     while time.monotonic() < ends:
         try:
-            yield wire.encode(json.dumps(snapshot(state, **params)))
+            yield wire.dashboard_frame(snapshot(state, **params))
         except UNAVAILABLE:
-            yield wire.encode(json.dumps({"error": "redis_unavailable"}))
+            yield wire.DASHBOARD_UNAVAILABLE
         time.sleep(REFRESH)

@@ -4,6 +4,12 @@ The request as a whole is checked before the body starts (ids, tokens,
 cursor, the stream limit, the user's connection limit: a JSON error with its
 status); each stream is then authorized on its own, and one the asker may not
 follow is an ``error`` event for that stream on the response, never its data.
+Per stream, the admission decision is the single route's
+(:meth:`~flask_sse_resilience.serve.admission.Connection.decide`), answered in
+this response's terms: an ``error`` event instead of a 400, left out instead
+of a 204. The one lease of the response is owned by its
+:class:`~flask_sse_resilience.serve.admission.MultiConnection`, given back
+when the body closes.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import random
 
 from flask import Blueprint, Response, request
 
+from .. import wire
 from ..errors import (
     AuthenticationRequired,
     ConnectionLimitExceeded,
@@ -23,10 +30,11 @@ from ..errors import (
     StreamNotFound,
 )
 from ..ids import is_valid_stream_id, parse_event_id
-from ..serve.eventstream import EventStream
-from ..serve.multiplex import MultiStream, error_frame, parse_cursor
+from ..serve.admission import Connection, Refuse, Serve
+from ..serve.eventstream import EventStream, FrameSink
+from ..serve.multiplex import MultiStream, StreamBuilder
 from ..state import State, get_state
-from .streamrequest import asking_user, current_identity, is_ahead, start_from_param
+from .streamrequest import asking_user, current_identity, start_from_param
 from .views import STREAM_HEADERS, StreamBody, event_stream
 
 
@@ -58,7 +66,7 @@ def _tokens(count: int) -> list[str | None]:
 def _positions(count: int) -> list[str | None]:
     value = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
     positions = (
-        parse_cursor(value, count) if value is None or len(value) < 4096 else None
+        wire.parse_cursor(value, count) if value is None or len(value) < 4096 else None
     )
     if positions is None or any(
         p is not None and (len(p) > 100 or parse_event_id(p) is None) for p in positions
@@ -102,46 +110,45 @@ def multi_response(state: State) -> Response:
     lease_user = identity or next(iter(users.values()), None)
     if lease_user is None:
         raise AuthenticationRequired()
-    lease, conns = state.connections.open_many(
+    admitted = state.connections.open_many(
         ids,
         lease_user,
         may_follow=lambda sid, r: sid in users and state.may_follow(r, users[sid]),
     )
-    if lease is None:
-        raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
+    limit_retry = math.ceil(state.settings.heartbeat_interval)
+    if admitted.lease is None:  # one lease for the whole response
+        raise ConnectionLimitExceeded(limit_retry)
 
-    def release() -> None:
-        state.connections.leases.release(lease, state.shared.run)
+    def serve(conn: Connection, last_event_id: str | None) -> StreamBuilder:
+        def build(sink: FrameSink) -> EventStream:
+            return event_stream(state, conn, last_event_id, start_from, sink=sink)
 
-    streams: list[EventStream | None] = []
-    errors: list[bytes] = []
+        return build
+
+    refusals: list[tuple[str, HTTPError]] = []
+    streams: dict[int, StreamBuilder] = {}
+    conns = admitted.connections
     for index, (stream_id, conn) in enumerate(zip(ids, conns, strict=True)):
-        position = positions[index]
         if conn is None:
-            errors.append(
-                error_frame(stream_id, refused.get(stream_id, StreamNotFound()))
-            )
-            streams.append(None)
+            refusals.append((stream_id, refused.get(stream_id, StreamNotFound())))
             continue
-        record = conn.record
-        if record.state.ended and position == record.last_event_id:
-            streams.append(None)  # this client has its end already
-            continue
-        ahead = position is not None and is_ahead(position, record.last_event_id)
-        if ahead and not record.state.ended:
-            errors.append(error_frame(stream_id, InvalidLastEventId()))
-            streams.append(None)
-            continue
-        last_event_id = None if ahead else position
-        streams.append(event_stream(state, conn, last_event_id, start_from))
-    if not errors and all(s is None for s in streams):
-        release()
+        match conn.decide(positions[index]):
+            case Serve(last_event_id):
+                streams[index] = serve(conn, last_event_id)
+            case Refuse.AHEAD:
+                refusals.append((stream_id, InvalidLastEventId()))
+            case Refuse.HAS_END:
+                pass  # this client has its end already: left out
+            case Refuse.NO_LEASE:  # (never: every stream borrows the lease)
+                raise ConnectionLimitExceeded(limit_retry)
+    if not refusals and not streams:
+        admitted.close()
         return Response(status=204, headers={"Cache-Control": "no-cache"})
     multi = MultiStream(
         ids,
-        streams,
         positions,
-        errors=errors,
+        refusals=refusals,
+        streams=streams,
         keepalive=state.settings.heartbeat_interval,
         max_age=state.settings.max_connection_age * random.uniform(0.8, 1.2),
         token_expires=min(expiries) if expiries else None,
@@ -149,7 +156,7 @@ def multi_response(state: State) -> Response:
         client_socket=request.environ.get("gunicorn.socket"),
     )
     return Response(
-        StreamBody(multi.frames(), release),
+        StreamBody(multi.frames(), admitted.close),
         headers=STREAM_HEADERS,
         direct_passthrough=True,
     )

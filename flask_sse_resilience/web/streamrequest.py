@@ -86,12 +86,3 @@ def start_from_param() -> StartFrom:
         if value == mode:
             return mode
     raise InvalidStartFrom()
-
-
-def is_ahead(last_event_id: str, newest: str | None) -> bool:
-    """True if the client claims an event this stream has not sent yet."""
-    if newest is None:
-        return True
-    return (parse_event_id(last_event_id) or (0, 0)) > (
-        parse_event_id(newest) or (0, 0)
-    )

@@ -33,7 +33,7 @@ from ..errors import (
 from ..models import StartFrom, StreamState, to_iso
 from ..redisio.failures import UNAVAILABLE, store_error
 from ..redisio.target import is_wrong_database
-from ..serve.admission import Connection
+from ..serve.admission import Connection, Refuse
 from ..serve.eventstream import EventStream
 from ..state import EXTENSION_KEY, State, get_state
 from . import dashboard
@@ -41,7 +41,6 @@ from .streamrequest import (
     asking_user,
     check_stream_id,
     current_user,
-    is_ahead,
     requested_position,
     start_from_param,
 )
@@ -96,28 +95,24 @@ def stream_response(state: State, stream_id: str) -> Response:
     )
     if conn is None:
         raise StreamNotFound()
-    record = conn.record
-    active = record.state is StreamState.ACTIVE
-    if last_event_id is not None and is_ahead(last_event_id, record.last_event_id):
-        if not record.state.ended:
-            conn.close()
+    decision = conn.decide(last_event_id)
+    if isinstance(decision, Refuse):
+        conn.close()  # gives back the lease it may hold
+    match decision:
+        case Refuse.AHEAD:
             raise InvalidLastEventId()
-        # The client holds events this stream no longer has (a Redis failover
-        # lost them) and the stream is over: all it still needs is the end.
-        last_event_id = None
-    if record.state.ended and last_event_id == record.last_event_id:
-        # The client has the terminal event already. 204 is the one answer
-        # that makes a browser's EventSource stop reconnecting for good.
-        conn.close()
-        return Response(status=204, headers={"Cache-Control": "no-cache"})
-    if active and conn.lease is None:
-        raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
+        case Refuse.HAS_END:
+            # 204 is the one answer that makes a browser's EventSource stop
+            # reconnecting for good.
+            return Response(status=204, headers={"Cache-Control": "no-cache"})
+        case Refuse.NO_LEASE:
+            raise ConnectionLimitExceeded(math.ceil(state.settings.heartbeat_interval))
     # An ended stream's short response keeps a lease if it got one (given back
     # when the body closes) and is served without one at the limit.
     stream = event_stream(
         state,
         conn,
-        last_event_id,
+        decision.last_event_id,
         start_from,
         token_expires=token_expires,
         refresh_lead=state.settings.token_refresh_lead,
