@@ -121,7 +121,7 @@ def producer(
         on_end=ended,
         on_send=lambda: state.emit(signals.event_sent, stream_id=stream_id),
         retry_for=state.settings.producer_retry_for if retry_for is None else retry_for,
-        subscribe_cancels=state.broker.watch,
+        subscribe_cancels=state.broker.subscribe_cancels,
         coalesce=(state.settings.coalesce_ms if coalesce_ms is None else coalesce_ms)
         / 1000,
         snapshots=snapshots,

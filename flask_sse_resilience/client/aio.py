@@ -24,7 +24,7 @@ from httpx_sse import aconnect_sse
 from .algorithm import (
     HAVE_ALL,
     ClientEvent,
-    Follow,
+    Resumption,
     Step,
     StreamUnavailable,
     TokenSource,
@@ -123,7 +123,7 @@ async def afollow(
     which closes its connection."""
     own = client is None
     http = client or httpx.AsyncClient()
-    state = Follow(url, last_event_id, tokens=get_token is not None,
+    state = Resumption(url, last_event_id, tokens=get_token is not None,
                    max_attempts=max_attempts, base_delay=base_delay,
                    max_delay=max_delay)  # fmt: skip
     try:

@@ -132,7 +132,7 @@ HAVE_ALL = ClientEvent(id=None, type="", data=None)
 
 
 class Step(enum.Enum):
-    """What a follow loop does with a frame (see :meth:`Follow.take`)."""
+    """What a follow loop does with a frame (see :meth:`Resumption.take`)."""
 
     DELIVER = "deliver"  # yield the event (and return after a terminal one)
     SKIP = "skip"
@@ -140,7 +140,7 @@ class Step(enum.Enum):
     SWAP = "swap"  # leave this connection, reconnect at once with a new token
 
 
-class Follow:
+class Resumption:
     """The client algorithm of docs/protocol.rst for one followed stream,
     without I/O: the sync and asyncio clients run their loops around it."""
 

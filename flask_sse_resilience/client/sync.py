@@ -46,7 +46,7 @@ from httpx_sse import connect_sse
 from .algorithm import (
     HAVE_ALL,
     ClientEvent,
-    Follow,
+    Resumption,
     Step,
     StreamUnavailable,
     check,
@@ -165,7 +165,7 @@ def follow(
     """
     own = client is None
     http = client or httpx.Client()
-    state = Follow(url, last_event_id, tokens=get_token is not None,
+    state = Resumption(url, last_event_id, tokens=get_token is not None,
                    max_attempts=max_attempts, base_delay=base_delay,
                    max_delay=max_delay)  # fmt: skip
     try:

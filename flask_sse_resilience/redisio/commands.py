@@ -16,7 +16,7 @@ from redis.exceptions import NoScriptError
 from redis.sentinel import SentinelConnectionPool
 
 from .failures import reply_error
-from .pernode import run_per_node
+from .pernode import QueueCall, run_per_node
 
 RedisClient = Union["redis.Redis", "redis.RedisCluster"]
 
@@ -126,24 +126,40 @@ class LuaScript:
         reply; otherwise the first such exception is raised, after every node
         ran its calls.
         """
-        if is_cluster(self.client) and calls:
-            replies = run_per_node(
-                self.client,
-                [keys[0] for keys, _ in calls],
-                lambda pipe, i: self.queue(pipe, *calls[i]),
-                lambda queue, node: run_pipeline(self.client, queue, node=node),
-            )
-            if not partial:
-                for reply in replies:
-                    if isinstance(reply, Exception):
-                        raise reply
-            return replies
+        replies = run_calls(
+            self.client,
+            [keys[0] for keys, _ in calls],
+            lambda pipe, i: self.queue(pipe, *calls[i]),
+        )
+        if not partial:
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+        return replies
 
-        def build(pipe: Any) -> None:
-            for keys, args in calls:
-                self.queue(pipe, keys, args)
 
-        return run_pipeline(self.client, build)
+def run_calls(
+    client: RedisClient, keys: Sequence[str], queue_call: QueueCall
+) -> list[Any]:
+    """Run ``len(keys)`` calls in one pipelined round trip, call ``i``
+    queued by ``queue_call(pipe, i)`` and acting on ``keys[i]``; on a
+    cluster, one pipeline per node, all at once (see
+    :mod:`~flask_sse_resilience.redisio.pernode`), and a call whose node
+    failed gets that error as its reply. On one Redis the first error is
+    raised."""
+    if not is_cluster(client) or not keys:
+
+        def queue(pipe: Any) -> None:
+            for i in range(len(keys)):
+                queue_call(pipe, i)
+
+        return run_pipeline(client, queue)
+    return run_per_node(
+        client,
+        list(keys),
+        queue_call,
+        lambda queue, node: run_pipeline(client, queue, node=node),
+    )
 
 
 def run_pipeline(

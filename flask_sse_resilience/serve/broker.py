@@ -9,7 +9,7 @@ which all local followers read: per connection there is only a
 :class:`~flask_sse_resilience.serve.timeline.Follower` holding its position.
 
 The same links carry the control channels of the streams this process
-produces: :meth:`Broker.watch` hands a stream's cancel requests to its
+produces: :meth:`Broker.subscribe_cancels` hands a stream's cancel requests to its
 producer, the fast path of :mod:`~flask_sse_resilience.store.control`. Whenever
 Redis confirms such a subscription (at first, and after a reconnect), the
 stream's cancel flag is read once, so a request sent while the link was down
@@ -79,8 +79,8 @@ class Broker:
         self.pid = os.getpid()
         self.cluster = is_cluster(redis)
         self._subs: dict[str, Timeline] = {}
-        #: Per watched stream, the callbacks of its producers here.
-        self._watchers: dict[str, list[OnRequest]] = {}
+        #: Per stream with a producer here, its cancel listeners.
+        self._cancel_listeners: dict[str, list[OnRequest]] = {}
         self._link_of: dict[str, Link] = {}
         self._links: dict[str, Link] = {}
         self._lock = threading.Lock()
@@ -158,32 +158,34 @@ class Broker:
         if link is not None:
             link.unsubscribe(channel)
 
-    def watch(self, stream_id: str, on_request: OnRequest) -> Callable[[], None]:
+    def subscribe_cancels(
+        self, stream_id: str, on_request: OnRequest
+    ) -> Callable[[], None]:
         """Call ``on_request`` with each cancel request sent to ``stream_id``
         (the producer's fast path); return the function that stops it."""
         channel = self.keys.control(stream_id)
         with self._lock:
-            watchers = self._watchers.setdefault(stream_id, [])
-            watchers.append(on_request)
-            link = self._join(channel) if len(watchers) == 1 else None
+            listeners = self._cancel_listeners.setdefault(stream_id, [])
+            listeners.append(on_request)
+            link = self._join(channel) if len(listeners) == 1 else None
         if link is not None:
             self.stopped.clear()
             link.subscribe(channel)
 
-        def unwatch() -> None:
+        def unsubscribe() -> None:
             link = None
             with self._lock:
-                watchers = self._watchers.get(stream_id, [])
-                if on_request not in watchers:
+                listeners = self._cancel_listeners.get(stream_id, [])
+                if on_request not in listeners:
                     return
-                watchers.remove(on_request)
-                if not watchers:
-                    del self._watchers[stream_id]
+                listeners.remove(on_request)
+                if not listeners:
+                    del self._cancel_listeners[stream_id]
                     link = self._leave(channel)
             if link is not None:
                 link.unsubscribe(channel)
 
-        return unwatch
+        return unsubscribe
 
     def _join(self, channel: str) -> Link:
         """Add ``channel`` to the link serving it (caller holds the lock)."""
@@ -319,10 +321,10 @@ class Broker:
         timeline.add(events)
 
     def _recheck(self, stream_id: str) -> None:
-        """Read a watched stream's cancel flag, as a (re)subscription may
-        have missed the request's message."""
+        """Read the stored cancel request of a stream with a producer here,
+        as a (re)subscription may have missed the request's message."""
         with self._lock:
-            if stream_id not in self._watchers:
+            if stream_id not in self._cancel_listeners:
                 return
         try:
             request = stored_request(self.redis, self.keys, stream_id)
@@ -340,6 +342,6 @@ class Broker:
         except ValueError:
             request = None
         with self._lock:
-            watchers = list(self._watchers.get(stream_id, ()))
-        for on_request in watchers:
+            listeners = list(self._cancel_listeners.get(stream_id, ()))
+        for on_request in listeners:
             on_request(request if isinstance(request, dict) else None)

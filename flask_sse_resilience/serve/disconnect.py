@@ -21,22 +21,24 @@ import ssl
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..redisio.loops import gevent_patched
+
 log = logging.getLogger(__name__)
 
 
-class Watch(Protocol):
-    """A running watch; :meth:`cancel` stops it."""
+class HangupListener(Protocol):
+    """A listener for the client's hang-up; :meth:`cancel` stops it."""
 
     def cancel(self) -> None:
-        """Stop watching (idempotent)."""
+        """Stop listening (idempotent)."""
 
 
-class _NoWatch:
+class _NoListener:
     def cancel(self) -> None:
         pass
 
 
-class _GeventWatch:
+class _GeventListener:
     """A libev read watcher on the client socket, run by the gevent hub: no
     greenlet (and no stack) per connection, just a small C watcher."""
 
@@ -67,15 +69,9 @@ class _GeventWatch:
         self._watcher.close()
 
 
-def _gevent_patched() -> bool:
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return False
-    return bool(monkey.is_module_patched("socket"))
-
-
-def watch(sock: Any, on_close: Callable[[], None], timeout_ms: int) -> Watch:
+def listen_for_hangup(
+    sock: Any, on_close: Callable[[], None], timeout_ms: int
+) -> HangupListener:
     """Call ``on_close`` once the client socket ``sock`` closes.
 
     Works under gevent (gunicorn's gevent worker passes the socket as
@@ -83,8 +79,8 @@ def watch(sock: Any, on_close: Callable[[], None], timeout_ms: int) -> Watch:
     TLS terminated by gunicorn itself) it watches nothing and the connection
     is released when a write fails, as usual.
     """
-    if not isinstance(sock, socket.socket) or not _gevent_patched():
-        return _NoWatch()
+    if not isinstance(sock, socket.socket) or not gevent_patched("socket"):
+        return _NoListener()
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, timeout_ms)
     except (OSError, AttributeError):  # not Linux, or not TCP
@@ -92,5 +88,5 @@ def watch(sock: Any, on_close: Callable[[], None], timeout_ms: int) -> Watch:
     if isinstance(sock, ssl.SSLSocket):
         # TLS (gunicorn --certfile): a TLS socket cannot peek, and a readable
         # one may hold a record rather than EOF; failing writes tell instead.
-        return _NoWatch()
-    return _GeventWatch(sock, on_close)
+        return _NoListener()
+    return _GeventListener(sock, on_close)

@@ -221,7 +221,7 @@ class EventStream:
         )
         if self._stopped:
             follower.close(Notice.DISCONNECTED)
-        watch = disconnect.watch(
+        hangup = disconnect.listen_for_hangup(
             self.client_socket,
             lambda: follower.close(Notice.DISCONNECTED),
             # Half a heartbeat: with TCP's retransmission backoff, a vanished
@@ -291,7 +291,7 @@ class EventStream:
                         self._last_id, self._last_seq = None, events[0].seq - 1
                         yield from self._send(TRIMMED)
         finally:
-            watch.cancel()
+            hangup.cancel()
             self.broker.unsubscribe(follower)
 
     def stop(self) -> None:

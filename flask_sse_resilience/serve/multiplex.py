@@ -167,7 +167,7 @@ class MultiStream:
         yield self.hello()
         if not self.parts:
             return
-        watch = disconnect.watch(
+        hangup = disconnect.listen_for_hangup(
             self.client_socket,
             lambda: self._queue.put(_GONE),
             timeout_ms=int(self.keepalive * 500),
@@ -177,7 +177,7 @@ class MultiStream:
         try:
             yield from self._serve()
         finally:
-            watch.cancel()
+            hangup.cancel()
             with self._lock:
                 self._closed = True
             for part in self.parts:

@@ -36,19 +36,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..models import CompletionData, Event
-from ..redisio.commands import RedisClient, is_cluster, run_pipeline
+from ..redisio.commands import RedisClient, is_cluster, run_calls
 from ..redisio.loops import Periodic
-from ..redisio.pernode import run_per_node
+from ..redisio.pernode import QueueCall
 from ..store.completion import CompletionStore
 from ..store.eventlog import EventLog
 from ..store.registry import StreamRegistry
 from .timeline import LOST, Timeline
 
 log = logging.getLogger(__name__)
-
-#: Queues call ``i`` of a check on a pipeline.
-QueueCall = Callable[[Any, int], None]
-
 
 def terminal(last: list[Event], completion: CompletionData | None, seq: int) -> Event:
     """The terminal event of a stream whose record ended as event ``seq``: the
@@ -189,20 +185,7 @@ class PresenceCheck:
         ``build(pipe, i)``, in one pipelined round trip (per node on a
         cluster); return each call's reply, or on a cluster the error of its
         node. Raises when no call could be run."""
-        client = self.redis
-        if not self.cluster:
-
-            def queue(pipe: Any) -> None:
-                for i in range(count):
-                    build(pipe, i)
-
-            return run_pipeline(client, queue)
-        replies = run_per_node(
-            client,
-            [key(i) for i in range(count)],
-            build,
-            lambda queue, node: run_pipeline(client, queue, node=node),
-        )
+        replies = run_calls(self.redis, [key(i) for i in range(count)], build)
         errors = [reply for reply in replies if isinstance(reply, Exception)]
         if errors and len(errors) == len(replies):
             raise errors[0]

@@ -16,15 +16,6 @@ from ..models import EntryField, Event
 from ..redisio.commands import as_text, hash_to_text
 from .scripts import Status, Written
 
-#: The end notices of a followed stream whose record vanished: an announcement
-#: without an id (never in the log). ``expired``: its TTL ran out; ``lost``:
-#: it went otherwise (deleted, evicted, flushed, or lost with a failover).
-#: The worker serving a client decides which (see
-#: :mod:`~flask_sse_resilience.serve.presence`); a script that finds a record gone
-#: announces ``expired``, as it cannot tell.
-EXPIRED = Event(id=None, seq=0, type="failed", data_json='{"reason":"expired"}')
-LOST = Event(id=None, seq=0, type="failed", data_json='{"reason":"lost"}')
-
 
 def raise_for(reply: Written, stream_id: str) -> None:
     """Raise the error a write's reply stands for (nothing for a write
