@@ -46,6 +46,7 @@ from .timeline import LOST, Timeline
 
 log = logging.getLogger(__name__)
 
+
 def terminal(last: list[Event], completion: CompletionData | None, seq: int) -> Event:
     """The terminal event of a stream whose record ended as event ``seq``: the
     log's ``last`` entry if it is that event, else the completion's, else (both
