@@ -10,6 +10,10 @@ BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed-stamp
 JS       = clients/js
 JSSTAMP  = $(JS)/node_modules/.installed-stamp
+# Test processes (pytest-xdist). The suite mostly waits (heartbeats, timeouts,
+# servers starting), so a 2-core machine runs 6 well; each worker has its own
+# servers and ports, and tests/scheduling.py hands out the longest first.
+WORKERS ?= 6
 
 .PHONY: demo test lint types docs unit e2e js js-build bench bench-quick soak chaos matrix clean system-deps redis-server
 
@@ -66,13 +70,13 @@ docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 unit: $(STAMP) system-deps js
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest -n $(WORKERS) -m "not e2e"
 
 e2e: $(STAMP) system-deps js
-	$(BIN)/pytest -m e2e
+	$(BIN)/pytest -n $(WORKERS) -m e2e
 
 test: $(STAMP) system-deps js lint types docs
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(WORKERS)
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.suite

@@ -6,22 +6,58 @@ so tests may kill, restart or pause it without touching any other Redis.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import redis
 
+#: Ports handed out by :func:`free_port`: below Linux's ephemeral range
+#: (32768-60999), so no outgoing connection takes one between the pick and
+#: the server's bind.
+PORTS = range(20000, 32000)
+_LOCKS = Path(tempfile.gettempdir()) / "sse-resilience-test-ports"
+#: The lock files this process holds, one per port it was given; the kernel
+#: drops the locks when the process ends, however it ends.
+_held: list[int] = []
+
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
+    """Return a TCP port on 127.0.0.1 that nothing listens on and that no
+    other process using this function (a parallel test worker, a benchmark)
+    has been given; this process is never given the same port twice."""
+    _LOCKS.mkdir(exist_ok=True)
+    start = random.randrange(len(PORTS))
+    for offset in range(len(PORTS)):
+        port = PORTS[(start + offset) % len(PORTS)]
+        fd = os.open(_LOCKS / str(port), os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        if _bindable(port):
+            _held.append(fd)
+            return port
+        os.close(fd)
+    raise RuntimeError(f"no free port left in {PORTS.start}-{PORTS.stop - 1}")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 class RedisServer:

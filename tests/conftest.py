@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +14,26 @@ from flask_sse_resilience.state import State
 from harness.demo_server import Demo, DemoFactory
 from harness.redis_server import RedisServer
 from harness.redis_topologies import ClusterFixture, SentinelFixture
+from tests import scheduling
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # gunicorn (25 and later) makes its control socket in $XDG_RUNTIME_DIR
+    # and removes whatever is there: a folder per test process, so parallel
+    # workers' gunicorns never take each other's.
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="sse-test-run-")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n N``: longest tests first, costly set-ups shared (tests/scheduling)."""
+    if config.getoption("dist") != "load":
+        return None
+    return scheduling.make_scheduler(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        scheduling.longest_first(items)
 
 
 @pytest.fixture(autouse=True)

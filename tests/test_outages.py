@@ -12,6 +12,7 @@ once, in order, and the stream completed. Cluster conditions (``CLUSTERDOWN``,
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from flask_sse_resilience.redisio.failures import (
     NodeInTransition,
     reply_error,
 )
-from harness.redis_server import RedisServer
+from harness.redis_server import RedisServer, free_port
 
 DEBUG = ("--enable-debug-command", "yes")
 
@@ -282,3 +283,17 @@ def test_a_script_running_too_long_is_busy(servers: Callable[..., RedisServer]) 
 
     error = produce_through(server.url, provoke, lambda: None)
     assert isinstance(error, NodeInTransition) and isinstance(error, UNAVAILABLE)
+
+
+def test_retries_leave_the_applications_random_alone() -> None:
+    """Retries run in background threads (heartbeats, the guardian, the
+    pub/sub link): their jitter comes from a generator of the library's own,
+    so an app's seeded ``random`` (or Hypothesis drawing from it) never moves
+    while Redis is away."""
+    client = make_client(f"redis://127.0.0.1:{free_port()}/0", max_connections=1)
+    random.seed(27)
+    expected = random.getstate()
+    with pytest.raises(redis.ConnectionError):
+        client.ping()  # refused, then retried 4 times with jitter
+    assert random.getstate() == expected
+    client.close()

@@ -4,6 +4,7 @@ Cluster or Sentinel, with blocking, fair pools (see
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import redis
@@ -28,6 +29,25 @@ RETRIES = 4
 TOPOLOGY_REFRESH = 0.1
 
 
+#: Our own generator: retries in background threads must not move the
+#: application's ``random`` (an app that seeds it for a reproducible run, or a
+#: property-based test drawing from it, would see its sequence change).
+_jitter = random.Random()
+
+
+class _EqualJitter(EqualJitterBackoff):
+    """redis-py's equal jitter (half the capped exponential wait, plus up to
+    that half again), drawn from :data:`_jitter`."""
+
+    def __init__(self, cap: float, base: float) -> None:
+        super().__init__(cap=cap, base=base)
+        self._wait_cap, self._wait_base = cap, base
+
+    def compute(self, failures: int) -> float:
+        half = min(self._wait_cap, self._wait_base * 2.0 ** min(failures, 64)) / 2
+        return half + _jitter.uniform(0, half)
+
+
 def _retry() -> Retry:
     """The retry policy of every client this module builds.
 
@@ -42,7 +62,7 @@ def _retry() -> Retry:
     each one, none did. A really unavailable Redis is still reported within
     about a second and a half (on a refused connection).
     """
-    return Retry(EqualJitterBackoff(base=0.05, cap=0.5), RETRIES)
+    return Retry(_EqualJitter(cap=0.5, base=0.05), RETRIES)
 
 
 #: Seconds a command waits for a free pooled connection before failing.

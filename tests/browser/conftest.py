@@ -6,6 +6,7 @@ skip locally, but fail in CI (CI=true), where `make test` installs it.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -71,16 +72,27 @@ LAB_PAGE = """<!doctype html><html><head><meta charset="utf-8">
 @pytest.fixture(scope="session")
 def lab_bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The test pages of clients/js/test/browser (real React 19, the real AI
-    SDK), bundled with esbuild from the installed package."""
+    SDK), bundled with esbuild from the installed package: once per run,
+    shared by the parallel workers (the first one in builds, under a lock)."""
     if shutil.which("node") is None or not (JS / "node_modules").is_dir():
         message = "node or clients/js/node_modules is missing (make test installs them)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    out = tmp_path_factory.mktemp("lab")
-    subprocess.run(
-        ["node", str(JS / "test/browser/bundle.mjs"), str(out)], check=True, timeout=120
-    )
+    base = tmp_path_factory.getbasetemp()
+    # Under xdist every worker's base is a folder of the run's own.
+    run = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out, built = run / "lab", run / "lab.built"
+    with open(run / "lab.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not built.exists():
+            out.mkdir(exist_ok=True)
+            subprocess.run(
+                ["node", str(JS / "test/browser/bundle.mjs"), str(out)],
+                check=True,
+                timeout=120,
+            )
+            built.touch()
     return out
 
 
