@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -91,16 +92,20 @@ class Server:
              "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning", target],
             cwd=ROOT, env=env,
         )  # fmt: skip
-        # flask-sse sends no headers before its first event: wait for the port.
+        # Ready once the worker answers a request (flask-sse: a 404): a
+        # worker still booting ignores the quick-shutdown signal of stop().
         deadline = time.monotonic() + 20
         while True:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"GET /ready HTTP/1.0\r\n\r\n")
+                    if s.recv(16).startswith(b"HTTP/"):
+                        break
             except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.name} did not start") from None
-                time.sleep(0.1)
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start") from None
+            time.sleep(0.1)
         self.extra["redis"] = redis_py.Redis.from_url(self.redis.url)
 
     @property
@@ -141,7 +146,9 @@ class Server:
             self.extra["app"].extensions["sse_resilience"].close()
             self.demo.stop()
         elif self.proc is not None:
-            self.proc.terminate()
+            # SIGQUIT, gunicorn's quick shutdown: SIGTERM waits for every held
+            # stream to end (30 s at most, which flask-sse's never do).
+            self.proc.send_signal(signal.SIGQUIT)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:

@@ -44,6 +44,9 @@ def _listen() -> None:
 
 def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
     global _listener
+    if environ.get("PATH_INFO") == "/ready":  # the bench's start-up probe
+        start_response("204 No Content", [])
+        return iter(())
     if _listener is None:
         _listener = gevent.spawn(_listen)
     queue: Queue = Queue(maxsize=10_000)

@@ -22,18 +22,21 @@ OPEN_TEN = """
 async (options) => {
   await fetch("/login", {method: "POST", headers: {"Content-Type": "application/json"},
                          body: JSON.stringify({user: "alice"})});
-  window.counts = [];
-  window.sources = [];
+  // Every generation is started before any stream opens: a request made
+  // while streams hold the connection would wait behind them.
+  const urls = [];
   for (let i = 0; i < 10; i++) {
     const response = await fetch("/generations", {
       method: "POST", headers: {"Content-Type": "application/json"},
       body: JSON.stringify({tokens: 200, interval_ms: 50})});
-    const {streamUrl} = await response.json();
-    window.counts.push(0);
+    urls.push((await response.json()).streamUrl);
+  }
+  window.counts = urls.map(() => 0);
+  window.sources = urls.map((streamUrl, i) => {
     const source = new SSEResilience.ResilientEventSource(streamUrl, options);
     source.onevent = (event) => { if (event.type === "token") window.counts[i] += 1; };
-    window.sources.push(source);
-  }
+    return source;
+  });
 }
 """
 

@@ -63,7 +63,8 @@ def test_the_demo_while_redis_is_full(
     assert "is out of memory (" in during[0] and "policy noeviction" in during[0]
 
     free(server)
-    wait_for(lambda: "takes writes again" in demo.output(), 15, "the end line")
+    # The start line mentions "takes writes again" too: wait for the end line.
+    wait_for(lambda: "takes writes again after" in demo.output(), 15, "the end line")
     fresh = client.post("/generations", json={"tokens": 3, "interval_ms": 0})
     assert fresh.status_code == 201
     done = Follower([demo.base], fresh.json()["streamUrl"], client.cookies).join(30)
