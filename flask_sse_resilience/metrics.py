@@ -111,7 +111,8 @@ class _RedisCollector:
             "Redis's maxmemory (0: no limit), per master.",
             labels=["redis", "node"],
         )
-        for state in list(self.metrics.states):
+        states = [state for state in self.metrics.states if not state.closed]
+        for state in states:
             try:
                 count, oldest = state.registry.index()
                 now_ms = parse_now(state.redis.time())
@@ -121,7 +122,7 @@ class _RedisCollector:
             first = min((beat for _, beat in oldest), default=now_ms)
             age = (now_ms - first) / 1000
             lag.add_metric([state.settings.key_prefix], max(0.0, age))
-        for (where, _), node in _memory(list(self.metrics.states)).items():
+        for (where, _), node in _memory(states).items():
             used.add_metric([where, node.node], node.used)
             limit.add_metric([where, node.node], node.maxmemory)
         yield active

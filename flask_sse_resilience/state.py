@@ -152,6 +152,8 @@ class State:
         self.control = self._control(self.log)
         # Reentrant: a part made under it may ask for another (connections).
         self._lock = threading.RLock()
+        #: Set by :meth:`close`: the scrape-time gauges skip this app.
+        self.closed = False
         self._broker: Broker | None = None
         self._heartbeater: Heartbeater | None = None
         self._guardian: StreamGuardian | None = None
@@ -381,7 +383,10 @@ class State:
 
     def close(self) -> None:
         """Stop the background parts started in this process (counters
-        first, so their last flush still finds the rest running)."""
+        first, so their last flush still finds the rest running), and leave
+        the metrics' scrape-time gauges (a scrape no longer reads this app's
+        Redis, which may be gone)."""
+        self.closed = True
         names = ("_stats", "_leases", "_guardian", "_broker", "_heartbeater")
         with self._lock:
             parts = [getattr(self, name) for name in names]

@@ -24,6 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="sse-test-run-")
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest without xdist runs serially
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``-n N``: longest tests first, costly set-ups shared (tests/scheduling)."""
     if config.getoption("dist") != "load":

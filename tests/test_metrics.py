@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import redis
 
 from flask_sse_resilience import metrics
 from flask_sse_resilience.store.keys import Keys
+from harness.redis_server import RedisServer
 
 from .conftest import AppFactory
 from .streams import login, open_stream, read
@@ -61,3 +63,19 @@ def test_metrics_follow_streams_clients_and_sweeps(
     with sse.producer(stopped, app=app) as out:
         out.cancel()
     assert value("sse_resilience_cancelled_total") == cancelled + 1
+
+
+def test_a_closed_app_leaves_the_scrape(
+    make_app: AppFactory, redis_factory: Callable[[], RedisServer]
+) -> None:
+    """A scrape reads Redis for every app that turned metrics on; once an app
+    is closed its Redis is no longer read or reported (it may be gone: a
+    scrape would spend the retry budget on it)."""
+    server = redis_factory()
+    app, _ = make_app(
+        {"SSE_RESILIENCE_METRICS": "true", "SSE_RESILIENCE_REDIS_URL": server.url}
+    )
+    labels = f'{{node="master",redis="{server.url}"}}'
+    assert value("sse_resilience_redis_memory_used_bytes", labels) > 0
+    app.extensions["sse_resilience"].close()
+    assert value("sse_resilience_redis_memory_used_bytes", labels) == 0.0
