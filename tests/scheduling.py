@@ -13,7 +13,9 @@ time on a small machine, and the stock schedulers get neither right:
 - **Units that share a costly set-up.** Tests whose module builds something
   heavy once (a wheel and a fresh venv; every documented program under the
   documented gunicorn command) run on one worker, as one unit, so the set-up
-  is made once and not once per worker.
+  is made once and not once per worker. (xdist's own ``--dist loadgroup``
+  would do this, but its ``xdist_group`` marks are not applied under pytest
+  9.2: the groups end up spread over the workers.)
 
 Every other test is a unit of its own, handed to whichever worker runs out of
 work first.

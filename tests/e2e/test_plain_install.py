@@ -34,7 +34,7 @@ from harness.matrix import project
 from harness.redis_server import RedisServer, free_port
 from tests.docblocks import ROOT, readme_block, substitute
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
 #: The sdist ships the package, docs, examples, the JS client's source, the
 #: licence and the changelog, and no tests (they could not run without
