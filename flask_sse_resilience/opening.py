@@ -124,5 +124,6 @@ def producer(
         subscribe_cancels=state.broker.subscribe_cancels,
         coalesce=(state.settings.coalesce_ms if coalesce_ms is None else coalesce_ms)
         / 1000,
+        coalesce_leading=state.settings.coalesce_leading,
         snapshots=snapshots,
     )

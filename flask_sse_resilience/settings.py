@@ -121,6 +121,11 @@ class Settings:
     #: event), unless ``producer(coalesce_ms=...)`` says otherwise; 0 writes
     #: each at once.
     coalesce_ms: int = 40
+    #: Leading edge: a send that finds its stream quiet (nothing held or being
+    #: written, the last write a window ago or more) is written at once; only
+    #: the sends close behind a write are held. False: every first send of a
+    #: window waits for the window to end.
+    coalesce_leading: bool = True
 
     @property
     def fence_after(self) -> float:
@@ -271,6 +276,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "cancel_grace": _positive_float,
     "cancel_when_abandoned": _non_negative_float,
     "coalesce_ms": _non_negative_int,
+    "coalesce_leading": _boolean,
 }
 
 #: Every config key the extension reads, mapped to its default (see

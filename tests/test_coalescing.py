@@ -26,7 +26,9 @@ KEYS = Keys("sse:")
 
 @pytest.fixture
 def app_sse(make_app: AppFactory) -> tuple[Flask, SSEResilience]:
-    return make_app()
+    """Fixed windows (no leading edge): every send is held, so a test can
+    look at the window's mechanics; the leading edge has tests of its own."""
+    return make_app({"SSE_RESILIENCE_COALESCE_LEADING": False})
 
 
 def announcements(r: redis.Redis, sid: str) -> redis.client.PubSub:
@@ -296,3 +298,48 @@ def test_a_full_batch_is_written_at_once_and_its_error_comes_next(
     # What send() took went out before the end; what it refused did not.
     assert [e.data for e in events[:-1]] == [0, 1, 2, 3, 4, 5]
     assert events[-1].type == "cancelled"
+
+
+def test_the_leading_edge_writes_a_send_to_a_quiet_stream_at_once(
+    make_app: AppFactory, r: redis.Redis
+) -> None:
+    """The default: a send that finds the stream quiet is written before
+    ``send`` returns; the sends close behind it wait for the window after
+    that write; once the stream is quiet again, the next one goes at once."""
+    app, sse = make_app()  # SSE_RESILIENCE_COALESCE_LEADING: the default, True
+    sid = sse.open_stream("alice", app=app)
+    with sse.producer(sid, app=app, coalesce_ms=300) as out:
+        assert out.send("token", "a") == ""  # with a window, never an id
+        written = time.monotonic()
+        assert r.xlen(KEYS.log(sid)) == 1  # not held
+        out.send("token", "b")
+        out.send("token", "c")
+        assert r.xlen(KEYS.log(sid)) == 1  # close behind: held
+        while r.xlen(KEYS.log(sid)) < 3:
+            assert time.monotonic() - written < 5, "the window's timer never flushed"
+            time.sleep(0.005)
+        assert time.monotonic() - written >= 0.29  # the window after the write
+        time.sleep(0.35)  # quiet again
+        out.send("token", "d")
+        assert r.xlen(KEYS.log(sid)) == 4
+        out.complete("done")
+    events = sse.event_log(app).read(sid, None)
+    assert [e.data for e in events] == ["a", "b", "c", "d", "done"]
+
+
+def test_a_burst_after_quiet_is_one_write_then_one_batch(
+    make_app: AppFactory, r: redis.Redis
+) -> None:
+    """Fifty sends in a burst: the first leads, the other 49 are one batch,
+    so a token stream keeps the savings of the window."""
+    app, sse = make_app()
+    sid = sse.open_stream("alice", app=app)
+    pubsub = announcements(r, sid)
+    with sse.producer(sid, app=app, coalesce_ms=200) as out:
+        for i in range(50):
+            out.send("token", i)
+        out.flush()
+    messages = drain(pubsub)
+    assert [m.count("\n") // 4 + 1 for m in messages] == [1, 49, 1]
+    events = sse.event_log(app).read(sid, None)
+    assert [e.data for e in events[:50]] == list(range(50))

@@ -8,11 +8,20 @@ of one window go to Redis as one batch: one script call, one announcement,
 one socket write per follower, while every send stays its own event with its
 own id in the log and on the wire.
 
-The first send of a window is written at the latest when the window ends
-(by a timer thread, a greenlet under gevent); a full batch, and every
-terminal write, is flushed at once. A batch that fails stays at the
-front of the queue and is retried whole by the next flush (the write is
-idempotent), and its error is raised by the producer's next call.
+With the leading edge on (the default), a send that finds the stream quiet
+(nothing held, no write in flight, the last write ended a window ago or
+more) is written at once, in the producer's thread: a sparse stream (an
+event every 100 ms, a status line now and then) waits for nothing. Only the
+sends that follow a write closely (while it is in flight, or within a window
+after it ended) are held: the first of them opens a window, and what the
+window holds goes out together when it ends, so a token stream still writes
+one batch per window.
+Without the leading edge, every first send of a window waits for the window
+to end. Held sends are written by a timer thread (a greenlet under gevent);
+a full batch, and every terminal write, is flushed at once. A batch that
+fails stays at the front of the queue and is retried whole by the next flush
+(the write is idempotent), and its error is raised by the producer's next
+call.
 """
 
 from __future__ import annotations
@@ -33,13 +42,23 @@ MAX_BATCH_BYTES = 256 * 1024
 
 class Coalescer:
     """Holds sends for up to ``window`` seconds, then hands them to ``write``
-    together, in order, one batch at a time."""
+    together, in order, one batch at a time; with ``leading``, a send that
+    finds the stream quiet is not held at all."""
 
     def __init__(
-        self, window: float, write: Callable[[list[Numbered]], object]
+        self,
+        window: float,
+        write: Callable[[list[Numbered]], object],
+        *,
+        leading: bool = True,
     ) -> None:
         self.window = window
+        self.leading = leading
         self._write = write
+        #: True while a batch is being written.
+        self._in_flight = False
+        #: When the stream is quiet again: a window after the last write ended.
+        self._quiet_from = 0.0
         self._held: list[Numbered] = []
         self._bytes = 0
         self._due: float | None = None
@@ -51,8 +70,9 @@ class Coalescer:
         self._timer: threading.Thread | None = None
 
     def add(self, item: Numbered) -> bool:
-        """Hold one send; return True when the batch is full (the caller
-        should :meth:`flush_full` it now).
+        """Hold one send; return True when it should be written now, in the
+        caller's thread (the caller should :meth:`flush_full`): the batch is
+        full, or the send leads (``leading``, and the stream was quiet).
 
         :raises: the error of a background flush that failed since the last
             call, before holding ``item`` (the batch it was writing is still
@@ -62,10 +82,19 @@ class Coalescer:
             self._raise_error()
             if self._closed:
                 raise RuntimeError("the producer has ended")
+            now = time.monotonic()
+            leads = (
+                self.leading
+                and not self._held
+                and not self._in_flight
+                and now >= self._quiet_from
+            )
             self._held.append(item)
             self._bytes += len(item[2])
-            if self._due is None:
-                self._due = time.monotonic() + self.window
+            if leads:
+                return True
+            if self._due is None:  # the first held send opens a window
+                self._due = now + self.window
                 self._start_timer()
                 self._wakeup.notify()
             full = len(self._held) >= MAX_BATCH or self._bytes >= MAX_BATCH_BYTES
@@ -85,9 +114,9 @@ class Coalescer:
         self._flush()
 
     def flush_full(self) -> None:
-        """Write a full batch now, in this thread; an error is kept for the
-        next call, as a background write's is (the send that filled the batch
-        was taken)."""
+        """Write what is held now, in this thread (a full batch, or a send
+        that leads); an error is kept for the next call, as a background
+        write's is (the send that asked for the write was taken)."""
         try:
             self._flush()
         except Exception as exc:  # noqa: BLE001 - raised by the next call
@@ -119,8 +148,9 @@ class Coalescer:
         with self._writing:
             with self._wakeup:
                 batch, self._held, self._bytes, self._due = self._held, [], 0, None
-            if not batch:
-                return
+                if not batch:
+                    return
+                self._in_flight = True
             try:
                 self._write(batch)
             except BaseException:
@@ -128,6 +158,10 @@ class Coalescer:
                     self._held[:0] = batch
                     self._bytes = sum(len(item[2]) for item in self._held)
                 raise
+            finally:
+                with self._wakeup:
+                    self._in_flight = False
+                    self._quiet_from = time.monotonic() + self.window
 
     def _start_timer(self) -> None:
         if self._timer is None:

@@ -54,7 +54,8 @@ class LogWriter:
 
     Unclaimed until :meth:`claim`, then open until :meth:`end` (or
     :meth:`fenced`); :attr:`ended` says how it ended. ``coalesce`` (seconds,
-    0 for none) is the window that holds sends; ``on_cancel`` hears a cancel
+    0 for none) is the window that holds sends, with its leading edge unless
+    ``coalesce_leading`` is False; ``on_cancel`` hears a cancel
     request that the claim found or that refused a write.
     """
 
@@ -66,6 +67,7 @@ class LogWriter:
         retry_for: float,
         on_cancel: Callable[[dict[str, Any]], None],
         coalesce: float = 0.0,
+        coalesce_leading: bool = True,
     ) -> None:
         if coalesce < 0:
             raise ValueError(f"coalesce must be 0 or more seconds, got {coalesce!r}")
@@ -85,7 +87,11 @@ class LogWriter:
         self._cancelling = False
         self._ended: StreamState | None = None
         self._recent: collections.deque[Numbered] = collections.deque(maxlen=REPLAY)
-        self._held = Coalescer(coalesce, self._write_batch) if coalesce else None
+        self._held = (
+            Coalescer(coalesce, self._write_batch, leading=coalesce_leading)
+            if coalesce
+            else None
+        )
 
     @property
     def ended(self) -> StreamState | None:
@@ -121,8 +127,9 @@ class LogWriter:
         self._next()
 
     def send(self, event_type: str, text: str) -> tuple[int, str]:
-        """Number one event and write it, or hold it when a coalescing window
-        is open; return its number and its log id (``""`` while held).
+        """Number one event and write it, or hand it to the coalescing window
+        (which may write it at once); return its number and its log id (``""``
+        with a window, written or not).
 
         :raises: the error of a background write that failed since the last
             call (this event is not taken), or of this write.
@@ -132,9 +139,9 @@ class LogWriter:
             event_id = self._write_batch([(seq, event_type, text)])
             self._sent = seq
             return seq, event_id
-        full = self._held.add((seq, event_type, text))
+        write_now = self._held.add((seq, event_type, text))
         self._sent = seq
-        if full:
+        if write_now:
             self._held.flush_full()
         return seq, ""
 

@@ -87,6 +87,7 @@ class Producer:
         retry_for: float = 0.0,
         subscribe_cancels: SubscribeCancels | None = None,
         coalesce: float = 0.0,
+        coalesce_leading: bool = True,
         snapshots: AutoSnapshot | None = None,
     ) -> None:
         self.stream_id = stream_id
@@ -102,6 +103,7 @@ class Producer:
             retry_for=retry_for,
             on_cancel=self._flag.learn,
             coalesce=coalesce,
+            coalesce_leading=coalesce_leading,
         )
         self._snapshots = snapshots
         self._folded = snapshots.initial if snapshots is not None else None
