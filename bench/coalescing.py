@@ -22,7 +22,6 @@ import logging
 import statistics
 import threading
 import time
-from collections.abc import Callable
 
 import redis
 from flask import Flask
@@ -121,14 +120,51 @@ def run(
     }
 
 
-def table(
-    rows: list[tuple[str, str, dict[str, float]]], say: Callable[[str], None]
-) -> None:
-    say("| pattern | coalescing | added latency p50 ms | p99 ms | writes per event |")
-    say("| --- | --- | --- | --- | --- |")
+Row = tuple[str, str, dict[str, float]]
+
+
+def measure(url: str, seconds: float) -> list[Row]:
+    """Every pattern under every mode, on the Redis at ``url``."""
+    return [
+        (pattern_name, mode_name, run(url, pattern, mode, seconds))
+        for pattern_name, pattern in PATTERNS.items()
+        for mode_name, mode in MODES.items()
+    ]
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a Markdown table."""
+    lines = [
+        "| pattern | coalescing | added latency p50 ms | p99 ms | writes per event |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for pattern, mode, r in rows:
-        say(f"| {pattern} | {mode} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-            f"| {r['scripts_per_event']:.2f} |")  # fmt: skip
+        lines.append(f"| {pattern} | {mode} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+                     f"| {r['scripts_per_event']:.2f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def section(rows: list[Row]) -> str:
+    """The "Coalescing: leading edge" section of docs/benchmarks.md."""
+    return f"""
+## Coalescing: leading edge
+
+One producer, three send patterns, no window, a fixed {WINDOW_MS} ms window
+and the {WINDOW_MS} ms window with its leading edge (the default,
+`SSE_RESILIENCE_COALESCE_LEADING`). Added latency is from `send` to a reader
+following the log (`XREAD BLOCK`, same process); writes per event are the
+write scripts Redis ran (each also one pub/sub announcement and, in every
+worker, one wake-up and one socket write per follower). `python -m
+bench.coalescing` runs it alone.
+
+{table(rows)}
+
+The leading edge writes a send that finds its stream quiet at once: a sparse
+stream waits for nothing, at one write per event either way. A steady token
+stream keeps the fixed window's savings and latency (the first token after
+a pause goes at once, the rest open windows as before). A burst pays one more
+write (its first token, at once) for the same median.
+"""
 
 
 def main() -> None:
@@ -137,20 +173,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("flask_sse_resilience").setLevel(logging.ERROR)
     server = RedisServer().start()
-    rows = []
     try:
-        for pattern_name, pattern in PATTERNS.items():
-            for mode_name, mode in MODES.items():
-                rows.append(
-                    (
-                        pattern_name,
-                        mode_name,
-                        run(server.url, pattern, mode, args.seconds),
-                    )
-                )
+        rows = measure(server.url, args.seconds)
     finally:
         server.cleanup()
-    table(rows, print)
+    print(table(rows))
 
 
 if __name__ == "__main__":

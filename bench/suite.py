@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from bench import coalescing
 from bench.chaos import chaos_section
 from bench.control import control_bench, control_section
 from bench.core import (
@@ -64,12 +65,14 @@ class Size:
     #: The reconnect storm: streams, clients per stream.
     storm: tuple[int, int] = (500, 10)
     llm: LlmSize = field(default_factory=lambda: LLM_FULL)
+    #: Seconds of each pattern and mode of the coalescing comparison.
+    coalescing_seconds: float = 5.0
 
 
 FULL = Size([100, 1000, 3000, 6000, 10_000], 5, [1000, 3000, 10_000], 1000, 10,
             100, 2, 1000, 200, (10_000, 100), 20_000, 3)  # fmt: skip
 QUICK = Size([100, 500], 2, [100, 300], 200, 3, 50, 2, 200, 20, (1000, 10),
-             2000, 1, 10, (300,), (20, 5), LLM_QUICK)  # fmt: skip
+             2000, 1, 10, (300,), (20, 5), LLM_QUICK, 1.0)  # fmt: skip
 
 
 def settle(server: Server, client: LoadClient, publish: Callable[[int], None]) -> None:
@@ -345,6 +348,8 @@ def run(size: Size) -> dict[str, Any]:
         say("ours", "cancel and keys")
         r["control"] = control_bench(redis.url, size.cancels)
         results["llm"] = llm_run(size.llm, redis, client)
+        say("ours", "coalescing: leading edge")
+        results["coalescing"] = coalescing.measure(redis.url, size.coalescing_seconds)
         results["redis_version"] = redis.client().info()["redis_version"]
     finally:
         client.stop()
@@ -510,6 +515,7 @@ Notes:
 - *resume* and *recover* do not exist in the others: flask-sse ignores
   Last-Event-ID and stores nothing; the baseline has no log.
 {llm_section(results["llm"], size.llm, out)}{profile_section(results["llm"], size.llm)}\
+{coalescing.section(results["coalescing"])}\
 {storm_section(results["ours"]["storm"][0])}\
 {control_section(results["ours"]["control"])}{soak_section()}{chaos_section()}""")
     print(f"\nwrote {out}")

@@ -35,6 +35,7 @@ def test_quick_suite_runs_and_reports_every_server(tmp_path: Path) -> None:
         assert len(cells) == 5 and all(number.match(c) for c in cells[:3]), row
         assert cells[3:] == ["n/a", ""], row
     for section in ("targets of this release", "## Concurrent generations",
+                    "## Coalescing: leading edge",
                     "## Reconnect storm"):  # fmt: skip
         assert section in text, section
     generations = [line for line in text.splitlines()
