@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,7 +22,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # gunicorn (25 and later) makes its control socket in $XDG_RUNTIME_DIR
     # and removes whatever is there: a folder per test process, so parallel
     # workers' gunicorns never take each other's.
-    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="sse-test-run-")
+    folder = tempfile.mkdtemp(prefix="sse-test-run-")
+    os.environ["XDG_RUNTIME_DIR"] = folder
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest without xdist runs serially
