@@ -51,11 +51,16 @@ def main() -> None:
         SSE_RESILIENCE_PRODUCER_RETRY_FOR=0,  # a pool timeout must show
     )
     sse = SSEResilience(app)
-    ids = [sse.open_stream(f"user{i % 50}", app=app) for i in range(producers)]
+    ids: list[str] = []
     errors: Counter[str] = Counter()
 
-    def produce(sid: str) -> None:
+    def produce(user: str) -> None:
+        # Each opens its stream and produces at once, as a view does: 500
+        # streams opened up front would age past the stale threshold on a
+        # loaded machine before their producers got to run.
         try:
+            sid = sse.open_stream(user, app=app)
+            ids.append(sid)
             with sse.producer(sid, app=app) as out:
                 for i in range(events):
                     out.send("token", i)  # back to back: no yield between
@@ -66,7 +71,7 @@ def main() -> None:
     sse.guardian(app).start()  # sweeping the whole time, in this process
     worst_age = 0.0
     started = time.monotonic()
-    jobs = [gevent.spawn(produce, sid) for sid in ids]
+    jobs = [gevent.spawn(produce, f"user{i % 50}") for i in range(producers)]
     registry = sse.registry(app)
     while not all(job.dead for job in jobs):
         gevent.sleep(0.5)
