@@ -74,6 +74,8 @@ def frames(
                     return
             now = time.time()
             buffer += chunk
+            if b"\r" in buffer:  # CRLF line ends (sse-starlette's): the same frames
+                buffer = buffer.replace(b"\r\n", b"\n")
             *complete, buffer = buffer.split(b"\n\n")
             for frame in complete:
                 match = EVENT.search(frame)

@@ -1,5 +1,6 @@
 """The bench's rig, shared by every scenario module: the servers under test
-(ours under the demo's gunicorn, flask-sse, the raw gevent baseline), the
+(ours under the demo's gunicorn, flask-sse, the raw gevent baseline,
+sse-starlette on uvicorn), the
 separate load-client process, a process's CPU time, and progress output."""
 
 from __future__ import annotations
@@ -84,14 +85,26 @@ class Server:
         target = {
             "flask-sse": "bench.servers.flask_sse_app:app",
             "baseline": "bench.servers.baseline_app:app",
+            "sse-starlette": "bench.servers.starlette_app:app",
         }[self.name]
-        self.path = {"flask-sse": "/stream?channel=bench", "baseline": "/"}[self.name]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1",
-             "--worker-connections", "12000", "--no-control-socket",
-             "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning", target],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
+        self.path = "/stream?channel=bench" if self.name == "flask-sse" else "/"
+        if self.name == "sse-starlette":
+            # uvicorn as its docs run it: one process, its event loop (uvloop
+            # and httptools, from uvicorn[standard]).
+            command = [
+                sys.executable, "-m", "uvicorn", target,
+                "--host", "127.0.0.1", "--port", str(self.port),
+                "--log-level", "warning", "--no-access-log",
+                "--timeout-graceful-shutdown", "1",
+            ]  # fmt: skip
+        else:
+            command = [
+                sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1",
+                "--worker-connections", "12000", "--no-control-socket",
+                "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
+                target,
+            ]  # fmt: skip
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=env)
         # Ready once the worker answers a request (flask-sse: a 404): a
         # worker still booting ignores the quick-shutdown signal of stop().
         deadline = time.monotonic() + 20
@@ -110,8 +123,11 @@ class Server:
 
     @property
     def worker(self) -> int:
-        """The PID of the server's one gunicorn worker, once it is forked (the
-        master accepts connections on its socket before that)."""
+        """The PID of the process serving the clients: gunicorn's one worker,
+        once it is forked (the master accepts connections on its socket
+        before that); uvicorn serves in its own process."""
+        if self.name == "sse-starlette":
+            return int(self.proc.pid)
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         deadline = time.monotonic() + 20
         while not (pids := children.read_text().split()):
@@ -136,6 +152,8 @@ class Server:
             yield lambda k: client.publish(
                 "bench", json.dumps({"data": {"k": k, "t": time.time()}})
             )
+        elif self.name == "sse-starlette":  # the data; sse-starlette frames it
+            yield lambda k: client.publish("bench", f'{{"k":{k},"t":{time.time()}}}')
         else:
             yield lambda k: client.publish(
                 "bench", f'data: {{"k":{k},"t":{time.time()}}}\n\n'
@@ -147,8 +165,10 @@ class Server:
             self.demo.stop()
         elif self.proc is not None:
             # SIGQUIT, gunicorn's quick shutdown: SIGTERM waits for every held
-            # stream to end (30 s at most, which flask-sse's never do).
-            self.proc.send_signal(signal.SIGQUIT)
+            # stream to end (30 s at most, which flask-sse's never do); uvicorn
+            # waits its --timeout-graceful-shutdown after SIGTERM.
+            quick = signal.SIGTERM if self.name == "sse-starlette" else signal.SIGQUIT
+            self.proc.send_signal(quick)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:

@@ -42,7 +42,7 @@ from bench.targets import compare, targets_markdown
 from harness.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVERS = ("ours", "flask-sse", "baseline")
+SERVERS = ("ours", "flask-sse", "baseline", "sse-starlette")
 
 
 @dataclass
@@ -226,6 +226,11 @@ def saturate(
             received = sum(c for c, _ in stats["events"].values())
             quiet = quiet + 1 if received == previous else 0
             previous = received
+        if received <= 0:  # a broken run, not a slow server: say so
+            raise RuntimeError(
+                f"{server.name} delivered nothing to {n} clients in saturate "
+                f"({sent:,} events published)"
+            )
         last = max((t for _, t in stats["events"].values()), default=start)
         result = {
             "delivered_per_s": received / max(1e-9, last - start),
@@ -466,14 +471,17 @@ def write(results: dict[str, Any], size: Size, out: Path, quick: bool) -> None:
     ours_mem = med(results["ours"][f"hold{big}"], "rss_per_conn_kib")
     base_mem = med(results["baseline"][f"hold{big}"], "rss_per_conn_kib")
     peer_mem = med(results["flask-sse"][f"hold{big}"], "rss_per_conn_kib")
+    asgi_fan = med(results["sse-starlette"][f"fanout{size.fanout[-1]}"], "fanout_ms")
+    asgi_mem = med(results["sse-starlette"][f"hold{big}"], "rss_per_conn_kib")
     command = "python -m bench.suite" + (" --quick" if quick else "")
     out.write_text(f"""# Benchmarks
 
 Measured by `{"make bench-quick" if quick else "make bench"}` (`{command}`) on
 {machine}, {time.strftime("%Y-%m-%d")}; medians of {size.repeats} run(s).
 
-Three servers, each under gunicorn with **one** gevent worker on loopback, one
-private redis-server, and the load in a separate gevent process:
+Four servers, each with **one** worker process on loopback (gunicorn with a
+gevent worker; uvicorn for the ASGI peer), one private redis-server, and the
+load in a separate gevent process:
 
 - **ours**: the demo app with flask-sse-resilience; every client follows one
   stream, events come from a producer in the bench process (coalescing off:
@@ -481,15 +489,21 @@ private redis-server, and the load in a separate gevent process:
 - **flask-sse** (PyPI `flask-sse` 1.0): one Redis pub/sub connection per client.
 - **baseline**: raw gevent WSGI writing pre-encoded frames fed by one shared
   pub/sub connection: the best case, with no registry, log, ownership or replay.
+- **sse-starlette** (PyPI `sse-starlette` 3 on `uvicorn[standard]`, one
+  process): the peer an ASGI user would pick, written with its public API:
+  one shared `redis.asyncio` pub/sub opened by the app's lifespan, a bounded
+  queue per client, `EventSourceResponse`. No registry, log or replay either.
 
 The targets of this release, as ratios to the baseline in the same run:
 
 {targets_markdown(results, size)}
 Headline ratios (absolute times move between machines): fan-out to
 {size.fanout[-1]:,} clients takes {ours_fan / max(base_fan, 1e-9):.1f}× the
-baseline's time and {ours_fan / max(peer_fan, 1e-9):.2f}× flask-sse's; memory
-per held connection at {big:,} clients is {ours_mem / max(base_mem, 1e-9):.1f}×
-the baseline's and {ours_mem / max(peer_mem, 1e-9):.2f}× flask-sse's.
+baseline's time, {ours_fan / max(peer_fan, 1e-9):.2f}× flask-sse's and
+{ours_fan / max(asgi_fan, 1e-9):.2f}× sse-starlette's; memory per held
+connection at {big:,} clients is {ours_mem / max(base_mem, 1e-9):.1f}× the
+baseline's, {ours_mem / max(peer_mem, 1e-9):.2f}× flask-sse's and
+{ours_mem / max(asgi_mem, 1e-9):.2f}× sse-starlette's.
 
 {md}
 

@@ -30,10 +30,10 @@ def test_quick_suite_runs_and_reports_every_server(tmp_path: Path) -> None:
     assert rows, text
     number = re.compile(r"^[\d,.]+$")
     for row in rows:
-        # Three servers, then ours in the previous run (none here) and the change.
+        # Four servers, then ours in the previous run (none here) and the change.
         cells = [c.strip() for c in row.strip("|").split("|")][1:]
-        assert len(cells) == 5 and all(number.match(c) for c in cells[:3]), row
-        assert cells[3:] == ["n/a", ""], row
+        assert len(cells) == 6 and all(number.match(c) for c in cells[:4]), row
+        assert cells[4:] == ["n/a", ""], row
     for section in ("targets of this release", "## Concurrent generations",
                     "## Coalescing: leading edge",
                     "## Reconnect storm"):  # fmt: skip
