@@ -77,7 +77,9 @@ def test_never_orphans_a_stream_that_heartbeated_or_completed(
     done = sse.open_stream("alice", app=app)
     age(r, revived)
     # The record heartbeated after the index was read: only the index is old.
-    r.hset(KEYS.stream(revived), "lastHeartbeat", int(r.time()[0]) * 1000)
+    seconds, micros = r.time()  # to the millisecond: a whole second could
+    # already be older than the 1 s stale threshold on a loaded machine
+    r.hset(KEYS.stream(revived), "lastHeartbeat", int(seconds) * 1000 + micros // 1000)
     with sse.producer(done, app=app) as out:
         out.complete({"ok": True})
     r.zadd(KEYS.active_of(done), {done: 1})  # a stale index entry left behind

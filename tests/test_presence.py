@@ -145,12 +145,29 @@ def test_a_record_made_again_under_its_id_ends_the_old_followers(
     assert ended(follower) == LOST
 
 
-def end_unannounced(parts: Parts, sid: str) -> list[str]:
-    """Log two tokens, then end the stream ``completed`` announcing the end
-    on a channel nobody hears; return the ids of the three events."""
+def heard(follower: Follower, seq: int, seconds: float = 10) -> None:
+    """Wait until ``follower`` was handed the events up to ``seq`` (their
+    announcements travel over pub/sub, so they may come a little later)."""
+    deadline = time.monotonic() + seconds
+    after = 0
+    while after < seq:
+        item = follower.wait(after, timeout=max(0.0, deadline - time.monotonic()))
+        if isinstance(item, list):
+            after = item[-1].seq
+        elif item is None:
+            raise AssertionError(f"the follower heard up to {after} of {seq}")
+
+
+def end_unannounced(parts: Parts, sid: str, follower: Follower) -> list[str]:
+    """Log two tokens (and wait until ``follower`` heard them), then end the
+    stream ``completed`` announcing the end on a channel nobody hears; return
+    the ids of the three events."""
     token = "producer"
     parts.log.claim(sid, token)
     ids = [parts.log.append(sid, token, seq, "token", str(seq)) for seq in (1, 2)]
+    # Else, on a loaded machine, the check may hand the end before the tokens
+    # arrive, and a follower at 0 is told it is BEHIND (the log has the rest).
+    heard(follower, 2)
     call = finish(
         KEYS, sid, state=StreamState.COMPLETED, event_type="completed",
         data_json='{"ok":true}', max_events=100, completion_ttl_ms=60_000,
@@ -166,7 +183,7 @@ def test_an_ended_record_hands_its_followers_the_real_terminal_event(
 ) -> None:
     sid = parts.stream()
     follower = parts.broker.subscribe(sid)
-    ids = end_unannounced(parts, sid)
+    ids = end_unannounced(parts, sid, follower)
     assert parts.check() == 1
     end = ended(follower)
     assert isinstance(end, Event), end
@@ -179,8 +196,8 @@ def test_without_the_log_the_terminal_event_comes_from_the_completion_store(
 ) -> None:
     with_completion, with_nothing = parts.stream(), parts.stream()
     followers = [parts.broker.subscribe(s) for s in (with_completion, with_nothing)]
-    ids = end_unannounced(parts, with_completion)
-    end_unannounced(parts, with_nothing)
+    ids = end_unannounced(parts, with_completion, followers[0])
+    end_unannounced(parts, with_nothing, followers[1])
     parts.client.delete(KEYS.log(with_completion), KEYS.log(with_nothing))
     parts.client.delete(KEYS.completion(with_nothing))  # evicted, say
     assert parts.check() == 2
