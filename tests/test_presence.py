@@ -162,11 +162,18 @@ def end_unannounced(parts: Parts, sid: str, follower: Follower) -> list[str]:
     """Log two tokens (and wait until ``follower`` heard them), then end the
     stream ``completed`` announcing the end on a channel nobody hears; return
     the ids of the three events."""
+    # The link subscribes in the background: tokens logged before it did are
+    # not announced to it, and the check would then (correctly) tell a
+    # follower at 0 that it is BEHIND (the log has the rest).
+    deadline = time.monotonic() + 10
+    while not dict(parts.client.pubsub_numsub(KEYS.channel(sid))).get(
+        KEYS.channel(sid)
+    ):
+        assert time.monotonic() < deadline, "the broker never subscribed"
+        time.sleep(0.01)
     token = "producer"
     parts.log.claim(sid, token)
     ids = [parts.log.append(sid, token, seq, "token", str(seq)) for seq in (1, 2)]
-    # Else, on a loaded machine, the check may hand the end before the tokens
-    # arrive, and a follower at 0 is told it is BEHIND (the log has the rest).
     heard(follower, 2)
     call = finish(
         KEYS, sid, state=StreamState.COMPLETED, event_type="completed",
